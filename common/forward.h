@@ -1,0 +1,139 @@
+/* Fluent Forward protocol v1 codec. No I/O: bytes and msgpack objects in,
+ * events and bytes out. The facts: shared/FORWARD-NOTES.md.
+ *
+ * Reading a connection is two steps: lh_mp_scan() finds the extent of the
+ * next complete msgpack object in the stream (bounded, no allocation), then
+ * msgpack_unpack() decodes exactly that frame and lh_fwd_decode() walks it. */
+#ifndef LH_FORWARD_H
+#define LH_FORWARD_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- frame scanner ------------------------------------------------------ */
+
+/* Resumable state of a scan over a buffer that only grows at its end. */
+struct lh_mp_scan {
+    size_t pos;        /* bytes of the frame already walked */
+    uint64_t pending;  /* objects still to walk (0 before start) */
+    bool started;
+};
+
+void lh_mp_scan_init(struct lh_mp_scan *s);
+/* Looks for one complete msgpack object at buf[0..]. Returns 0 with
+ * *frame_len set (then re-init before the next frame), LH_AGAIN when more
+ * bytes are needed, LH_ETOOBIG when the frame would exceed max bytes (or
+ * claims more elements than max allows), LH_EINVAL on a byte that starts no
+ * msgpack type. Nesting deeper than LH_MP_MAX_DEPTH is LH_EINVAL. */
+#define LH_MP_MAX_DEPTH 32
+int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
+               size_t *frame_len);
+
+/* ---- decoding events ---------------------------------------------------- */
+
+enum lh_fwd_mode { LH_FWD_MESSAGE, LH_FWD_FORWARD, LH_FWD_PACKED, LH_FWD_COMPRESSED };
+
+struct lh_fwd_event {
+    const char *tag;
+    size_t tag_len;
+    int64_t time_ns;
+    const msgpack_object *record;   /* a map */
+    const msgpack_object *metadata; /* Fluent Bit 2+ [[time, meta], record]; or NULL */
+};
+
+/* Options of a frame. Pointers reference the frame's msgpack zone. */
+struct lh_fwd_options {
+    const char *chunk; /* NULL when absent */
+    size_t chunk_len;
+    int64_t size;      /* -1 when absent */
+    bool compressed;   /* "compressed": "gzip" */
+};
+
+/* Called once per event, in order; a non-zero return stops decoding and is
+ * returned by lh_fwd_decode. Events are only valid during the call. */
+typedef int (*lh_fwd_event_cb)(void *ud, const struct lh_fwd_event *ev);
+
+/* Decodes one transport frame in any mode. Packed entries are unpacked in a
+ * private zone; compressed payloads (gzip, several members back to back)
+ * are inflated up to max_decompressed bytes (LH_ETOOBIG past that).
+ * A malformed frame is LH_EPROTO; callbacks may already have run for the
+ * events before the fault, so callers stage events and commit on success.
+ * opts and mode may be NULL. */
+int lh_fwd_decode(const msgpack_object *frame, size_t max_decompressed, lh_fwd_event_cb cb,
+                  void *ud, struct lh_fwd_options *opts, enum lh_fwd_mode *mode);
+
+/* ---- encoding ----------------------------------------------------------- */
+
+/* Starts one PackedForward entry: packs [ EventTime, ...; the caller packs
+ * the record map next. */
+int lh_fwd_pack_entry_begin(msgpack_packer *pk, int64_t ns);
+
+/* Packs a PackedForward frame [tag, bin(entries), {"size": n, "chunk": id}]
+ * where entries are concatenated [time, record] arrays. With gzip, entries
+ * are compressed first and "compressed": "gzip" is added. */
+int lh_fwd_pack_packed(msgpack_packer *pk, const char *tag, size_t tag_len, const char *entries,
+                       size_t entries_len, size_t n_entries, const char *chunk, size_t chunk_len,
+                       bool gzip);
+
+/* gzip (one member) of in into a malloc'd buffer. 0 or LH_ENOMEM/LH_EIO. */
+int lh_gzip(const void *in, size_t len, char **out, size_t *out_len);
+/* Inflates every gzip member in in, up to max bytes. 0, LH_ETOOBIG, LH_EPROTO. */
+int lh_gunzip(const void *in, size_t len, size_t max, char **out, size_t *out_len);
+
+/* A fresh chunk id: base64 of 16 random bytes, NUL-terminated (25 bytes). */
+#define LH_CHUNK_ID_LEN 24
+int lh_fwd_chunk_id(char out[LH_CHUNK_ID_LEN + 1]);
+
+/* {"ack": chunk} */
+int lh_fwd_pack_ack(msgpack_packer *pk, const char *chunk, size_t chunk_len);
+/* Parses {"ack": id}: 0 with id pointing into o, or LH_EPROTO. */
+int lh_fwd_parse_ack(const msgpack_object *o, const char **chunk, size_t *chunk_len);
+
+/* ---- shared-key handshake ----------------------------------------------- */
+
+#define LH_FWD_MAX_NONCE 64
+#define LH_FWD_HEX512 129 /* 128 hex chars + NUL */
+
+struct lh_fwd_helo {
+    uint8_t nonce[LH_FWD_MAX_NONCE];
+    size_t nonce_len;
+    uint8_t auth[LH_FWD_MAX_NONCE]; /* user-auth salt; empty = no user auth */
+    size_t auth_len;
+    bool keepalive;
+};
+
+struct lh_fwd_ping {
+    char hostname[256];
+    uint8_t salt[LH_FWD_MAX_NONCE]; /* shared_key_salt */
+    size_t salt_len;
+    char username[256];
+};
+
+/* Server: fills a fresh random nonce (16 bytes) and no user auth. */
+int lh_fwd_helo_init(struct lh_fwd_helo *h);
+int lh_fwd_pack_helo(msgpack_packer *pk, const struct lh_fwd_helo *h);
+/* Client: 0 or LH_EPROTO. Nonce and auth may be str or bin. */
+int lh_fwd_parse_helo(const msgpack_object *o, struct lh_fwd_helo *h);
+
+/* Client: packs PING with a fresh random salt, which is stored in *ping so
+ * the PONG can be checked. username/password may be NULL (sent as ""). */
+int lh_fwd_pack_ping(msgpack_packer *pk, const struct lh_fwd_helo *h, const char *hostname,
+                     const char *shared_key, const char *username, const char *password,
+                     struct lh_fwd_ping *ping);
+/* Server: checks a PING's digest against shared_key. 0, LH_EAUTH (wrong
+ * key; reason set), or LH_EPROTO (not a PING). Fills *ping. */
+int lh_fwd_check_ping(const msgpack_object *o, const struct lh_fwd_helo *h,
+                      const char *shared_key, struct lh_fwd_ping *ping, const char **reason);
+/* Server: PONG. With ok=false the hostname and digest are "" as the spec says. */
+int lh_fwd_pack_pong(msgpack_packer *pk, bool ok, const char *reason, const char *server_hostname,
+                     const struct lh_fwd_helo *h, const struct lh_fwd_ping *ping,
+                     const char *shared_key);
+/* Client: 0 when the server accepted and its digest proves it knows the key;
+ * LH_EAUTH with reason copied otherwise; LH_EPROTO for a malformed PONG. */
+int lh_fwd_check_pong(const msgpack_object *o, const struct lh_fwd_helo *h,
+                      const struct lh_fwd_ping *ping, const char *shared_key, char *reason,
+                      size_t reason_len);
+
+#endif

@@ -1,0 +1,336 @@
+#include "common/util.h"
+#include "common/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t lh_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * LH_NS_PER_SEC + ts.tv_nsec;
+}
+
+int64_t lh_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct unit {
+    const char *name;
+    double mult;
+};
+
+/* Parses "<number><unit>" against a unit table; an empty unit uses
+ * bare_mult. The number may be fractional. */
+static int parse_scaled(const char *s, const struct unit *units, double bare_mult,
+                        double max, int64_t *out)
+{
+    if (!s)
+        return LH_EINVAL;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!isdigit((unsigned char)*s) && *s != '.')
+        return LH_EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return LH_EINVAL;
+    while (isspace((unsigned char)*end))
+        end++;
+    double mult = -1;
+    if (*end == '\0') {
+        mult = bare_mult;
+    } else {
+        for (const struct unit *u = units; u->name; u++) {
+            if (strcasecmp(end, u->name) == 0) {
+                mult = u->mult;
+                break;
+            }
+        }
+    }
+    if (mult < 0)
+        return LH_EINVAL;
+    double r = v * mult;
+    if (r > max)
+        return LH_ETOOBIG;
+    *out = (int64_t)(r + 0.5);
+    return LH_OK;
+}
+
+int lh_parse_size(const char *s, int64_t *bytes)
+{
+    static const struct unit units[] = {
+        {"b", 1},          {"k", 1024},        {"kb", 1000},     {"kib", 1024},
+        {"m", 1048576.0},  {"mb", 1e6},        {"mib", 1048576.0}, {"g", 1073741824.0},
+        {"gb", 1e9},       {"gib", 1073741824.0}, {"t", 1099511627776.0}, {"tb", 1e12},
+        {"tib", 1099511627776.0}, {NULL, 0}};
+    return parse_scaled(s, units, 1, 9e18, bytes);
+}
+
+int lh_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct unit units[] = {{"ms", 1},         {"s", 1000},      {"m", 60000},
+                                        {"h", 3600000},    {"d", 86400000},  {"w", 604800000},
+                                        {NULL, 0}};
+    return parse_scaled(s, units, 1000, 9e15, ms);
+}
+
+char *lh_format_time(int64_t ns, char *buf)
+{
+    int64_t sec = ns / LH_NS_PER_SEC;
+    int64_t frac = ns % LH_NS_PER_SEC;
+    if (frac < 0) {
+        frac += LH_NS_PER_SEC;
+        sec -= 1;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, LH_TIME_STRLEN, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)frac);
+    return buf;
+}
+
+static int parse_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return LH_EINVAL;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return LH_OK;
+}
+
+static int parse_unix(const char *s, int64_t *ns)
+{
+    char *end;
+    errno = 0;
+    long long sec = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return LH_EINVAL;
+    int64_t frac = 0;
+    if (*end == '.') {
+        int64_t scale = LH_NS_PER_SEC / 10;
+        for (end++; isdigit((unsigned char)*end); end++, scale /= 10)
+            frac += (*end - '0') * scale;
+    }
+    if (*end != '\0')
+        return LH_EINVAL;
+    *ns = (int64_t)sec * LH_NS_PER_SEC + (sec < 0 ? -frac : frac);
+    return LH_OK;
+}
+
+int lh_parse_time(const char *s, int64_t *ns)
+{
+    if (!s || !*s)
+        return LH_EINVAL;
+    if (!strchr(s, '-') || s[0] == '-')
+        return parse_unix(s, ns);
+    struct tm tm = {0};
+    const char *p = s;
+    int y, mo, d, h, mi, se;
+    if (parse_digits(&p, 4, &y) || *p++ != '-' || parse_digits(&p, 2, &mo) || *p++ != '-' ||
+        parse_digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+        return LH_EINVAL;
+    p++;
+    if (parse_digits(&p, 2, &h) || *p++ != ':' || parse_digits(&p, 2, &mi) || *p++ != ':' ||
+        parse_digits(&p, 2, &se))
+        return LH_EINVAL;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int64_t scale = LH_NS_PER_SEC / 10;
+        for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    }
+    int offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (parse_digits(&p, 2, &oh) || *p++ != ':' || parse_digits(&p, 2, &om))
+            return LH_EINVAL;
+        offset = sign * (oh * 3600 + om * 60);
+    } else {
+        return LH_EINVAL;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return LH_EINVAL;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    int64_t sec = (int64_t)timegm(&tm) - offset;
+    *ns = sec * LH_NS_PER_SEC + frac;
+    return LH_OK;
+}
+
+int lh_mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof tmp)
+        return LH_EINVAL;
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+            return LH_EIO;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return LH_EIO;
+    return LH_OK;
+}
+
+int lh_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return LH_EIO;
+    int rc = fsync(fd) == 0 ? LH_OK : LH_EIO;
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return LH_EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return LH_OK;
+}
+
+int lh_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return LH_EINVAL;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return LH_EIO;
+    int rc = write_all(fd, data, len);
+    if (rc == LH_OK && fsync(fd) != 0)
+        rc = LH_EIO;
+    close(fd);
+    if (rc == LH_OK && rename(tmp, path) != 0)
+        rc = LH_EIO;
+    if (rc != LH_OK) {
+        unlink(tmp);
+        return rc;
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    return lh_fsync_dir(dir);
+}
+
+int lh_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? LH_ENOENT : LH_EIO;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    int rc = LH_OK;
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        if (cap >= max) {
+            rc = LH_ETOOBIG;
+            break;
+        }
+        cap = cap * 2 > max ? max : cap * 2;
+        char *nb = realloc(buf, cap + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf = nb;
+        }
+    }
+    if (!buf)
+        rc = LH_ENOMEM;
+    else if (ferror(f))
+        rc = LH_EIO;
+    fclose(f);
+    if (rc != LH_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    if (len)
+        *len = n;
+    return LH_OK;
+}
+
+void lh_hostname(char *buf, size_t len)
+{
+    if (gethostname(buf, len) != 0 || buf[0] == '\0')
+        snprintf(buf, len, "localhost");
+    buf[len - 1] = '\0';
+}
+
+int lh_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return LH_EINVAL;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return LH_EINVAL;
+        hl = (size_t)(colon - s);
+    }
+    if (hl >= hostlen)
+        return LH_EINVAL;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || p < 0 || p > 65535)
+        return LH_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return LH_OK;
+}
