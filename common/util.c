@@ -98,8 +98,16 @@ char *lh_format_time(int64_t ns, char *buf)
     time_t t = (time_t)sec;
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(buf, LH_TIME_STRLEN, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)frac);
+    /* Years past 9999 do not fit RFC 3339; clamp rather than truncate. */
+    int year = tm.tm_year + 1900;
+    if (year > 9999)
+        year = 9999;
+    if (year < 0)
+        year = 0;
+    snprintf(buf, LH_TIME_STRLEN, "%04u-%02u-%02uT%02u:%02u:%02u.%09uZ", (unsigned)year % 10000u,
+             (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u,
+             (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
+             (unsigned)frac % 1000000000u);
     return buf;
 }
 
