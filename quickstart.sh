@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# loghaul quick start on Debian 12:
+#   ./quickstart.sh demo   install what is missing, build, run a demo on loopback
+#   ./quickstart.sh test   install what is missing, build, run every test suite
+# Tests run twice: a -Werror build, then an AddressSanitizer+UBSan build.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(build-essential cmake pkg-config git python3 openssl curl bsdutils
+          libevent-dev libmsgpack-dev libyaml-dev libssl-dev check libsubunit-dev
+          zlib1g-dev libpcre2-dev libzstd-dev libjansson-dev)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_deps() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}"
+    fi
+}
+
+build() { # build DIR [cmake options...]
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DLOGHAUL_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j2
+}
+
+run_tests() { # run_tests DIR
+    (cd "$1" && ctest --output-on-failure --timeout 600 -j2)
+}
+
+case "${1:-}" in
+demo)
+    install_deps
+    build build
+    exec ./scripts/demo.sh build
+    ;;
+test)
+    install_deps
+    echo "== build (-Werror)"
+    build build
+    echo "== tests"
+    run_tests build
+    echo "== build (ASan + UBSan)"
+    build build-asan -DLOGHAUL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    echo "== tests under ASan + UBSan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        run_tests build-asan
+    ;;
+*)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac
