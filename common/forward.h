@@ -14,11 +14,16 @@
 
 /* ---- frame scanner ------------------------------------------------------ */
 
+/* Nesting limit; msgpack-c's unpacker stops at the same depth. */
+#define LH_MP_MAX_DEPTH 32
+
 /* Resumable state of a scan over a buffer that only grows at its end. */
 struct lh_mp_scan {
     size_t pos;        /* bytes of the frame already walked */
     uint64_t pending;  /* objects still to walk (0 before start) */
     bool started;
+    unsigned depth;    /* open containers */
+    uint64_t left[LH_MP_MAX_DEPTH]; /* per open container: children not yet started */
 };
 
 void lh_mp_scan_init(struct lh_mp_scan *s);
@@ -27,7 +32,6 @@ void lh_mp_scan_init(struct lh_mp_scan *s);
  * bytes are needed, LH_ETOOBIG when the frame would exceed max bytes (or
  * claims more elements than max allows), LH_EINVAL on a byte that starts no
  * msgpack type. Nesting deeper than LH_MP_MAX_DEPTH is LH_EINVAL. */
-#define LH_MP_MAX_DEPTH 32
 int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
                size_t *frame_len);
 
