@@ -1,0 +1,397 @@
+/* Record helpers: EventTime, map access, record -> JSON line. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/record.h"
+
+#define T0 1700000000LL /* 2023-11-14T22:13:20Z */
+#define NS(s, frac) ((s) * 1000000000LL + (frac))
+
+struct mp {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+};
+
+static void mp_init(struct mp *m)
+{
+    msgpack_sbuffer_init(&m->sb);
+    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+    msgpack_unpacked_init(&m->u);
+}
+
+static void mp_free(struct mp *m)
+{
+    msgpack_unpacked_destroy(&m->u);
+    msgpack_sbuffer_destroy(&m->sb);
+}
+
+/* Unpacks what was packed; the object lives until mp_free. */
+static const msgpack_object *mp_obj(struct mp *m)
+{
+    size_t off = 0;
+
+    ck_assert_int_eq(msgpack_unpack_next(&m->u, m->sb.data, m->sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, m->sb.size);
+    return &m->u.data;
+}
+
+static const msgpack_object *obj_from_bytes(msgpack_unpacked *u, const char *b, size_t n)
+{
+    size_t off = 0;
+
+    ck_assert_int_eq(msgpack_unpack_next(u, b, n, &off), MSGPACK_UNPACK_SUCCESS);
+    return &u->data;
+}
+
+static void kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    lh_pack_cstr(pk, k);
+    lh_pack_cstr(pk, v);
+}
+
+static char *render(struct mp *m, const char *default_host)
+{
+    char *s = lh_record_json("app.web", 7, NS(T0, 123456789), mp_obj(m), default_host);
+
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+START_TEST(event_time_roundtrip)
+{
+    static const unsigned char wire[] = {0xd7, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x07, 0x5b, 0xcd, 0x15};
+    struct mp m;
+    int64_t ns = 0;
+
+    mp_init(&m);
+    ck_assert_int_eq(lh_pack_time(&m.pk, NS(T0, 123456789)), 0);
+    ck_assert_uint_eq(m.sb.size, sizeof(wire));
+    ck_assert_mem_eq(m.sb.data, wire, sizeof(wire));
+    ck_assert_int_eq(lh_time_from_obj(mp_obj(&m), &ns), 0);
+    ck_assert_int_eq(ns, NS(T0, 123456789));
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(event_time_ext8)
+{
+    /* ext8 (c7 08 00) carries the same EventTime as fixext8. */
+    static const char wire[] = "\xc7\x08\x00\x65\x53\xf1\x00\x00\x00\x00\x2a";
+    msgpack_unpacked u;
+    int64_t ns = 0;
+
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(lh_time_from_obj(obj_from_bytes(&u, wire, sizeof(wire) - 1), &ns), 0);
+    ck_assert_int_eq(ns, NS(T0, 42));
+    msgpack_unpacked_destroy(&u);
+}
+END_TEST
+
+START_TEST(event_time_out_of_range)
+{
+    struct mp m;
+
+    mp_init(&m);
+    ck_assert_int_eq(lh_pack_time(&m.pk, -1), LH_EINVAL);
+    ck_assert_int_eq(lh_pack_time(&m.pk, NS(4294967296LL, 0)), LH_EINVAL);
+    ck_assert_int_eq(lh_pack_time(&m.pk, NS(4294967295LL, 999999999)), 0);
+    mp_free(&m);
+}
+END_TEST
+
+static int time_of(void (*pack)(msgpack_packer *), int64_t *ns)
+{
+    struct mp m;
+    int rc;
+
+    mp_init(&m);
+    pack(&m.pk);
+    rc = lh_time_from_obj(mp_obj(&m), ns);
+    mp_free(&m);
+    return rc;
+}
+
+static void p_int(msgpack_packer *pk) { msgpack_pack_uint32(pk, (uint32_t)T0); }
+static void p_neg(msgpack_packer *pk) { msgpack_pack_int64(pk, -5); }
+static void p_f64(msgpack_packer *pk) { msgpack_pack_double(pk, 1.5); }
+static void p_f32(msgpack_packer *pk) { msgpack_pack_float(pk, 2.25f); }
+static void p_huge(msgpack_packer *pk) { msgpack_pack_uint64(pk, UINT64_MAX); }
+static void p_str(msgpack_packer *pk) { lh_pack_cstr(pk, "1700000000"); }
+static void p_nan(msgpack_packer *pk) { msgpack_pack_double(pk, 0.0 / 0.0); }
+static void p_ext1(msgpack_packer *pk)
+{
+    msgpack_pack_ext(pk, 8, 1);
+    msgpack_pack_ext_body(pk, "\0\0\0\1\0\0\0\0", 8);
+}
+static void p_ext4(msgpack_packer *pk)
+{
+    msgpack_pack_ext(pk, 4, 0);
+    msgpack_pack_ext_body(pk, "\0\0\0\1", 4);
+}
+
+START_TEST(time_int_float_and_rejects)
+{
+    int64_t ns = 0;
+
+    ck_assert_int_eq(time_of(p_int, &ns), 0);
+    ck_assert_int_eq(ns, NS(T0, 0));
+    ck_assert_int_eq(time_of(p_neg, &ns), 0);
+    ck_assert_int_eq(ns, -5000000000LL);
+    ck_assert_int_eq(time_of(p_f64, &ns), 0);
+    ck_assert_int_eq(ns, 1500000000LL);
+    ck_assert_int_eq(time_of(p_f32, &ns), 0);
+    ck_assert_int_eq(ns, 2250000000LL);
+    ck_assert_int_eq(time_of(p_huge, &ns), LH_EINVAL);
+    ck_assert_int_eq(time_of(p_str, &ns), LH_EINVAL);
+    ck_assert_int_eq(time_of(p_nan, &ns), LH_EINVAL);
+    ck_assert_int_eq(time_of(p_ext1, &ns), LH_EINVAL);
+    ck_assert_int_eq(time_of(p_ext4, &ns), LH_EINVAL);
+}
+END_TEST
+
+START_TEST(map_get)
+{
+    struct mp m;
+    const msgpack_object *o, *v;
+    const char *p;
+    size_t n;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 4);
+    kv_str(&m.pk, "a", "1");
+    msgpack_pack_bin(&m.pk, 2);
+    msgpack_pack_bin_body(&m.pk, "bk", 2);
+    msgpack_pack_int(&m.pk, 7);
+    msgpack_pack_int(&m.pk, 3);
+    lh_pack_cstr(&m.pk, "three");
+    kv_str(&m.pk, "ab", "2");
+    o = mp_obj(&m);
+    v = lh_map_get(o, "a");
+    ck_assert_ptr_nonnull(v);
+    ck_assert(lh_obj_bytes(v, &p, &n));
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(p[0], '1');
+    v = lh_map_get(o, "bk");
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->via.i64, 7);
+    ck_assert_ptr_null(lh_map_get(o, "missing"));
+    ck_assert_ptr_null(lh_map_get(o, "3"));
+    ck_assert_ptr_null(lh_map_get(&o->via.map.ptr[0].val, "a"));
+    ck_assert(!lh_obj_bytes(v, &p, &n));
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(json_order_fixed)
+{
+    struct mp m;
+    char *s;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 5);
+    kv_str(&m.pk, "zeta", "z");
+    kv_str(&m.pk, "message", "hello");
+    msgpack_pack_str(&m.pk, 5);
+    msgpack_pack_str_body(&m.pk, "count", 5);
+    msgpack_pack_int(&m.pk, 3);
+    kv_str(&m.pk, "alpha", "a");
+    kv_str(&m.pk, "host", "web1");
+    s = render(&m, "fallback");
+    ck_assert_str_eq(s, "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"tag\":\"app.web\","
+                        "\"host\":\"web1\",\"message\":\"hello\",\"zeta\":\"z\",\"count\":3,"
+                        "\"alpha\":\"a\"}");
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(json_keeps_insertion_order)
+{
+    /* jansson 2.14 keeps object keys in insertion order: 40 keys packed in
+     * descending order must come out the same way, not sorted or hashed. */
+    char key[8], expect[1024] = "", *s, *p;
+    struct mp m;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 40);
+    for (int i = 39; i >= 0; i--) {
+        snprintf(key, sizeof(key), "k%02d", i);
+        lh_pack_cstr(&m.pk, key);
+        msgpack_pack_int(&m.pk, i);
+        snprintf(expect + strlen(expect), sizeof(expect) - strlen(expect), ",\"k%02d\":%d", i, i);
+    }
+    s = render(&m, NULL);
+    p = strstr(s, ",\"k39\"");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(strncmp(s, "{\"time\":", 8), 0);
+    ck_assert_uint_eq(strlen(p), strlen(expect) + 1);
+    ck_assert_int_eq(strncmp(p, expect, strlen(expect)), 0);
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(json_log_becomes_message)
+{
+    struct mp m;
+    char *s;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    kv_str(&m.pk, "stream", "stdout");
+    kv_str(&m.pk, "log", "a line");
+    s = render(&m, "agent1");
+    ck_assert_str_eq(s, "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"tag\":\"app.web\","
+                        "\"host\":\"agent1\",\"message\":\"a line\",\"stream\":\"stdout\"}");
+    free(s);
+    mp_free(&m);
+
+    /* With a message present, log is an ordinary field. */
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    kv_str(&m.pk, "log", "raw");
+    kv_str(&m.pk, "message", "msg");
+    s = render(&m, NULL);
+    ck_assert_str_eq(s, "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"tag\":\"app.web\","
+                        "\"message\":\"msg\",\"log\":\"raw\"}");
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(json_host_fallback)
+{
+    struct mp m;
+    char *s;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 1);
+    kv_str(&m.pk, "message", "m");
+    s = render(&m, "10.0.0.5");
+    ck_assert_ptr_nonnull(strstr(s, "\"tag\":\"app.web\",\"host\":\"10.0.0.5\",\"message\""));
+    free(s);
+    s = render(&m, NULL);
+    ck_assert_ptr_null(strstr(s, "\"host\""));
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(json_reserved_fields_not_duplicated)
+{
+    struct mp m;
+    char *s;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 3);
+    kv_str(&m.pk, "time", "yesterday");
+    kv_str(&m.pk, "tag", "other");
+    kv_str(&m.pk, "message", "m");
+    s = render(&m, NULL);
+    ck_assert_str_eq(s, "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"tag\":\"app.web\","
+                        "\"message\":\"m\"}");
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(json_invalid_utf8)
+{
+    /* Each byte that starts no valid sequence becomes U+FFFD; valid
+     * multi-byte text stays raw UTF-8, not \u escapes. */
+    static const char bad[] = "a\xff" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x82";
+    static const char good[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    struct mp m;
+    char *s;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    kv_str(&m.pk, "message", bad);
+    kv_str(&m.pk, "ok", good);
+    s = render(&m, NULL);
+    ck_assert_ptr_nonnull(strstr(s, "\"message\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd"
+                                    "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                    "d\xef\xbf\xbd\xef\xbf\xbd\""));
+    ck_assert_ptr_nonnull(strstr(s, "\"ok\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}"));
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(json_nested_and_odd_types)
+{
+    struct mp m;
+    char *s;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 7);
+    kv_str(&m.pk, "message", "x");
+    lh_pack_cstr(&m.pk, "sd");
+    msgpack_pack_map(&m.pk, 1);
+    lh_pack_cstr(&m.pk, "origin@1");
+    msgpack_pack_map(&m.pk, 1);
+    lh_pack_cstr(&m.pk, "ip");
+    msgpack_pack_array(&m.pk, 4);
+    msgpack_pack_int(&m.pk, -1);
+    msgpack_pack_true(&m.pk);
+    msgpack_pack_nil(&m.pk);
+    msgpack_pack_double(&m.pk, 1.5);
+    msgpack_pack_int(&m.pk, 5);
+    lh_pack_cstr(&m.pk, "five");
+    lh_pack_cstr(&m.pk, "raw");
+    msgpack_pack_bin(&m.pk, 4);
+    msgpack_pack_bin_body(&m.pk, "b\0\xfe!", 4);
+    lh_pack_cstr(&m.pk, "at");
+    lh_pack_time(&m.pk, NS(T0, 5));
+    lh_pack_cstr(&m.pk, "blob");
+    msgpack_pack_ext(&m.pk, 3, 9);
+    msgpack_pack_ext_body(&m.pk, "\x01\xab\xff", 3);
+    lh_pack_cstr(&m.pk, "big");
+    msgpack_pack_uint64(&m.pk, UINT64_MAX);
+    s = render(&m, NULL);
+    ck_assert_str_eq(s, "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"tag\":\"app.web\","
+                        "\"message\":\"x\","
+                        "\"sd\":{\"origin@1\":{\"ip\":[-1,true,null,1.5]}},"
+                        "\"5\":\"five\",\"raw\":\"b\\u0000\xef\xbf\xbd!\","
+                        "\"at\":\"2023-11-14T22:13:20.000000005Z\",\"blob\":\"01abff\","
+                        "\"big\":1.8446744073709552e19}");
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+static Suite *record_suite(void)
+{
+    Suite *s = suite_create("record");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_test(tc, event_time_roundtrip);
+    tcase_add_test(tc, event_time_ext8);
+    tcase_add_test(tc, event_time_out_of_range);
+    tcase_add_test(tc, time_int_float_and_rejects);
+    tcase_add_test(tc, map_get);
+    tcase_add_test(tc, json_order_fixed);
+    tcase_add_test(tc, json_keeps_insertion_order);
+    tcase_add_test(tc, json_log_becomes_message);
+    tcase_add_test(tc, json_host_fallback);
+    tcase_add_test(tc, json_reserved_fields_not_duplicated);
+    tcase_add_test(tc, json_invalid_utf8);
+    tcase_add_test(tc, json_nested_and_odd_types);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(record_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
