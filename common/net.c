@@ -1,0 +1,158 @@
+#include "common/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/bufferevent_ssl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "common/err.h"
+#include "common/util.h"
+
+#define LISTEN_BACKLOG 1024
+/* Deferred callbacks: nothing fires before the caller has set its callbacks
+ * after we return, even when a connect fails at once. */
+#define BEV_FLAGS (BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+
+void lh_net_addr_string(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (len == 0)
+        return;
+    switch (sa->sa_family) {
+    case AF_INET: {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(buf, len, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+        break;
+    }
+    case AF_INET6: {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(buf, len, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+        break;
+    }
+    case AF_UNIX: {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+        snprintf(buf, len, "unix:%.*s", (int)sizeof un->sun_path, un->sun_path);
+        break;
+    }
+    default:
+        snprintf(buf, len, "unknown");
+    }
+}
+
+static int resolve_passive(const char *hostport, struct addrinfo **res, char *err, size_t errlen)
+{
+    char host[256], port_s[8];
+    int port;
+    if (lh_split_hostport(hostport, host, sizeof host, &port) != LH_OK) {
+        snprintf(err, errlen, "invalid listen address '%s' (expected host:port or [v6]:port)",
+                 hostport);
+        return LH_EINVAL;
+    }
+    snprintf(port_s, sizeof port_s, "%d", port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+    };
+    int rc = getaddrinfo(host[0] ? host : NULL, port_s, &hints, res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address '%s': %s", hostport,
+                 gai_strerror(rc));
+        return LH_EINVAL;
+    }
+    return LH_OK;
+}
+
+struct evconnlistener *lh_net_listen(struct event_base *base, const char *hostport,
+                                     evconnlistener_cb cb, void *arg, char *bound,
+                                     size_t boundlen, char *err, size_t errlen)
+{
+    const unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    struct addrinfo *res;
+    struct evconnlistener *lev = NULL;
+    int saved = 0;
+    if (resolve_passive(hostport, &res, err, errlen) != LH_OK)
+        return NULL;
+    for (struct addrinfo *ai = res; ai && !lev; ai = ai->ai_next) {
+        lev = evconnlistener_new_bind(base, cb, arg, flags, LISTEN_BACKLOG, ai->ai_addr,
+                                      (int)ai->ai_addrlen);
+        if (!lev)
+            saved = errno;
+    }
+    freeaddrinfo(res);
+    if (!lev) {
+        snprintf(err, errlen, "cannot listen on %s: %s", hostport, strerror(saved));
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, errlen, "cannot read the address bound for %s: %s", hostport,
+                 strerror(errno));
+        evconnlistener_free(lev);
+        return NULL;
+    }
+    if (bound)
+        lh_net_addr_string((struct sockaddr *)&ss, bound, boundlen);
+    return lev;
+}
+
+struct bufferevent *lh_net_accept_bev(struct event_base *base, evutil_socket_t fd, SSL *ssl)
+{
+    struct bufferevent *bev;
+    if (!ssl) {
+        bev = bufferevent_socket_new(base, fd, BEV_FLAGS);
+        if (!bev)
+            evutil_closesocket(fd);
+        return bev;
+    }
+    /* Without an fd libevent cannot fail after taking ssl, so a NULL here
+     * leaves both to us; once the fd is set, freeing the bev releases both. */
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_FLAGS);
+    if (!bev) {
+        SSL_free(ssl);
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    if (bufferevent_setfd(bev, fd) != 0) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    /* Agents often vanish without close_notify; what they sent still counts. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* Socket options such as TCP_NODELAY need the connected fd: the caller sets
+ * them on BEV_EVENT_CONNECTED (bufferevent_getfd). */
+struct bufferevent *lh_net_connect_bev(struct event_base *base, struct evdns_base *dns,
+                                       const char *host, int port, SSL *ssl)
+{
+    struct bufferevent *bev;
+    if (ssl) {
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_FLAGS);
+        if (!bev) {
+            SSL_free(ssl);
+            return NULL;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_FLAGS);
+        if (!bev)
+            return NULL;
+    }
+    /* With dns NULL libevent resolves with a blocking getaddrinfo(). A
+     * resolution or connect failure is reported as BEV_EVENT_ERROR. */
+    if (bufferevent_socket_connect_hostname(bev, dns, AF_UNSPEC, host, port) != 0) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    return bev;
+}
