@@ -1,6 +1,7 @@
 /* TLS contexts, certificate generation and libevent sockets: real
  * handshakes between both sides of a socketpair, driven in one process. */
 #include <check.h>
+#include <stddef.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -379,6 +380,58 @@ START_TEST(test_schema_cert_needs_key)
 }
 END_TEST
 
+struct tls_holder {
+    struct lh_tls_cfg tls;
+};
+
+static const struct lh_cfg_field holder_fields[] = {
+    {.key = "tls", .type = LH_CFG_SECTION, .offset = offsetof(struct tls_holder, tls),
+     .sub = &lh_tls_cfg_schema},
+    {.key = NULL},
+};
+
+static const struct lh_cfg_schema holder_schema = {
+    .name = "test", .size = sizeof(struct tls_holder), .fields = holder_fields};
+
+static int load_tls(const char *yaml, struct tls_holder *h, struct lh_cfg_diag *d)
+{
+    memset(h, 0, sizeof *h);
+    return lh_cfg_load_string("t.yaml", yaml, strlen(yaml), &holder_schema, h, d);
+}
+
+START_TEST(test_schema_through_loader)
+{
+    struct tls_holder h;
+    struct lh_cfg_diag d = {0};
+    ck_assert_int_eq(load_tls("tls: {ca: /x/ca.pem}\n", &h, &d), LH_OK);
+    ck_assert(lh_tls_on(&h.tls));
+    ck_assert(h.tls.verify);
+    ck_assert(!h.tls.require_client_cert);
+    ck_assert_str_eq(h.tls.ca, "/x/ca.pem");
+    lh_cfg_free(&holder_schema, &h);
+    lh_cfg_diag_free(&d);
+
+    struct lh_cfg_diag d2 = {0};
+    ck_assert_int_eq(load_tls("{}\n", &h, &d2), LH_OK);
+    ck_assert(!lh_tls_on(&h.tls));
+    lh_cfg_free(&holder_schema, &h);
+    lh_cfg_diag_free(&d2);
+
+    struct lh_cfg_diag d3 = {0};
+    ck_assert_int_eq(load_tls("tls:\n  enabled: false\n  verify: no\n", &h, &d3), LH_OK);
+    ck_assert(h.tls.present && !h.tls.enabled && !h.tls.verify);
+    lh_cfg_free(&holder_schema, &h);
+    lh_cfg_diag_free(&d3);
+
+    struct lh_cfg_diag d4 = {0};
+    ck_assert_int_eq(load_tls("tls:\n  cert: /x/c.pem\n", &h, &d4), LH_ECONFIG);
+    ck_assert_msg(strstr(d4.error, "t.yaml:") && strstr(d4.error, "key is missing"), "%s",
+                  d4.error);
+    lh_cfg_free(&holder_schema, &h);
+    lh_cfg_diag_free(&d4);
+}
+END_TEST
+
 /* ---- sockets over libevent ---- */
 
 START_TEST(test_listen_port_zero)
@@ -607,6 +660,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_mismatched_key_named);
     tcase_add_test(tc, test_mtls_needs_ca);
     tcase_add_test(tc, test_schema_cert_needs_key);
+    tcase_add_test(tc, test_schema_through_loader);
     suite_add_tcase(s, tc);
     TCase *net = tcase_create("net");
     tcase_set_timeout(net, 30);
