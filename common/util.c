@@ -40,13 +40,21 @@ static int parse_scaled(const char *s, const struct unit *units, double bare_mul
         return LH_EINVAL;
     while (isspace((unsigned char)*s))
         s++;
-    if (!isdigit((unsigned char)*s) && *s != '.')
+    /* Plain decimal only: strtod alone would take "0x10", "1e3" and "inf". */
+    size_t int_digits = strspn(s, "0123456789"), num_len = int_digits, frac_digits = 0;
+    if (s[num_len] == '.') {
+        frac_digits = strspn(s + num_len + 1, "0123456789");
+        num_len += 1 + frac_digits;
+    }
+    if (int_digits + frac_digits == 0)
         return LH_EINVAL;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    if (end != s + num_len)
         return LH_EINVAL;
+    if (errno == ERANGE)
+        return LH_ETOOBIG;
     while (isspace((unsigned char)*end))
         end++;
     double mult = -1;
@@ -124,23 +132,61 @@ static int parse_digits(const char **p, int n, int *out)
     return LH_OK;
 }
 
+/* Fraction digits after a '.' as nanoseconds (digits past 9 are dropped);
+ * at least one digit is required. */
+static int parse_fraction(const char **p, int64_t *frac)
+{
+    const char *s = *p + 1;
+    int64_t scale = LH_NS_PER_SEC / 10;
+    *frac = 0;
+    if (!isdigit((unsigned char)*s))
+        return LH_EINVAL;
+    for (; isdigit((unsigned char)*s); s++, scale /= 10)
+        *frac += (*s - '0') * scale;
+    *p = s;
+    return LH_OK;
+}
+
+/* sec * 1e9 + frac (0 <= frac < 1e9) without overflowing int64. */
+static int compose_ns(int64_t sec, int64_t frac, int64_t *ns)
+{
+    if (sec < 0 && frac > 0) {
+        sec += 1;
+        frac -= LH_NS_PER_SEC;
+    }
+    int64_t r;
+    if (__builtin_mul_overflow(sec, LH_NS_PER_SEC, &r) || __builtin_add_overflow(r, frac, &r))
+        return LH_EINVAL;
+    *ns = r;
+    return LH_OK;
+}
+
 static int parse_unix(const char *s, int64_t *ns)
 {
+    bool neg = *s == '-';
+    const char *p = s + neg;
+    if (!isdigit((unsigned char)*p))
+        return LH_EINVAL;
     char *end;
     errno = 0;
-    long long sec = strtoll(s, &end, 10);
-    if (errno || end == s)
+    long long sec = strtoll(p, &end, 10);
+    if (errno)
         return LH_EINVAL;
-    int64_t frac = 0;
-    if (*end == '.') {
-        int64_t scale = LH_NS_PER_SEC / 10;
-        for (end++; isdigit((unsigned char)*end); end++, scale /= 10)
-            frac += (*end - '0') * scale;
-    }
-    if (*end != '\0')
+    const char *q = end;
+    int64_t frac = 0, mag;
+    if (*q == '.' && parse_fraction(&q, &frac) != LH_OK)
         return LH_EINVAL;
-    *ns = (int64_t)sec * LH_NS_PER_SEC + (sec < 0 ? -frac : frac);
+    if (*q != '\0' || compose_ns(sec, frac, &mag) != LH_OK)
+        return LH_EINVAL;
+    *ns = neg ? -mag : mag;
     return LH_OK;
+}
+
+static int days_in_month(int y, int mo)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return mo == 2 && leap ? 29 : days[mo - 1];
 }
 
 int lh_parse_time(const char *s, int64_t *ns)
@@ -160,23 +206,22 @@ int lh_parse_time(const char *s, int64_t *ns)
         parse_digits(&p, 2, &se))
         return LH_EINVAL;
     int64_t frac = 0;
-    if (*p == '.') {
-        int64_t scale = LH_NS_PER_SEC / 10;
-        for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
-            frac += (*p - '0') * scale;
-    }
+    if (*p == '.' && parse_fraction(&p, &frac) != LH_OK)
+        return LH_EINVAL;
     int offset = 0;
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (parse_digits(&p, 2, &oh) || *p++ != ':' || parse_digits(&p, 2, &om))
+        if (parse_digits(&p, 2, &oh) || *p++ != ':' || parse_digits(&p, 2, &om) || oh > 23 ||
+            om > 59)
             return LH_EINVAL;
         offset = sign * (oh * 3600 + om * 60);
     } else {
         return LH_EINVAL;
     }
-    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || se > 60)
         return LH_EINVAL;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -185,8 +230,7 @@ int lh_parse_time(const char *s, int64_t *ns)
     tm.tm_min = mi;
     tm.tm_sec = se;
     int64_t sec = (int64_t)timegm(&tm) - offset;
-    *ns = sec * LH_NS_PER_SEC + frac;
-    return LH_OK;
+    return compose_ns(sec, frac, ns);
 }
 
 int lh_mkdir_p(const char *path)
@@ -204,7 +248,10 @@ int lh_mkdir_p(const char *path)
             return LH_EIO;
         *p = '/';
     }
-    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+    if (mkdir(tmp, 0750) == 0)
+        return LH_OK;
+    struct stat st;
+    if (errno != EEXIST || stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
         return LH_EIO;
     return LH_OK;
 }
@@ -269,19 +316,21 @@ int lh_read_file(const char *path, size_t max, char **data, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return errno == ENOENT ? LH_ENOENT : LH_EIO;
-    size_t cap = 4096, n = 0;
+    /* The buffer has room for one byte past max: reading it means too big. */
+    size_t limit = max < SIZE_MAX ? max + 1 : max;
+    size_t cap = limit < 4096 ? limit : 4096, n = 0;
     char *buf = malloc(cap + 1);
     int rc = LH_OK;
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
-        if (n < cap)
-            break;
-        if (cap >= max) {
+        if (n > max) {
             rc = LH_ETOOBIG;
             break;
         }
-        cap = cap * 2 > max ? max : cap * 2;
+        if (n < cap)
+            break;
+        cap = cap * 2 > limit ? limit : cap * 2;
         char *nb = realloc(buf, cap + 1);
         if (!nb) {
             free(buf);
@@ -326,16 +375,20 @@ int lh_split_hostport(const char *s, char *host, size_t hostlen, int *port)
         hl = (size_t)(close - h);
         colon = close + 1;
     } else {
-        colon = strrchr(s, ':');
-        if (!colon)
+        /* An IPv6 address needs brackets: "fe80::1:80" is ambiguous. */
+        colon = strchr(s, ':');
+        if (!colon || strchr(colon + 1, ':'))
             return LH_EINVAL;
         hl = (size_t)(colon - s);
     }
     if (hl >= hostlen)
         return LH_EINVAL;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || p < 0 || p > 65535)
+    const char *digits = colon + 1;
+    size_t nd = strspn(digits, "0123456789");
+    if (nd == 0 || nd > 5 || digits[nd] != '\0')
+        return LH_EINVAL;
+    long p = strtol(digits, NULL, 10);
+    if (p > 65535)
         return LH_EINVAL;
     memcpy(host, h, hl);
     host[hl] = '\0';
