@@ -579,6 +579,73 @@ START_TEST(test_visit_cap)
 }
 END_TEST
 
+/* A plugin schema that contains itself: nesting is capped. */
+struct t_tree {
+    struct lh_cfg_item hdr;
+    struct lh_cfg_list children;
+};
+static const struct lh_cfg_plugin_type tree_types[];
+static const struct lh_cfg_field tree_fields[] = {
+    {.key = "children", .type = LH_CFG_PLUGINS, .offset = offsetof(struct t_tree, children),
+     .plugins = tree_types},
+    {0}};
+static const struct lh_cfg_schema tree_schema = {
+    .name = "tree node", .size = sizeof(struct t_tree), .fields = tree_fields};
+static const struct lh_cfg_plugin_type tree_types[] = {{"n", &tree_schema}, {NULL, NULL}};
+
+static char *nested_yaml(int levels)
+{
+    char *yaml = malloc((size_t)levels * 32 + 64);
+    ck_assert_ptr_nonnull(yaml);
+    size_t off = (size_t)sprintf(yaml, "children: [");
+    for (int i = 0; i < levels; i++)
+        off += (size_t)sprintf(yaml + off, "{type: n, children: [");
+    for (int i = 0; i < levels; i++)
+        off += (size_t)sprintf(yaml + off, "]}");
+    sprintf(yaml + off, "]\n");
+    return yaml;
+}
+
+START_TEST(test_depth_cap)
+{
+    struct t_tree t = {0};
+    struct lh_cfg_diag d = {0};
+    char *yaml = nested_yaml(64);
+    ck_assert_int_eq(lh_cfg_load_string("t.yaml", yaml, strlen(yaml), &tree_schema, &t, &d), 0);
+    ck_assert_uint_eq(t.children.n, 1);
+    lh_cfg_free(&tree_schema, &t);
+    free(yaml);
+
+    yaml = nested_yaml(65);
+    ck_assert_int_eq(lh_cfg_load_string("t.yaml", yaml, strlen(yaml), &tree_schema, &t, &d),
+                     LH_ECONFIG);
+    /* Item 65 opens at column 12 + 64 * 21. */
+    ck_assert_str_eq(d.error, "t.yaml:1:1356: nesting deeper than 64 levels");
+    lh_cfg_free(&tree_schema, &t);
+    ck_assert_ptr_null(t.children.head);
+    free(yaml);
+}
+END_TEST
+
+START_TEST(test_bad_default)
+{
+    struct bad {
+        int64_t size;
+    } b = {0};
+    static const struct lh_cfg_field fields[] = {
+        {.key = "size", .type = LH_CFG_SIZE, .offset = 0, .defval = "lots"}, {0}};
+    static const struct lh_cfg_schema schema = {
+        .name = "bad", .size = sizeof(struct bad), .fields = fields};
+    struct lh_cfg_diag d = {0};
+    ck_assert_int_eq(lh_cfg_load_string("b.yaml", "", 0, &schema, &b, &d), LH_ECONFIG);
+    ck_assert_str_eq(d.error, "b.yaml: bad default for 'size' in bad schema: "
+                              "size: expected a size like 64KiB or 2MiB, got 'lots'");
+    /* A value in the file never touches the broken default. */
+    ck_assert_int_eq(lh_cfg_load_string("b.yaml", "size: 1KiB", 10, &schema, &b, &d), 0);
+    ck_assert_int_eq(b.size, 1024);
+}
+END_TEST
+
 /* ---- files and warnings --------------------------------------------- */
 
 START_TEST(test_path_warnings)
@@ -713,6 +780,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_error_validate);
     tcase_add_test(tc, test_aliases);
     tcase_add_test(tc, test_visit_cap);
+    tcase_add_test(tc, test_depth_cap);
+    tcase_add_test(tc, test_bad_default);
     tcase_add_test(tc, test_path_warnings);
     tcase_add_test(tc, test_load_file);
     tcase_add_test(tc, test_free_zeroed_and_twice);
