@@ -1,0 +1,261 @@
+/* loghaul-agent: flags, configuration, event loop, signals. */
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent_config.h"
+#include "agent/checkpoint.h"
+#include "agent/http_status.h"
+#include "agent/pipeline.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/util.h"
+
+#define MAIN_LOG "agent"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+struct opts {
+    const char *config;
+    const char *log_level;      /* NULL: from the config */
+    bool check_only;
+};
+
+/* What runs; main owns all of it. */
+struct agent {
+    struct opts opts;
+    struct lh_agent_config cfg;
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct lh_metrics *metrics;
+    struct lh_ckpt *ckpt;
+    struct lh_pipeline *pl;
+    struct lh_http_status *http;
+    struct event *sig_term, *sig_int, *sig_hup;
+    bool stopping;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: loghaul-agent [-c FILE] [--check-config] [--log-level LEVEL]\n"
+            "                     [--version] [--help]\n"
+            "  -c, --config FILE   configuration (default " LH_AGENT_DEFAULT_CONFIG ")\n"
+            "  --check-config      validate the configuration and exit\n"
+            "  --log-level LEVEL   error | warn | info | debug (overrides the config)\n"
+            "  --version           print the version and exit\n"
+            "  -h, --help          this help\n");
+}
+
+/* 0 to run, else the exit code (-1 for a clean exit). */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    enum { OPT_CHECK = 256, OPT_LEVEL, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"log-level", required_argument, NULL, OPT_LEVEL},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    o->config = LH_AGENT_DEFAULT_CONFIG;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case OPT_CHECK: o->check_only = true; break;
+        case OPT_LEVEL: o->log_level = optarg; break;
+        case OPT_VERSION: printf("loghaul-agent %s\n", LOGHAUL_VERSION); return -1;
+        case 'h': usage(stdout); return -1;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "loghaul-agent: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    enum lh_log_level lvl;
+    if (o->log_level && lh_log_parse_level(o->log_level, &lvl) != 0) {
+        fprintf(stderr, "loghaul-agent: --log-level must be error, warn, info or debug\n");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void apply_log_level(const struct agent *a, const struct lh_agent_config *cfg)
+{
+    enum lh_log_level lvl = (enum lh_log_level)cfg->agent.log_level;
+    if (a->opts.log_level)
+        lh_log_parse_level(a->opts.log_level, &lvl);
+    lh_log_set_level(lvl);
+}
+
+static void print_warnings(const struct lh_cfg_diag *d)
+{
+    for (size_t i = 0; i < d->n_warnings; i++)
+        fprintf(stderr, "warning: %s\n", d->warnings[i]);
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+static void on_drained(void *ud)
+{
+    struct agent *a = ud;
+    event_base_loopexit(a->base, NULL);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct agent *a = arg;
+    if (a->stopping) {
+        LH_WARN(MAIN_LOG, "second signal: exiting without waiting for acknowledgements");
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    a->stopping = true;
+    LH_INFO(MAIN_LOG, "signal %d: stopping (flushing, waiting up to %lld ms for acknowledgements)",
+            (int)sig, (long long)a->cfg.agent.shutdown_timeout_ms);
+    lh_pipeline_shutdown(a->pl, a->cfg.agent.shutdown_timeout_ms, on_drained, a);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct agent *a = arg;
+    struct lh_agent_config next;
+    struct lh_cfg_diag d = {.file = a->opts.config};
+    if (lh_agent_config_load(a->opts.config, &next, &d) != 0) {
+        LH_ERROR(MAIN_LOG, "reload refused, the running configuration stays: %s", d.error);
+    } else {
+        apply_log_level(a, &next);
+        for (size_t i = 0; i < d.n_warnings; i++)
+            LH_WARN(MAIN_LOG, "reload: %s", d.warnings[i]);
+        LH_INFO(MAIN_LOG, "reloaded %s: the log level is applied; changes to inputs, outputs "
+                          "and the agent section take effect only after a restart",
+                a->opts.config);
+    }
+    lh_agent_config_free(&next);
+    lh_cfg_diag_free(&d);
+}
+
+static int add_signals(struct agent *a)
+{
+    signal(SIGPIPE, SIG_IGN);
+    a->sig_term = evsignal_new(a->base, SIGTERM, on_stop, a);
+    a->sig_int = evsignal_new(a->base, SIGINT, on_stop, a);
+    a->sig_hup = evsignal_new(a->base, SIGHUP, on_reload, a);
+    if (!a->sig_term || !a->sig_int || !a->sig_hup || evsignal_add(a->sig_term, NULL) != 0 ||
+        evsignal_add(a->sig_int, NULL) != 0 || evsignal_add(a->sig_hup, NULL) != 0)
+        return LH_ENOMEM;
+    return LH_OK;
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int open_state(struct agent *a)
+{
+    const char *dir = a->cfg.agent.data_dir;
+    if (lh_mkdir_p(dir) != 0) {
+        LH_ERROR(MAIN_LOG, "cannot create data_dir %s: %m", dir);
+        return LH_EIO;
+    }
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/checkpoints.json", dir) >= (int)sizeof path)
+        return LH_EINVAL;
+    char err[600] = "";
+    int rc = lh_ckpt_new(path, &a->ckpt);
+    if (rc == 0)
+        rc = lh_ckpt_load(a->ckpt, err, sizeof err);
+    if (rc != 0)
+        LH_ERROR(MAIN_LOG, "checkpoints: %s — refusing to guess where files were; move the file "
+                           "away to start over", err[0] ? err : lh_strerror(rc));
+    return rc;
+}
+
+static int start(struct agent *a)
+{
+    char err[1024] = "";
+    a->base = event_base_new();
+    a->metrics = lh_metrics_new();
+    if (!a->base || !a->metrics || add_signals(a) != 0)
+        return LH_ENOMEM;
+    /* Without resolv.conf evdns cannot start: fall back to getaddrinfo(). */
+    a->dns = evdns_base_new(a->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                         EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    int rc = open_state(a);
+    if (rc != 0)
+        return rc;
+    struct lh_agent_ctx ctx = {.base = a->base, .dns = a->dns, .host = a->cfg.agent.name,
+                               .metrics = a->metrics, .ckpt = a->ckpt};
+    rc = lh_pipeline_new(&ctx, &a->cfg.inputs, &a->cfg.outputs, &a->pl, err, sizeof err);
+    if (rc == 0 && a->cfg.agent.http[0])
+        rc = lh_http_status_new(a->base, a->cfg.agent.http, a->metrics, a->pl, &a->http, err,
+                                sizeof err);
+    if (rc == 0)
+        rc = lh_pipeline_start(a->pl, err, sizeof err);
+    if (rc != 0) {
+        LH_ERROR(MAIN_LOG, "%s", err[0] ? err : lh_strerror(rc));
+        return rc;
+    }
+    LH_INFO(MAIN_LOG, "loghaul-agent %s started as '%s', data in %s", LOGHAUL_VERSION,
+            a->cfg.agent.name, a->cfg.agent.data_dir);
+    return LH_OK;
+}
+
+static void teardown(struct agent *a)
+{
+    if (a->pl)
+        lh_pipeline_save(a->pl);
+    lh_http_status_free(a->http);
+    lh_pipeline_free(a->pl);
+    lh_ckpt_free(a->ckpt);
+    if (a->sig_term)
+        event_free(a->sig_term);
+    if (a->sig_int)
+        event_free(a->sig_int);
+    if (a->sig_hup)
+        event_free(a->sig_hup);
+    if (a->dns)
+        evdns_base_free(a->dns, 0);
+    if (a->base)
+        event_base_free(a->base);
+    lh_metrics_free(a->metrics);
+    lh_agent_config_free(&a->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    struct agent a = {0};
+    int rc = parse_args(argc, argv, &a.opts);
+    if (rc != 0)
+        return rc < 0 ? EXIT_OK : rc;
+    struct lh_cfg_diag d = {.file = a.opts.config};
+    if (lh_agent_config_load(a.opts.config, &a.cfg, &d) != 0) {
+        fprintf(stderr, "%s\n", d.error[0] ? d.error : "configuration could not be loaded");
+        lh_agent_config_free(&a.cfg);
+        lh_cfg_diag_free(&d);
+        return EXIT_USAGE;
+    }
+    print_warnings(&d);
+    lh_cfg_diag_free(&d);
+    if (a.opts.check_only) {
+        printf("%s: ok\n", a.opts.config);
+        lh_agent_config_free(&a.cfg);
+        return EXIT_OK;
+    }
+    apply_log_level(&a, &a.cfg);
+    int code = EXIT_RUNTIME;
+    if (start(&a) == 0 && event_base_dispatch(a.base) == 0) {
+        LH_INFO(MAIN_LOG, "stopped");
+        code = EXIT_OK;
+    }
+    teardown(&a);
+    return code;
+}

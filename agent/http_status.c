@@ -1,0 +1,143 @@
+#include "agent/http_status.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/util.h"
+
+struct lh_http_status {
+    struct evhttp *http;
+    struct lh_metrics *metrics;
+    struct lh_pipeline *pl;
+};
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                  const char *body)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add(buf, body, strlen(body));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+    evhttp_send_reply(req, code, reason, buf);
+    evbuffer_free(buf);
+}
+
+static bool only_get(struct evhttp_request *req)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+        return true;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+    reply(req, 405, "Method Not Allowed", "text/plain", "method not allowed\n");
+    return false;
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    struct lh_http_status *h = arg;
+    if (!only_get(req))
+        return;
+    char *text = lh_metrics_render(h->metrics);
+    if (!text) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    reply(req, 200, "OK", "text/plain; version=0.0.4", text);
+    free(text);
+}
+
+static void on_healthz(struct evhttp_request *req, void *arg)
+{
+    if (only_get(req))
+        reply(req, 200, "OK", "text/plain", "ok\n");
+}
+
+static void on_status(struct evhttp_request *req, void *arg)
+{
+    struct lh_http_status *h = arg;
+    if (!only_get(req))
+        return;
+    json_t *st = lh_pipeline_status(h->pl);
+    char *text = st ? json_dumps(st, JSON_INDENT(2)) : NULL;
+    json_decref(st);
+    if (!text) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    reply(req, 200, "OK", "application/json", text);
+    free(text);
+}
+
+static void on_other(struct evhttp_request *req, void *arg)
+{
+    reply(req, 404, "Not Found", "text/plain", "not found: try /metrics, /healthz, /status\n");
+}
+
+static int bind_and_log(struct lh_http_status *h, const char *addr, char *err, size_t errlen)
+{
+    char host[256];
+    int port = 0;
+    if (lh_split_hostport(addr, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "agent.http '%s' is not host:port", addr);
+        return LH_EINVAL;
+    }
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
+    if (!bs) {
+        snprintf(err, errlen, "cannot listen on %s for HTTP", addr);
+        return LH_EIO;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char bound[300] = "";
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
+        lh_net_addr_string((struct sockaddr *)&ss, bound, sizeof bound);
+    LH_INFO("http", "http listening on %s", bound[0] ? bound : addr);
+    return LH_OK;
+}
+
+int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metrics *metrics,
+                       struct lh_pipeline *pl, struct lh_http_status **out, char *err,
+                       size_t errlen)
+{
+    struct lh_http_status *h = calloc(1, sizeof *h);
+    if (!h || !(h->http = evhttp_new(base))) {
+        free(h);
+        snprintf(err, errlen, "out of memory");
+        return LH_ENOMEM;
+    }
+    h->metrics = metrics;
+    h->pl = pl;
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+    evhttp_set_cb(h->http, "/metrics", on_metrics, h);
+    evhttp_set_cb(h->http, "/healthz", on_healthz, h);
+    evhttp_set_cb(h->http, "/status", on_status, h);
+    evhttp_set_gencb(h->http, on_other, h);
+    int rc = bind_and_log(h, addr, err, errlen);
+    if (rc != 0) {
+        lh_http_status_free(h);
+        return rc;
+    }
+    *out = h;
+    return LH_OK;
+}
+
+void lh_http_status_free(struct lh_http_status *h)
+{
+    if (!h)
+        return;
+    if (h->http)
+        evhttp_free(h->http);
+    free(h);
+}

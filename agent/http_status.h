@@ -1,0 +1,22 @@
+/* The agent's own HTTP port: GET /metrics (Prometheus text), /healthz,
+ * /status (JSON: files and outputs). evhttp on the agent's event_base. */
+#ifndef LH_AGENT_HTTP_STATUS_H
+#define LH_AGENT_HTTP_STATUS_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "agent/pipeline.h"
+#include "common/metrics.h"
+
+struct lh_http_status;
+
+/* Listens on addr ("host:port", port 0 = any) and logs the bound address.
+ * metrics and pl are borrowed and must outlive the server. 0 or LH_EIO
+ * with err filled. */
+int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metrics *metrics,
+                       struct lh_pipeline *pl, struct lh_http_status **out, char *err,
+                       size_t errlen);
+void lh_http_status_free(struct lh_http_status *h);
+
+#endif
