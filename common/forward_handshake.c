@@ -98,7 +98,8 @@ static bool copy_bytes(const msgpack_object *o, uint8_t *dst, size_t cap, size_t
 
     if (!lh_obj_bytes(o, &p, &n) || n > cap)
         return false;
-    memcpy(dst, p, n);
+    if (n > 0)
+        memcpy(dst, p, n);
     *len = n;
     return true;
 }
@@ -190,18 +191,16 @@ static int fresh_salt(struct lh_fwd_ping *ping)
     return 0;
 }
 
+/* Only when the server asked for user auth (a non-empty auth salt). */
 static int password_digest(const struct lh_fwd_helo *h, const char *user, const char *password,
                            char out[LH_FWD_HEX512])
 {
-    const struct span parts[] = {
-        {h->auth, h->auth_len},
-        {user, strlen(user)},
-        {password, strlen(password)},
-    };
+    struct span parts[3] = {{h->auth, h->auth_len}, {user, strlen(user)}, {NULL, 0}};
 
     out[0] = '\0';
     if (h->auth_len == 0 || password == NULL)
         return 0;
+    parts[2] = (struct span){password, strlen(password)};
     return sha512_hex(parts, 3, out);
 }
 

@@ -202,6 +202,8 @@ static json_t *json_bytes(const char *p, size_t n)
     json_t *j;
     char *buf;
 
+    if (n == 0)
+        return json_string("");
     if (utf8_valid(s, n))
         return json_stringn(p, n);
     if (n > SIZE_MAX / 3)
