@@ -599,13 +599,15 @@ class ForwardClient:
             return False
 
     def handshake(self, shared_key, hostname="lhtest-client"):
-        """Answers HELO with PING; returns the PONG array (None if closed)."""
+        """Answers HELO with PING; returns the PONG array (None if closed).
+        Keeps the HELO nonce and our salt in .nonce / .salt."""
         helo = self.read_obj()
         check(isinstance(helo, list) and helo and helo[0] == "HELO", "expected HELO, got %r" % (helo,))
         opts = helo[1] if len(helo) > 1 and isinstance(helo[1], dict) else {}
         nonce = opts.get("nonce", b"")
         nonce = nonce.encode() if isinstance(nonce, str) else nonce
         salt = os.urandom(16)
+        self.nonce, self.salt = nonce, salt
         digest = hashlib.sha512(salt + hostname.encode() + nonce + shared_key.encode()).hexdigest()
         self.send_raw(mp_pack(["PING", hostname, salt, digest, "", ""]))
         return self.read_obj()

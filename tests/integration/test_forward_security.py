@@ -1,0 +1,161 @@
+"""The collector's Forward listener under hostile or mistaken clients: no
+client certificate on an mTLS port, a wrong shared key (from a hand-made
+client and from a real agent), garbage bytes, an oversized frame. Each
+closes only the offending connection; a well-behaved one carries on and its
+batch is acknowledged and searchable.
+
+Run alone: LH_BIN_DIR=build LH_SRC_DIR=. python3 tests/integration/test_forward_security.py
+"""
+
+import hashlib
+import os
+import ssl
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lhtest  # noqa: E402
+from lhtest import ForwardClient, check, test, wait_until  # noqa: E402
+
+KEY = "correct horse battery staple"
+
+
+def entries(words, host="pyclient"):
+    now = time.time_ns()
+    return [(now + i, {"message": "%s from the test client" % w, "host": host})
+            for i, w in enumerate(words)]
+
+
+def connect(col, certs, with_cert=True):
+    ctx = lhtest.client_tls_context(certs, with_cert=with_cert)
+    return ForwardClient("127.0.0.1", col.forward_port, ctx, server_hostname="127.0.0.1")
+
+
+def refused(client):
+    """True when the server ends the connection without answering."""
+    try:
+        client.send_raw(ForwardClient.packed_forward("t", entries(["x"]), "c1"))
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return True
+    return client.read_obj() is None
+
+
+def searchable(col, word, n=1):
+    r, recs, _ = lhtest.search([col.url], word)
+    return r.returncode == 0 and len(recs) == n
+
+
+@test
+def mtls_refuses_a_client_without_certificate(run):
+    col = lhtest.start_collector(run, "collector", tls=True, mtls=True)
+    certs = run.certs()
+    try:
+        c = connect(col, certs, with_cert=False)
+        check(refused(c), "a client without a certificate was served")
+        c.close()
+    except (ssl.SSLError, ConnectionResetError):
+        pass  # TLS 1.2 fails the handshake itself: refused all the same
+    good = connect(col, certs)
+    ack, chunk = good.send_batch("sec.mtls", entries(["mtlsok"]))
+    good.close()
+    check(ack == {"ack": chunk}, "client with certificate: ack %r, want %r" % (ack, chunk))
+    wait_until(lambda: searchable(col, "mtlsok"), 20, "the mTLS batch to be searchable")
+    check(col.proc.alive(), "collector died")
+
+
+@test
+def shared_key_handshake(run):
+    col = lhtest.start_collector(run, "collector", tls=True, mtls=False, shared_key=KEY)
+    certs = run.certs()
+    bad = connect(col, certs)
+    pong = bad.handshake("not the key")
+    check(isinstance(pong, list) and pong[0] == "PONG" and pong[1] is False,
+          "wrong key: want PONG false, got %r" % (pong,))
+    check(bad.is_closed(), "connection kept open after a failed handshake")
+    bad.close()
+
+    good = connect(col, certs)
+    pong = good.handshake(KEY, hostname="py-host")
+    check(isinstance(pong, list) and len(pong) == 5 and pong[1] is True,
+          "right key: want PONG true, got %r" % (pong,))
+    check(good.nonce, "HELO carried no nonce")
+    want = hashlib.sha512(good.salt + pong[3].encode() + good.nonce + KEY.encode()).hexdigest()
+    check(pong[4] == want, "PONG digest does not prove the server knows the key")
+    ack, chunk = good.send_batch("sec.key", entries(["keyok"]))
+    check(ack == {"ack": chunk}, "ack after handshake: %r" % (ack,))
+    good.close()
+    wait_until(lambda: searchable(col, "keyok"), 20, "the batch sent after the handshake")
+
+
+@test
+def garbage_closes_only_that_connection(run):
+    col = lhtest.start_collector(run, "collector", tls=True, mtls=True)
+    certs = run.certs()
+    bystander = connect(col, certs)
+    ack, chunk = bystander.send_batch("sec.garbage", entries(["before"]))
+    check(ack == {"ack": chunk}, "first batch: %r" % (ack,))
+
+    for junk in (b"\xc1" * 64, b"\x93\xa3tag\xc1\xc1\xc1", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
+        bad = connect(col, certs)
+        bad.send_raw(junk)
+        check(bad.is_closed(), "garbage %r left the connection open" % junk[:16])
+        bad.close()
+
+    ack, chunk = bystander.send_batch("sec.garbage", entries(["survivor"]))
+    check(ack == {"ack": chunk}, "the other connection stopped working: ack %r" % (ack,))
+    bystander.close()
+    wait_until(lambda: searchable(col, "survivor"), 20, "the bystander's batch to be searchable")
+    check(col.proc.alive(), "collector died")
+    check(col.records_in() == 2, "records_in_total %s, want 2" % col.records_in())
+
+
+@test
+def oversized_frame_is_refused(run):
+    col = lhtest.start_collector(run, "collector", tls=True, mtls=True)
+    certs = run.certs()
+    big = connect(col, certs)
+    # A PackedForward whose bin32 entries claim 64 MiB + 1 byte (default
+    # max_frame 64 MiB): the header alone must be enough to refuse it, but
+    # send the body too in case the server only checks once it has it all.
+    size = 64 * 1024 * 1024 + 1
+    head = b"\x93" + lhtest.mp_pack("sec.big") + b"\xc6" + struct.pack(">I", size)
+    closed = False
+    try:
+        big.send_raw(head)
+        block = b"\x00" * (1 << 20)
+        for _ in range(size // len(block) + 1):
+            big.send_raw(block)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        closed = True
+    check(closed or big.is_closed(30), "a frame over max_frame was accepted")
+    big.close()
+    ok = connect(col, certs)
+    ack, chunk = ok.send_batch("sec.big", entries(["smallok"]))
+    ok.close()
+    check(ack == {"ack": chunk}, "a normal batch after the big one: %r" % (ack,))
+    check(col.records_in() == 1, "records_in_total %s, want 1" % col.records_in())
+
+
+@test
+def agent_with_wrong_shared_key_ships_nothing(run):
+    col = lhtest.start_collector(run, "collector", tls=True, mtls=True, shared_key=KEY)
+    log = run.path("app.log")
+    with open(log, "w") as f:
+        for i in range(10):
+            f.write("wrongkey line %d\n" % i)
+    agent = lhtest.start_agent(run, "agent", paths=[log], tag="sec.agent",
+                               collectors=["127.0.0.1:%d" % col.forward_port],
+                               shared_key="a different key")
+    agent.proc.wait_log(r"(?i)(shared.key|handshake|pong|auth)", 30)
+    wait_until(lambda: (agent.metric("loghaul_agent_records_read_total") or 0) >= 10, 20,
+               "the agent to read the file")
+    check(col.records_in() == 0, "collector accepted %s records" % col.records_in())
+    check((agent.metric("loghaul_agent_records_acked_total") or 0) == 0,
+          "agent counts records as acked")
+    r, recs, _ = lhtest.search([col.url], "wrongkey")
+    check(r.returncode == 0 and not recs, "records reached the store: %r" % recs)
+
+
+if __name__ == "__main__":
+    sys.exit(lhtest.run())
