@@ -265,10 +265,10 @@ static void drop_connection(struct fwd *f)
     set_state(f, ST_IDLE);
 }
 
-/* The current collector failed: next one now, or back off after a round. */
-static void conn_failed(struct fwd *f, const char *why)
+/* The current collector failed (already logged): next one now, or back
+ * off after a round. */
+static void conn_failed_logged(struct fwd *f)
 {
-    LH_WARN(FWD_LOG, "collector %s:%d: %s", f->host, f->port, why);
     drop_connection(f);
     f->cur = (f->cur + 1) % f->cfg->collectors.n;
     if (++f->failed_in_round < f->cfg->collectors.n) {
@@ -282,6 +282,12 @@ static void conn_failed(struct fwd *f, const char *why)
     int64_t d = backoff_ms(f->rounds);
     LH_INFO(FWD_LOG, "every collector failed; retrying in %lld ms", (long long)d);
     schedule_connect(f, d);
+}
+
+static void conn_failed(struct fwd *f, const char *why)
+{
+    LH_WARN(FWD_LOG, "collector %s:%d: %s", f->host, f->port, why);
+    conn_failed_logged(f);
 }
 
 static void send_pending(struct fwd *f);
@@ -354,7 +360,7 @@ static int on_pong(struct fwd *f, const msgpack_object *o)
     else
         snprintf(msg, sizeof msg, "malformed PONG in the shared-key handshake");
     LH_ERROR(FWD_LOG, "collector %s:%d: %s", f->host, f->port, msg);
-    conn_failed(f, "handshake refused");
+    conn_failed_logged(f);
     return rc;
 }
 
