@@ -238,15 +238,16 @@ static int decode_packed(const struct decoder *d, const char *p, size_t n)
 {
     msgpack_zone zone;
     msgpack_object e;
-    size_t off = 0, used;
+    size_t off = 0, used = 0;
     int rc = 0;
 
     if (!msgpack_zone_init(&zone, 4096))
         return LH_ENOMEM;
     while (rc == 0 && off < n) {
         rc = unpack_entry(p + off, n - off, &zone, &e, &used);
-        if (rc == 0)
-            rc = decode_entry(d, &e);
+        if (rc != 0)
+            break;
+        rc = decode_entry(d, &e);
         msgpack_zone_clear(&zone);
         off += used;
     }
@@ -487,8 +488,9 @@ int lh_gzip(const void *in, size_t len, char **out, size_t *out_len)
         zrc = deflate(&zs, in_left == 0 ? Z_FINISH : Z_NO_FLUSH);
         if (zrc == Z_STREAM_END)
             break;
-        if ((zrc != Z_OK && zrc != Z_BUF_ERROR) || zs.avail_out == 0) {
-            rc = LH_EIO; /* deflateBound was wrong: never expected */
+        if ((zrc != Z_OK && zrc != Z_BUF_ERROR) ||
+            (zs.avail_out == 0 && (size_t)((char *)zs.next_out - buf) == cap)) {
+            rc = LH_EIO; /* past deflateBound: not expected */
             goto fail;
         }
     }

@@ -77,6 +77,15 @@ static void pk_free(struct pk *k)
     msgpack_sbuffer_destroy(&k->sb);
 }
 
+/* Unpacks the packed bytes into u (valid until u is reused). */
+static const msgpack_object *pk_obj(struct pk *k, msgpack_unpacked *u)
+{
+    size_t off = 0;
+
+    ck_assert_int_eq(msgpack_unpack_next(u, k->sb.data, k->sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    return &u->data;
+}
+
 static void record(msgpack_packer *p, const char *msg)
 {
     msgpack_pack_map(p, 2);
@@ -313,6 +322,7 @@ END_TEST
 
 START_TEST(callback_stops_decoding)
 {
+    msgpack_unpacked u;
     struct pk ent, k;
     struct got g;
 
@@ -322,16 +332,9 @@ START_TEST(callback_stops_decoding)
     lh_fwd_pack_packed(&k.p, "app.log", 7, ent.sb.data, ent.sb.size, 2, NULL, 0, false);
     memset(&g, 0, sizeof(g));
     g.stop_after = 1;
-    {
-        msgpack_unpacked u;
-        size_t off = 0;
-
-        msgpack_unpacked_init(&u);
-        ck_assert_int_eq(msgpack_unpack_next(&u, k.sb.data, k.sb.size, &off),
-                         MSGPACK_UNPACK_SUCCESS);
-        ck_assert_int_eq(lh_fwd_decode(&u.data, MIB, collect, &g, NULL, NULL), 42);
-        msgpack_unpacked_destroy(&u);
-    }
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(lh_fwd_decode(pk_obj(&k, &u), MIB, collect, &g, NULL, NULL), 42);
+    msgpack_unpacked_destroy(&u);
     ck_assert_int_eq(g.n, 1);
     pk_free(&ent);
     pk_free(&k);
@@ -663,29 +666,17 @@ START_TEST(ack_pack_parse)
     ck_assert_uint_eq(k.sb.size, sizeof(wire) - 1);
     ck_assert_mem_eq(k.sb.data, wire, sizeof(wire) - 1);
     msgpack_unpacked_init(&u);
-    {
-        size_t off = 0;
-        msgpack_unpack_next(&u, k.sb.data, k.sb.size, &off);
-    }
-    ck_assert_int_eq(lh_fwd_parse_ack(&u.data, &id, &n), 0);
+    ck_assert_int_eq(lh_fwd_parse_ack(pk_obj(&k, &u), &id, &n), 0);
     ck_assert_uint_eq(n, 3);
     ck_assert_mem_eq(id, "abc", 3);
     pk_clear(&k);
     msgpack_pack_map(&k.p, 1);
     lh_pack_cstr(&k.p, "ack");
     msgpack_pack_int(&k.p, 1);
-    {
-        size_t off = 0;
-        msgpack_unpack_next(&u, k.sb.data, k.sb.size, &off);
-    }
-    ck_assert_int_eq(lh_fwd_parse_ack(&u.data, &id, &n), LH_EPROTO);
+    ck_assert_int_eq(lh_fwd_parse_ack(pk_obj(&k, &u), &id, &n), LH_EPROTO);
     pk_clear(&k);
     msgpack_pack_array(&k.p, 0);
-    {
-        size_t off = 0;
-        msgpack_unpack_next(&u, k.sb.data, k.sb.size, &off);
-    }
-    ck_assert_int_eq(lh_fwd_parse_ack(&u.data, &id, &n), LH_EPROTO);
+    ck_assert_int_eq(lh_fwd_parse_ack(pk_obj(&k, &u), &id, &n), LH_EPROTO);
     msgpack_unpacked_destroy(&u);
     pk_free(&k);
 }
