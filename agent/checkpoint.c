@@ -113,8 +113,11 @@ int lh_ckpt_load(struct lh_ckpt *c, char *err, size_t errlen)
     free(data);
     json_t *files = root ? json_object_get(root, "files") : NULL;
     if (!json_is_array(files)) {
-        snprintf(err, errlen, "%s:%d:%d: not a checkpoint file (%s)", c->path, je.line, je.column,
-                 root ? "no \"files\" array" : je.text);
+        if (root)
+            snprintf(err, errlen, "%s: not a checkpoint file (no \"files\" array)", c->path);
+        else
+            snprintf(err, errlen, "%s:%d:%d: not a checkpoint file (%s)", c->path, je.line,
+                     je.column, je.text);
         json_decref(root);
         return LH_ECORRUPT;
     }

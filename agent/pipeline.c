@@ -227,8 +227,10 @@ static int output_new(struct lh_pipeline *pl, const struct lh_cfg_item *item, ch
     out->pl = pl;
     out->ops = ops;
     out->cfg = (const struct lh_output_cfg *)item;
-    out->next = pl->outputs;
-    pl->outputs = out;
+    struct lh_output **tail = &pl->outputs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = out;
     char labels[96];
     snprintf(labels, sizeof labels, "output=\"%s\"", ops->type);
     out->acked = lh_metrics_get(pl->ctx.metrics, LH_METRIC_COUNTER,
@@ -333,13 +335,16 @@ static struct lh_batch *open_batch(struct lh_output *out, size_t slot)
     return s->open;
 }
 
-/* Packs into one target; on failure the record is not in that batch. */
+/* Packs into one target. *holds_seg: the batch now references seg (and
+ * releases it on ack), even when packing the record itself failed. */
 static int emit_one(struct target *t, struct lh_ckpt_seg *seg, int64_t ns, lh_pack_fields_fn fn,
-                    void *ud)
+                    void *ud, bool *holds_seg)
 {
+    *holds_seg = false;
     struct lh_batch *b = open_batch(t->out, t->slot);
     if (!b || (seg && batch_add_seg(b, seg) != 0))
         return LH_ENOMEM;
+    *holds_seg = seg != NULL;
     size_t before = b->entries.size;
     if (lh_fwd_pack_entry_begin(&b->pk, ns) != 0 || fn(&b->pk, ud) != 0) {
         b->entries.size = before; /* drop the half-packed entry */
@@ -366,10 +371,11 @@ int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int6
     }
     int rc = LH_OK;
     for (size_t i = 0; i < r->n; i++) {
-        if (emit_one(&r->t[i], fresh ? seg : NULL, ns, fn, ud) == 0)
+        bool held = false;
+        if (emit_one(&r->t[i], fresh ? seg : NULL, ns, fn, ud, &held) == 0)
             continue;
         /* Counted as lost, so the file's checkpoint must not wait on it. */
-        if (fresh)
+        if (fresh && !held)
             lh_ckpt_release(pl->ctx.ckpt, seg);
         lh_metric_add(pl->dropped_encode, 1);
         rc = LH_ENOMEM;
@@ -407,8 +413,10 @@ static int input_new(struct lh_pipeline *pl, const struct lh_cfg_item *item, cha
         return ops ? LH_ENOMEM : LH_ECONFIG;
     }
     in->ops = ops;
-    in->next = pl->inputs;
-    pl->inputs = in;
+    struct input **tail = &pl->inputs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = in;
     return ops->create(item, &pl->ctx, &in->state, err, errlen);
 }
 
@@ -424,7 +432,10 @@ int lh_pipeline_new(const struct lh_agent_ctx *ctx, const struct lh_cfg_list *in
     pl->ctx.pl = pl;
     pl->buffer_bytes = lh_metrics_get(ctx->metrics, LH_METRIC_GAUGE, "loghaul_agent_buffer_bytes",
                                       NULL, "Record bytes held by outputs, not yet acknowledged");
+    /* Every reason a record can be lost, so /metrics shows them at 0. */
     pl->dropped_encode = lh_pipeline_dropped(pl, "encode");
+    lh_pipeline_dropped(pl, "decode");
+    lh_pipeline_dropped(pl, "write");
     pl->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, pl);
     if (!pl->tick) {
         snprintf(err, errlen, "out of memory");

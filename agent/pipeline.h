@@ -175,7 +175,9 @@ bool lh_pipeline_paused(const struct lh_pipeline *pl);
 
 /* Outputs: a batch was acknowledged (or delivered, for stdout). Frees it. */
 void lh_output_acked(struct lh_output *out, struct lh_batch *b);
-/* The dropped counter for reason (registered up front, so /metrics shows 0). */
+/* The dropped counter for reason: "encode" (a record could not be packed),
+ * "decode" / "write" (stdout could not render or write it). All are
+ * registered at start so /metrics shows them at 0. */
 struct lh_metric *lh_pipeline_dropped(struct lh_pipeline *pl, const char *reason);
 
 #endif
