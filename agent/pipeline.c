@@ -314,16 +314,6 @@ int lh_pipeline_route(struct lh_pipeline *pl, const char *tag, struct lh_route *
     return LH_OK;
 }
 
-size_t lh_route_targets(const struct lh_route *r)
-{
-    return r->n;
-}
-
-bool lh_pipeline_paused(const struct lh_pipeline *pl)
-{
-    return pl->paused || pl->stopping;
-}
-
 static struct lh_batch *open_batch(struct lh_output *out, size_t slot)
 {
     struct slot *s = &out->slots[slot];
