@@ -16,7 +16,7 @@ int64_t lh_mono_ms(void);
 /* "64KiB", "2MiB", "1GiB", "10MB", "512" (bytes). 0 or LH_EINVAL/LH_ETOOBIG. */
 int lh_parse_size(const char *s, int64_t *bytes);
 /* "200ms", "2s", "15m", "2h", "7d", "1.5s"; a bare number is seconds.
- * Result in milliseconds. 0 or LH_EINVAL. */
+ * Result in milliseconds. 0, LH_EINVAL or LH_ETOOBIG. */
 int lh_parse_duration(const char *s, int64_t *ms);
 
 /* RFC 3339 with nanoseconds, UTC: "2026-11-24T06:48:32.123456789Z".
