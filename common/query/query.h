@@ -9,7 +9,16 @@
  *   … | stats count by host, level
  *
  * `tag` and `time` are queryable like fields. `message` falls back to `log`
- * when a record has no `message`. An empty query matches everything. */
+ * when a record has no `message`. An empty query matches everything.
+ *
+ * Words and phrases match case-insensitively (ASCII folding) on word
+ * boundaries in any string or bin value of the record, nested ones included,
+ * and in the tag; a word ending in `*` is a prefix. Word characters are
+ * [A-Za-z0-9_] and every byte >= 0x80. Field values match case-sensitively;
+ * `f:N` on a numeric field compares numerically, `f:>=N` also reads strings
+ * holding numbers. `time` values are RFC 3339 or unix seconds. Dotted field
+ * names (`sd.origin.ip`) are tried as a literal key first, then descend into
+ * nested maps. A missing field matches nothing (so `NOT f:x` matches it). */
 #ifndef LH_QUERY_H
 #define LH_QUERY_H
 
@@ -19,6 +28,9 @@
 #include <stdint.h>
 
 struct lh_query;
+
+#define LH_QUERY_MAX_LEN 65536 /* bytes of query text */
+#define LH_QUERY_MAX_DEPTH 64  /* nesting of '(', NOT and '-' */
 
 struct lh_query_error {
     char msg[256];
@@ -33,12 +45,20 @@ struct lh_query_record {
     const msgpack_object *fields;
 };
 
-/* 0 with *out (caller frees with lh_query_free), or LH_EINVAL with err. */
+/* 0 with *out (caller frees with lh_query_free), or LH_EINVAL with err
+ * (err may be NULL), or LH_ENOMEM. Error messages are plain English, the
+ * position the byte offset of the offending token: what SPEC section 7
+ * returns as {"error": msg, "position": position}. */
 int lh_query_parse(const char *text, struct lh_query **out, struct lh_query_error *err);
 void lh_query_free(struct lh_query *q);
+/* Allocates nothing. Not reentrant for one query: regex matching uses
+ * scratch space kept in the query, so one query is matched from one thread
+ * at a time (the store runs each query on one thread). Distinct queries are
+ * independent. */
 bool lh_query_match(const struct lh_query *q, const struct lh_query_record *r);
 
-/* `| stats count by f1, f2`: true when present; fields listed in *by. */
+/* `| stats count by f1, f2`: true when present; fields listed in *by (owned
+ * by q; *by may be NULL when n_by is 0, for `| stats count`). */
 bool lh_query_stats(const struct lh_query *q, const char *const **by, size_t *n_by);
 
 #endif
