@@ -150,7 +150,7 @@ static int read_field(struct qlex *lex, struct qtok *t, size_t colon)
     if (t->op == QOP_EQ)
         return bare_value(lex, t, end);
     if (end == lex->pos)
-        return qerr(lex->err, t->value_pos, "expected a number after the operator");
+        return qerr(lex->err, t->value_pos, "expected a number");
     rc = tok_copy(t, lex->s + lex->pos, end - lex->pos);
     lex->pos = end;
     return rc;

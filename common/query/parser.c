@@ -193,10 +193,16 @@ static int parse_group(struct qparser *p, struct qnode **out)
         return qerr(p->lex.err, lpos, "empty parentheses");
     if ((rc = parse_or(p, out)) != 0)
         return rc;
-    if (p->cur.kind != QT_RPAREN)
-        return qerr(p->lex.err, p->cur.pos, "expected ')'");
     p->depth--;
-    return advance(p);
+    if (p->cur.kind != QT_RPAREN)
+        rc = qerr(p->lex.err, p->cur.pos, "expected ')'");
+    else
+        rc = advance(p);
+    if (rc != 0) {
+        qnode_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static int parse_primary(struct qparser *p, struct qnode **out)
