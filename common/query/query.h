@@ -8,15 +8,20 @@
  *   a b  a AND b  a OR b  NOT a  -a  ( … )
  *   … | stats count by host, level
  *
- * `tag` and `time` are queryable like fields. `message` falls back to `log`
- * when a record has no `message`. An empty query matches everything.
+ * `tag` and `time` are queryable like fields (always the record's own, not
+ * a field of that name); `time:` values are RFC 3339 or unix seconds, and
+ * `time:2026-11-24*` is a prefix of the RFC 3339 form. `message` falls back
+ * to `log` when a record has no `message`. An empty query, or `*`, matches
+ * everything. `f:*` tests that a field exists.
  *
  * Words and phrases match case-insensitively (ASCII folding) on word
  * boundaries in any string or bin value of the record, nested ones included,
  * and in the tag; a word ending in `*` is a prefix. Word characters are
  * [A-Za-z0-9_] and every byte >= 0x80. Field values match case-sensitively;
  * `f:N` on a numeric field compares numerically, `f:>=N` also reads strings
- * holding numbers. `time` values are RFC 3339 or unix seconds. Dotted field
+ * holding numbers; a list matches when one of its elements does. Regexes
+ * are unanchored UTF-8 searches (invalid UTF-8 in records is tolerated) with
+ * \" and \\ the only escapes the quotes remove. Dotted field
  * names (`sd.origin.ip`) are tried as a literal key first, then descend into
  * nested maps. A missing field matches nothing (so `NOT f:x` matches it). */
 #ifndef LH_QUERY_H

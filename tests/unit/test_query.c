@@ -104,6 +104,12 @@ static void rec_build(struct rec *rc, const char *tag, void (*pack)(msgpack_pack
     rc->r.fields = &rc->u.data;
 }
 
+static void rec_free(struct rec *rc)
+{
+    msgpack_unpacked_destroy(&rc->u);
+    msgpack_sbuffer_destroy(&rc->sb);
+}
+
 /* Fluent Bit style: the line is in `log`. */
 static void pack_r2(msgpack_packer *pk)
 {
@@ -118,17 +124,17 @@ static void pack_r3(msgpack_packer *pk)
     kv_int(pk, "n", 1);
 }
 
+static void pack_invalid_utf8(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 1);
+    kv_str(pk, "message", "ab\xff\xfe cd \xc3");
+}
+
 static void setup(void)
 {
     rec_build(&R1, "nginx.access", pack_r1);
     rec_build(&R2, "app", pack_r2);
     rec_build(&R3, "bare", pack_r3);
-}
-
-static void rec_free(struct rec *rc)
-{
-    msgpack_unpacked_destroy(&rc->u);
-    msgpack_sbuffer_destroy(&rc->sb);
 }
 
 static void teardown(void)
@@ -333,6 +339,21 @@ START_TEST(regex)
     yes("message:~\"caf.$\""); /* UTF-8: '.' is one character */
     no("missing:~\"\"");
     yes("level:~\"\"");
+}
+END_TEST
+
+START_TEST(invalid_utf8_in_records)
+{
+    struct rec r;
+
+    rec_build(&r, "t", pack_invalid_utf8);
+    expect_on(&r, "message:~\"cd\"", true);
+    expect_on(&r, "message:~\"^ab\"", true);
+    expect_on(&r, "message:~\"zz\"", false);
+    expect_on(&r, "cd", true);
+    expect_on(&r, "ab", false); /* 0xff is a word byte, so "ab" is not a whole word */
+    expect_on(&r, "ab*", true);
+    rec_free(&r);
 }
 END_TEST
 
@@ -671,6 +692,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, field_equals_typed);
     tcase_add_test(tc, numeric_compare);
     tcase_add_test(tc, regex);
+    tcase_add_test(tc, invalid_utf8_in_records);
     tcase_add_test(tc, exists);
     tcase_add_test(tc, negation);
     tcase_add_test(tc, precedence);
