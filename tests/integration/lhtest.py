@@ -265,6 +265,7 @@ class Collector:
 
 
 def collector_config(run, name, tls=True, mtls=True, shared_key=None, extra=None):
+    """A collector config on loopback ports from the kernel; extra is merged in."""
     fwd = {"address": "127.0.0.1:0"}
     if tls:
         c = run.certs()
@@ -276,12 +277,17 @@ def collector_config(run, name, tls=True, mtls=True, shared_key=None, extra=None
         "collector": {"name": name, "data_dir": run.path(name + "-data")},
         "listen": {"forward": fwd, "http": {"address": "127.0.0.1:0"}},
     }
-    for k, v in (extra or {}).items():
-        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-            cfg[k].update(v)
-        else:
-            cfg[k] = v
+    _merge(cfg, extra or {})
     return cfg
+
+
+def _merge(base, extra):
+    """Deep-merges dict extra into dict base."""
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
 
 
 def start_collector(run, name="collector", cfg=None, **kw):

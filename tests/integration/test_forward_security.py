@@ -112,24 +112,27 @@ def garbage_closes_only_that_connection(run):
 
 @test
 def oversized_frame_is_refused(run):
-    col = lhtest.start_collector(run, "collector", tls=True, mtls=True)
+    cfg = lhtest.collector_config(run, "collector",
+                                  extra={"listen": {"forward": {"max_frame": "1MiB"}}})
+    col = lhtest.start_collector(run, "collector", cfg=cfg)
     certs = run.certs()
     big = connect(col, certs)
-    # A PackedForward whose bin32 entries claim 64 MiB + 1 byte (default
-    # max_frame 64 MiB): the header alone must be enough to refuse it, but
-    # send the body too in case the server only checks once it has it all.
-    size = 64 * 1024 * 1024 + 1
+    # A PackedForward whose bin32 entries claim max_frame + 1 bytes: the
+    # header alone should be enough to refuse it, but send the body too in
+    # case the server only checks once it has it all.
+    size = 1024 * 1024 + 1
     head = b"\x93" + lhtest.mp_pack("sec.big") + b"\xc6" + struct.pack(">I", size)
     closed = False
     try:
         big.send_raw(head)
-        block = b"\x00" * (1 << 20)
+        block = b"\x00" * 65536
         for _ in range(size // len(block) + 1):
             big.send_raw(block)
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
         closed = True
     check(closed or big.is_closed(30), "a frame over max_frame was accepted")
     big.close()
+    col.proc.wait_log(r"(?i)max_frame|too (big|large)", 10)
     ok = connect(col, certs)
     ack, chunk = ok.send_batch("sec.big", entries(["smallok"]))
     ok.close()
