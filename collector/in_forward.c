@@ -1,0 +1,578 @@
+#include "collector/in_forward.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/forward.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/record.h"
+#include "common/tls.h"
+#include "common/util.h"
+
+#define FWD_LOG "in_forward"
+/* Bytes moved out of libevent per step, and what libevent buffers at most
+ * before it stops reading the socket. */
+#define READ_STEP (256 * 1024)
+#define READ_HIGH_WATER (1024 * 1024)
+/* A connection keeps at most this much idle buffer after a large frame. */
+#define KEEP_BUF (1024 * 1024)
+
+enum reason { R_MALFORMED, R_TOO_BIG, R_PROTOCOL, R_HANDSHAKE, R_TLS, R_STORE, N_REASONS };
+static const char *const reason_names[N_REASONS] = {"malformed", "too_big", "protocol",
+                                                    "handshake", "tls",     "store"};
+
+struct fwd_metrics {
+    struct lh_metric *records_in, *stored, *bytes_in, *conns_total, *conns_active, *dedup_hits;
+    struct lh_metric *rejected[N_REASONS];
+};
+
+struct conn;
+
+struct lh_in_forward {
+    struct event_base *base;
+    const struct lh_forward_listen_cfg *cfg;
+    struct lh_store *store;
+    struct evconnlistener *lev;
+    SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
+    struct conn *conns;        /* owned; each freed by conn_free */
+    struct fwd_metrics m;
+    void (*done)(void *ud);    /* set by shutdown */
+    void *done_ud;
+};
+
+/* One connection. Owned by the listener's list; freed only by conn_free,
+ * called from this connection's own callbacks or from shutdown/free. */
+struct conn {
+    struct lh_in_forward *f;
+    struct conn *prev, *next;
+    struct bufferevent *bev;
+    char peer[80];             /* "ip:port" for logs */
+    char host[256];            /* `host` for records lacking one */
+    uint8_t *buf;              /* bytes of the frame being received */
+    size_t len, cap;
+    struct lh_mp_scan scan;
+    bool authed;               /* handshake done, or none configured */
+    bool closing;              /* no more reading; freed once acks are written */
+    struct lh_fwd_helo helo;
+};
+
+/* Events of one frame, packed as store events until the frame is whole. */
+struct stage {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t n;
+    const char *host;
+};
+
+/* ---- connection lifetime ------------------------------------------------ */
+
+static void maybe_done(struct lh_in_forward *f)
+{
+    if (f->done && !f->conns) {
+        void (*done)(void *) = f->done;
+        f->done = NULL;
+        done(f->done_ud);
+    }
+}
+
+static void conn_free(struct conn *c)
+{
+    struct lh_in_forward *f = c->f;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        f->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    lh_metric_add(f->m.conns_active, -1);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    free(c->buf);
+    free(c);
+    maybe_done(f);
+}
+
+/* Stops reading; the connection goes once its output (acks, PONG) is sent. */
+static void conn_close_after_write(struct conn *c)
+{
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_free(c);
+}
+
+/* Logs why, counts it, closes. Always returns -1 (the connection is gone). */
+__attribute__((format(printf, 3, 4))) static int fault(struct conn *c, enum reason r,
+                                                        const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    LH_WARN(FWD_LOG, "closing %s: %s", c->peer, msg);
+    lh_metric_add(c->f->m.rejected[r], 1);
+    conn_free(c);
+    return -1;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static int send_packed(struct conn *c, int rc, msgpack_sbuffer *sb)
+{
+    if (rc == 0 && bufferevent_write(c->bev, sb->data, sb->size) != 0)
+        rc = LH_ENOMEM;
+    msgpack_sbuffer_destroy(sb);
+    return rc;
+}
+
+static int send_ack(struct conn *c, const char *chunk, size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    return send_packed(c, lh_fwd_pack_ack(&pk, chunk, len), &sb);
+}
+
+static int send_helo(struct conn *c)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = lh_fwd_helo_init(&c->helo);
+    if (rc == 0)
+        rc = lh_fwd_pack_helo(&pk, &c->helo);
+    return send_packed(c, rc, &sb);
+}
+
+static int send_pong(struct conn *c, bool ok, const char *reason, const struct lh_fwd_ping *ping)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = lh_fwd_pack_pong(&pk, ok, reason, c->f->cfg->hostname, &c->helo, ping,
+                              c->f->cfg->shared_key);
+    return send_packed(c, rc, &sb);
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+static int pack_fields(msgpack_packer *pk, const msgpack_object *rec, const char *host)
+{
+    if (lh_map_get(rec, "host"))
+        return msgpack_pack_object(pk, *rec);
+    const msgpack_object_map *m = &rec->via.map;
+    int rc = msgpack_pack_map(pk, m->size + 1);
+    for (uint32_t i = 0; i < m->size && rc == 0; i++) {
+        rc = msgpack_pack_object(pk, m->ptr[i].key);
+        if (rc == 0)
+            rc = msgpack_pack_object(pk, m->ptr[i].val);
+    }
+    if (rc == 0)
+        rc = lh_pack_cstr(pk, "host");
+    if (rc == 0)
+        rc = lh_pack_cstr(pk, host);
+    return rc;
+}
+
+static int stage_event(void *ud, const struct lh_fwd_event *ev)
+{
+    struct stage *st = ud;
+    if (msgpack_pack_array(&st->pk, 3) != 0 || lh_pack_strn(&st->pk, ev->tag, ev->tag_len) != 0 ||
+        lh_pack_time(&st->pk, ev->time_ns) != 0 || pack_fields(&st->pk, ev->record, st->host) != 0)
+        return LH_ENOMEM;
+    st->n++;
+    return 0;
+}
+
+static int decode_fault(struct conn *c, int rc)
+{
+    if (rc == LH_ETOOBIG)
+        return fault(c, R_TOO_BIG, "decompressed payload larger than max_decompressed (%lld bytes)",
+                     (long long)c->f->cfg->max_decompressed);
+    if (rc == LH_ENOMEM)
+        return fault(c, R_STORE, "out of memory decoding a frame");
+    return fault(c, R_PROTOCOL, "not a Forward v1 event frame (bad mode, entry or option)");
+}
+
+/* Stores the staged events, then acks: the ack promises durability. */
+static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_options *o)
+{
+    struct lh_in_forward *f = c->f;
+    int64_t now = lh_now_ns();
+    if (o->chunk && lh_store_has_chunk(f->store, o->chunk, o->chunk_len, now)) {
+        lh_metric_add(f->m.dedup_hits, 1);
+        LH_DEBUG(FWD_LOG, "%s: chunk %.*s already stored, acking again", c->peer,
+                 (int)o->chunk_len, o->chunk);
+        return send_ack(c, o->chunk, o->chunk_len) == 0 ? 0 : fault(c, R_STORE, "out of memory");
+    }
+    if (st->n > 0) {
+        int rc = lh_store_append(f->store, o->chunk, o->chunk_len, now, st->sb.data, st->sb.size,
+                                 st->n);
+        if (rc != 0)
+            return fault(c, R_STORE, "cannot store a batch of %zu records (%s); not acked, the "
+                         "sender will retry", st->n, lh_strerror(rc));
+        lh_metric_add(f->m.stored, (int64_t)st->n);
+        lh_metric_add(f->m.records_in, (int64_t)st->n);
+    }
+    if (o->chunk && send_ack(c, o->chunk, o->chunk_len) != 0)
+        return fault(c, R_STORE, "out of memory");
+    return 0;
+}
+
+static int on_events(struct conn *c, const msgpack_object *frame)
+{
+    struct stage st = {.host = c->host};
+    struct lh_fwd_options o;
+    msgpack_sbuffer_init(&st.sb);
+    msgpack_packer_init(&st.pk, &st.sb, msgpack_sbuffer_write);
+    int rc = lh_fwd_decode(frame, (size_t)c->f->cfg->max_decompressed, stage_event, &st, &o, NULL);
+    if (rc != 0)
+        rc = decode_fault(c, rc);
+    else if (o.chunk && o.chunk_len > LH_STORE_MAX_CHUNK_ID)
+        rc = fault(c, R_PROTOCOL, "chunk id longer than %d bytes", LH_STORE_MAX_CHUNK_ID);
+    else
+        rc = commit(c, &st, &o);
+    msgpack_sbuffer_destroy(&st.sb);
+    return rc;
+}
+
+static int on_ping(struct conn *c, const msgpack_object *o)
+{
+    struct lh_fwd_ping ping;
+    const char *reason = "";
+    memset(&ping, 0, sizeof ping);
+    int rc = lh_fwd_check_ping(o, &c->helo, c->f->cfg->shared_key, &ping, &reason);
+    if (rc == LH_EPROTO)
+        return fault(c, R_HANDSHAKE, "expected a PING after HELO (%s)", reason);
+    if (send_pong(c, rc == 0, reason, &ping) != 0)
+        return fault(c, R_HANDSHAKE, "out of memory answering PING");
+    if (rc != 0) {
+        LH_WARN(FWD_LOG, "closing %s: shared key handshake failed for '%s': %s", c->peer,
+                ping.hostname, reason);
+        lh_metric_add(c->f->m.rejected[R_HANDSHAKE], 1);
+        conn_close_after_write(c);
+        return -1;
+    }
+    c->authed = true;
+    if (ping.hostname[0])
+        snprintf(c->host, sizeof c->host, "%s", ping.hostname);
+    LH_DEBUG(FWD_LOG, "%s: handshake done, client '%s'", c->peer, c->host);
+    return 0;
+}
+
+/* One complete msgpack object from the stream. 0, or -1 when the
+ * connection is closed or closing. */
+static int on_frame(struct conn *c, const uint8_t *p, size_t len)
+{
+    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!zone)
+        return fault(c, R_STORE, "out of memory");
+    msgpack_object o;
+    size_t off = 0;
+    int rc;
+    if (msgpack_unpack((const char *)p, len, &off, zone, &o) != MSGPACK_UNPACK_SUCCESS)
+        rc = fault(c, R_MALFORMED, "malformed msgpack");
+    else if (o.type == MSGPACK_OBJECT_NIL)
+        rc = 0; /* heartbeat */
+    else if (!c->authed)
+        rc = on_ping(c, &o);
+    else
+        rc = on_events(c, &o);
+    msgpack_zone_free(zone);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int reserve(struct conn *c, size_t more)
+{
+    if (c->cap - c->len >= more)
+        return 0;
+    size_t cap = c->cap ? c->cap : 64 * 1024;
+    while (cap - c->len < more)
+        cap *= 2;
+    uint8_t *g = realloc(c->buf, cap);
+    if (!g)
+        return LH_ENOMEM;
+    c->buf = g;
+    c->cap = cap;
+    return 0;
+}
+
+/* Handles every complete frame in c->buf; keeps the partial one. */
+static int drain_frames(struct conn *c)
+{
+    size_t off = 0;
+    size_t max = (size_t)c->f->cfg->max_frame;
+    for (;;) {
+        size_t flen;
+        int rc = lh_mp_scan(&c->scan, c->buf + off, c->len - off, max, &flen);
+        if (rc == LH_AGAIN)
+            break;
+        if (rc == LH_ETOOBIG)
+            return fault(c, R_TOO_BIG, "frame larger than max_frame (%zu bytes)", max);
+        if (rc != 0)
+            return fault(c, R_MALFORMED, "malformed msgpack");
+        lh_mp_scan_init(&c->scan);
+        if (on_frame(c, c->buf + off, flen) != 0)
+            return -1;
+        off += flen;
+    }
+    memmove(c->buf, c->buf + off, c->len - off);
+    c->len -= off;
+    if (c->len == 0 && c->cap > KEEP_BUF) {
+        free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    }
+    return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t avail;
+    while (!c->closing && (avail = evbuffer_get_length(in)) > 0) {
+        size_t step = avail < READ_STEP ? avail : READ_STEP;
+        if (reserve(c, step) != 0) {
+            fault(c, R_STORE, "out of memory buffering a frame");
+            return;
+        }
+        int n = evbuffer_remove(in, c->buf + c->len, step);
+        if (n <= 0)
+            return;
+        c->len += (size_t)n;
+        lh_metric_add(c->f->m.bytes_in, n);
+        if (drain_frames(c) != 0)
+            return;
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_free(c);
+}
+
+static void tls_reason(struct bufferevent *bev, char *buf, size_t len)
+{
+    unsigned long e;
+    size_t used = 0;
+    buf[0] = '\0';
+    while ((e = bufferevent_get_openssl_error(bev)) != 0 && used + 2 < len) {
+        const char *r = ERR_reason_error_string(e);
+        int n = snprintf(buf + used, len - used, "%s%s", used ? "; " : "",
+                         r ? r : "unknown OpenSSL error");
+        if (n < 0)
+            break;
+        used += (size_t)n < len - used ? (size_t)n : len - used - 1;
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    char reason[256];
+    if (what & BEV_EVENT_ERROR) {
+        int saved = errno;
+        tls_reason(bev, reason, sizeof reason);
+        if (reason[0]) {
+            fault(c, R_TLS, "TLS failure: %s", reason);
+            return;
+        }
+        LH_INFO(FWD_LOG, "closing %s: %s", c->peer, saved ? strerror(saved) : "connection error");
+    } else if (what & BEV_EVENT_EOF) {
+        if (c->len > 0)
+            LH_INFO(FWD_LOG, "%s closed the connection in the middle of a frame (%zu bytes "
+                             "dropped, not acked)", c->peer, c->len);
+        else
+            LH_DEBUG(FWD_LOG, "%s closed the connection", c->peer);
+    } else {
+        return;
+    }
+    conn_free(c);
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void peer_names(struct conn *c, const struct sockaddr *sa)
+{
+    int port;
+    lh_net_addr_string(sa, c->peer, sizeof c->peer);
+    if (lh_split_hostport(c->peer, c->host, sizeof c->host, &port) != 0)
+        snprintf(c->host, sizeof c->host, "%s", c->peer);
+}
+
+static int conn_start(struct conn *c)
+{
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
+        return LH_EIO;
+    lh_mp_scan_init(&c->scan);
+    c->authed = c->f->cfg->shared_key == NULL;
+    return c->authed ? 0 : send_helo(c);
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct lh_in_forward *f = arg;
+    struct conn *c = calloc(1, sizeof *c);
+    SSL *ssl = NULL;
+    if (!c || (f->ssl_ctx && !(ssl = SSL_new(f->ssl_ctx)))) {
+        LH_ERROR(FWD_LOG, "out of memory accepting a connection");
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    c->f = f;
+    peer_names(c, sa);
+    c->bev = lh_net_accept_bev(f->base, fd, ssl);
+    if (!c->bev) {
+        LH_ERROR(FWD_LOG, "cannot set up the connection from %s", c->peer);
+        free(c);
+        return;
+    }
+    c->next = f->conns;
+    if (f->conns)
+        f->conns->prev = c;
+    f->conns = c;
+    lh_metric_add(f->m.conns_total, 1);
+    lh_metric_add(f->m.conns_active, 1);
+    LH_DEBUG(FWD_LOG, "connection from %s", c->peer);
+    if (conn_start(c) != 0)
+        fault(c, R_HANDSHAKE, "cannot start the connection");
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    LH_ERROR(FWD_LOG, "accept failed: %s", strerror(errno));
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static int register_metrics(struct lh_in_forward *f, struct lh_metrics *reg)
+{
+    struct fwd_metrics *m = &f->m;
+    m->records_in = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_records_in_total",
+                                   NULL, "records accepted (and acked when the sender asked)");
+    m->stored = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_records_stored_total",
+                               NULL, "records written durably to the store");
+    m->bytes_in = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_bytes_in_total", NULL,
+                                 "bytes read from Forward connections (after TLS)");
+    m->conns_total = lh_metrics_get(reg, LH_METRIC_COUNTER,
+                                    "loghaul_collector_connections_total", NULL,
+                                    "Forward connections accepted");
+    m->conns_active = lh_metrics_get(reg, LH_METRIC_GAUGE, "loghaul_collector_connections_active",
+                                     NULL, "Forward connections open");
+    m->dedup_hits = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_dedup_hits_total",
+                                   NULL, "batches acked again without storing (chunk seen)");
+    bool ok = m->records_in && m->stored && m->bytes_in && m->conns_total && m->conns_active &&
+              m->dedup_hits;
+    for (int r = 0; r < N_REASONS; r++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reason_names[r]);
+        m->rejected[r] = lh_metrics_get(reg, LH_METRIC_COUNTER,
+                                        "loghaul_collector_frames_rejected_total", labels,
+                                        "connections closed for a protocol fault, by reason");
+        ok = ok && m->rejected[r];
+    }
+    return ok ? 0 : LH_ENOMEM;
+}
+
+static int setup_tls(struct lh_in_forward *f, char *err, size_t errlen)
+{
+    if (!lh_tls_on(&f->cfg->tls)) {
+        LH_WARN(FWD_LOG, "listen.forward has no TLS: records and shared-key digests travel in "
+                         "clear text");
+        return 0;
+    }
+    char why[512];
+    f->ssl_ctx = lh_tls_server_ctx(&f->cfg->tls, why, sizeof why);
+    if (!f->ssl_ctx) {
+        snprintf(err, errlen, "listen.forward.tls: %s", why);
+        return LH_ETLS;
+    }
+    return 0;
+}
+
+int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cfg *cfg,
+                      struct lh_store *store, struct lh_metrics *metrics,
+                      struct lh_in_forward **out, char *err, size_t errlen)
+{
+    struct lh_in_forward *f = calloc(1, sizeof *f);
+    int rc = LH_ENOMEM;
+    if (!f || register_metrics(f, metrics) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    f->base = base;
+    f->cfg = cfg;
+    f->store = store;
+    rc = setup_tls(f, err, errlen);
+    if (rc != 0)
+        goto fail;
+    char bound[128];
+    f->lev = lh_net_listen(base, cfg->address, on_accept, f, bound, sizeof bound, err, errlen);
+    if (!f->lev) {
+        rc = LH_EIO;
+        goto fail;
+    }
+    evconnlistener_set_error_cb(f->lev, on_accept_error);
+    LH_INFO(FWD_LOG, "forward listening on %s", bound);
+    LH_INFO(FWD_LOG, "forward transport: %s%s%s", f->ssl_ctx ? "TLS" : "plain TCP",
+            f->ssl_ctx && cfg->tls.require_client_cert ? ", client certificates required" : "",
+            cfg->shared_key ? ", shared key" : "");
+    *out = f;
+    return 0;
+fail:
+    lh_in_forward_free(f);
+    return rc;
+}
+
+void lh_in_forward_shutdown(struct lh_in_forward *f, void (*done)(void *ud), void *ud)
+{
+    if (f->lev) {
+        evconnlistener_free(f->lev);
+        f->lev = NULL;
+    }
+    f->done = done;
+    f->done_ud = ud;
+    for (struct conn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->closing)
+            conn_close_after_write(c);
+    }
+    maybe_done(f);
+}
+
+void lh_in_forward_free(struct lh_in_forward *f)
+{
+    if (!f)
+        return;
+    f->done = NULL;
+    while (f->conns)
+        conn_free(f->conns);
+    if (f->lev)
+        evconnlistener_free(f->lev);
+    if (f->ssl_ctx)
+        SSL_CTX_free(f->ssl_ctx);
+    free(f);
+}

@@ -1,0 +1,382 @@
+/* loghaul-collector: flags, configuration, event loop, signals.
+ *
+ * Single-threaded for now: one event_base runs the Forward listener, the
+ * store (synchronous appends) and the HTTP API. */
+#include <event2/event.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector/collector_config.h"
+#include "collector/in_forward.h"
+#include "collector/search/http_api.h"
+#include "collector/store/store.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/util.h"
+
+#define MAIN_LOG "collector"
+#define NS_PER_MS 1000000LL
+#define RETENTION_EVERY_S 3600
+#define STOP_TIMEOUT_S 10
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+struct opts {
+    const char *config;
+    const char *log_level;      /* NULL: from the config */
+    bool check_only;
+};
+
+/* What runs; main owns all of it. */
+struct collector {
+    struct opts opts;
+    struct lh_collector_config cfg;
+    struct event_base *base;
+    struct lh_metrics *metrics;
+    struct lh_store *store;
+    struct lh_in_forward *fwd;
+    struct lh_http_api *api;
+    struct event *sig_term, *sig_int, *sig_hup, *retention, *stop_timer;
+    bool stopping;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: loghaul-collector [-c FILE] [--check-config] [--log-level LEVEL]\n"
+            "                         [--version] [--help]\n"
+            "Receives Forward batches, stores them durably, answers searches over HTTP.\n"
+            "  -c, --config FILE   configuration (default " LH_COLLECTOR_DEFAULT_CONFIG ")\n"
+            "  --check-config      validate the configuration, print \"FILE: ok\" and exit;\n"
+            "                      files it names that do not exist yet are warnings\n"
+            "  --log-level LEVEL   error | warn | info | debug (overrides the config)\n"
+            "  --version           print the version and exit\n"
+            "  -h, --help          this help\n"
+            "Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.\n"
+            "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration.\n");
+}
+
+/* 0 to run, else the exit code (-1 for a clean exit). */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    enum { OPT_CHECK = 256, OPT_LEVEL, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"log-level", required_argument, NULL, OPT_LEVEL},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    o->config = LH_COLLECTOR_DEFAULT_CONFIG;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case OPT_CHECK: o->check_only = true; break;
+        case OPT_LEVEL: o->log_level = optarg; break;
+        case OPT_VERSION: printf("loghaul-collector %s\n", LOGHAUL_VERSION); return -1;
+        case 'h': usage(stdout); return -1;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "loghaul-collector: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    enum lh_log_level lvl;
+    if (o->log_level && lh_log_parse_level(o->log_level, &lvl) != 0) {
+        fprintf(stderr, "loghaul-collector: --log-level must be error, warn, info or debug\n");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void apply_log_level(const struct collector *col, const struct lh_collector_config *cfg)
+{
+    enum lh_log_level lvl = (enum lh_log_level)cfg->collector.log_level;
+    if (col->opts.log_level)
+        lh_log_parse_level(col->opts.log_level, &lvl);
+    lh_log_set_level(lvl);
+}
+
+/* The token of cfg (NULL without auth_token_file). 0 or an error in err. */
+static int load_token(const struct lh_collector_config *cfg, char **token, char *err,
+                      size_t errlen)
+{
+    *token = NULL;
+    if (!cfg->listen.http.auth_token_file)
+        return 0;
+    return lh_http_read_token(cfg->listen.http.auth_token_file, token, err, errlen);
+}
+
+/* ---- reload ------------------------------------------------------------- */
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_tls(const struct lh_tls_cfg *a, const struct lh_tls_cfg *b)
+{
+    return lh_tls_on(a) == lh_tls_on(b) && same_str(a->ca, b->ca) && same_str(a->cert, b->cert) &&
+           same_str(a->key, b->key) && a->require_client_cert == b->require_client_cert;
+}
+
+static bool same_store(const struct lh_store_section *a, const struct lh_store_section *b)
+{
+    return a->enabled == b->enabled && a->dedup_window_ms == b->dedup_window_ms &&
+           a->retention.max_age_ms == b->retention.max_age_ms &&
+           a->retention.max_size == b->retention.max_size;
+}
+
+static bool same_peers(const struct lh_strlist *a, const struct lh_strlist *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0)
+            return false;
+    return true;
+}
+
+static void add_name(char *buf, size_t len, bool changed, const char *name)
+{
+    size_t used = strlen(buf);
+    if (changed && used + 1 < len)
+        snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+/* Names of the settings that differ and only a restart applies. */
+static void restart_needed(const struct lh_collector_config *a,
+                           const struct lh_collector_config *b, char *buf, size_t len)
+{
+    const struct lh_forward_listen_cfg *fa = &a->listen.forward, *fb = &b->listen.forward;
+    buf[0] = '\0';
+    add_name(buf, len, !same_str(a->collector.name, b->collector.name), "collector.name");
+    add_name(buf, len, !same_str(a->collector.data_dir, b->collector.data_dir),
+             "collector.data_dir");
+    add_name(buf, len, !same_str(fa->address, fb->address), "listen.forward.address");
+    add_name(buf, len, !same_tls(&fa->tls, &fb->tls), "listen.forward.tls");
+    add_name(buf, len, !same_str(fa->shared_key, fb->shared_key), "listen.forward.shared_key");
+    add_name(buf, len, !same_str(fa->hostname, fb->hostname), "listen.forward.hostname");
+    add_name(buf, len, fa->max_frame != fb->max_frame || fa->max_decompressed != fb->max_decompressed,
+             "listen.forward limits");
+    add_name(buf, len, !same_str(a->listen.http.address, b->listen.http.address),
+             "listen.http.address");
+    add_name(buf, len, !same_store(&a->store, &b->store), "store");
+    add_name(buf, len, !same_peers(&a->peers, &b->peers), "peers");
+}
+
+static void reload_with(struct collector *col, const struct lh_collector_config *next)
+{
+    char err[600], changed[512];
+    char *token;
+    if (load_token(next, &token, err, sizeof err) != 0) {
+        LH_ERROR(MAIN_LOG, "reload refused, the running configuration stays: %s", err);
+        return;
+    }
+    if (lh_http_api_set_token(col->api, token) != 0) {
+        LH_ERROR(MAIN_LOG, "reload refused: out of memory");
+        free(token);
+        return;
+    }
+    free(token);
+    apply_log_level(col, next);
+    restart_needed(&col->cfg, next, changed, sizeof changed);
+    if (changed[0])
+        LH_WARN(MAIN_LOG, "reloaded %s: log level and API token applied; changed settings that "
+                          "take effect only after a restart: %s", col->opts.config, changed);
+    else
+        LH_INFO(MAIN_LOG, "reloaded %s: log level and API token applied", col->opts.config);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct collector *col = arg;
+    struct lh_collector_config next;
+    struct lh_cfg_diag d = {.file = col->opts.config};
+    if (lh_collector_config_load(col->opts.config, &next, &d) != 0) {
+        LH_ERROR(MAIN_LOG, "reload refused, the running configuration stays: %s", d.error);
+    } else {
+        for (size_t i = 0; i < d.n_warnings; i++)
+            LH_WARN(MAIN_LOG, "reload: %s", d.warnings[i]);
+        reload_with(col, &next);
+    }
+    lh_collector_config_free(&next);
+    lh_cfg_diag_free(&d);
+}
+
+/* ---- stop --------------------------------------------------------------- */
+
+static void on_drained(void *ud)
+{
+    struct collector *col = ud;
+    event_base_loopexit(col->base, NULL);
+}
+
+static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct collector *col = arg;
+    LH_WARN(MAIN_LOG, "connections still open after %d s (peers not reading their acks): "
+                      "closing them", STOP_TIMEOUT_S);
+    event_base_loopexit(col->base, NULL);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct collector *col = arg;
+    if (col->stopping) {
+        LH_WARN(MAIN_LOG, "second signal: exiting now");
+        event_base_loopexit(col->base, NULL);
+        return;
+    }
+    col->stopping = true;
+    LH_INFO(MAIN_LOG, "signal %d: stopping (no new connections, sending pending acks)", (int)sig);
+    struct timeval tv = {STOP_TIMEOUT_S, 0};
+    col->stop_timer = evtimer_new(col->base, on_stop_timeout, col);
+    if (col->stop_timer)
+        evtimer_add(col->stop_timer, &tv);
+    lh_in_forward_shutdown(col->fwd, on_drained, col);
+}
+
+/* ---- start -------------------------------------------------------------- */
+
+static void on_retention(evutil_socket_t fd, short what, void *arg)
+{
+    struct collector *col = arg;
+    if (lh_store_retain(col->store, lh_now_ns()) < 0)
+        LH_ERROR(MAIN_LOG, "retention could not remove old segments (see above)");
+}
+
+static int add_events(struct collector *col)
+{
+    signal(SIGPIPE, SIG_IGN);
+    col->sig_term = evsignal_new(col->base, SIGTERM, on_stop, col);
+    col->sig_int = evsignal_new(col->base, SIGINT, on_stop, col);
+    col->sig_hup = evsignal_new(col->base, SIGHUP, on_reload, col);
+    col->retention = event_new(col->base, -1, EV_PERSIST, on_retention, col);
+    struct timeval hourly = {RETENTION_EVERY_S, 0};
+    if (!col->sig_term || !col->sig_int || !col->sig_hup || !col->retention ||
+        evsignal_add(col->sig_term, NULL) != 0 || evsignal_add(col->sig_int, NULL) != 0 ||
+        evsignal_add(col->sig_hup, NULL) != 0 || event_add(col->retention, &hourly) != 0)
+        return LH_ENOMEM;
+    return LH_OK;
+}
+
+static int open_store(struct collector *col, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    const struct lh_store_section *sc = &col->cfg.store;
+    if (snprintf(dir, sizeof dir, "%s/store", col->cfg.collector.data_dir) >= (int)sizeof dir) {
+        snprintf(err, errlen, "collector.data_dir is too long");
+        return LH_EINVAL;
+    }
+    struct lh_store_opts o = {
+        .dir = dir,
+        .dedup_window_ns = sc->dedup_window_ms * NS_PER_MS,
+        .max_age_ns = sc->retention.max_age_ms * NS_PER_MS,
+        .max_size = sc->retention.max_size,
+    };
+    int rc = lh_store_open(&o, &col->store, err, errlen);
+    if (rc == 0 && lh_store_retain(col->store, lh_now_ns()) < 0) {
+        snprintf(err, errlen, "retention could not remove old segments (see above)");
+        rc = LH_EIO;
+    }
+    return rc;
+}
+
+static int start(struct collector *col)
+{
+    char err[1024] = "";
+    char *token = NULL;
+    col->base = event_base_new();
+    col->metrics = lh_metrics_new();
+    if (!col->base || !col->metrics || add_events(col) != 0) {
+        LH_ERROR(MAIN_LOG, "out of memory");
+        return LH_ENOMEM;
+    }
+    const struct lh_listen_cfg *l = &col->cfg.listen;
+    int rc = load_token(&col->cfg, &token, err, sizeof err);
+    if (rc == 0)
+        rc = open_store(col, err, sizeof err);
+    if (rc == 0)
+        rc = lh_in_forward_new(col->base, &l->forward, col->store, col->metrics, &col->fwd, err,
+                               sizeof err);
+    if (rc == 0)
+        rc = lh_http_api_new(col->base, l->http.address, col->store, col->metrics, token,
+                             &col->api, err, sizeof err);
+    free(token);
+    if (rc != 0) {
+        LH_ERROR(MAIN_LOG, "%s", err[0] ? err : lh_strerror(rc));
+        return rc;
+    }
+    LH_INFO(MAIN_LOG, "loghaul-collector %s started as '%s', data in %s", LOGHAUL_VERSION,
+            col->cfg.collector.name, col->cfg.collector.data_dir);
+    return LH_OK;
+}
+
+static void free_event(struct event *ev)
+{
+    if (ev)
+        event_free(ev);
+}
+
+static void teardown(struct collector *col)
+{
+    lh_http_api_free(col->api);
+    lh_in_forward_free(col->fwd);
+    lh_store_close(col->store);
+    free_event(col->sig_term);
+    free_event(col->sig_int);
+    free_event(col->sig_hup);
+    free_event(col->retention);
+    free_event(col->stop_timer);
+    if (col->base)
+        event_base_free(col->base);
+    lh_metrics_free(col->metrics);
+    lh_collector_config_free(&col->cfg);
+}
+
+static int load_config(struct collector *col)
+{
+    struct lh_cfg_diag d = {.file = col->opts.config};
+    int rc = lh_collector_config_load(col->opts.config, &col->cfg, &d);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", d.error[0] ? d.error : "configuration could not be loaded");
+    for (size_t i = 0; rc == 0 && i < d.n_warnings; i++)
+        fprintf(stderr, "warning: %s\n", d.warnings[i]);
+    lh_cfg_diag_free(&d);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct collector col = {0};
+    int rc = parse_args(argc, argv, &col.opts);
+    if (rc != 0)
+        return rc < 0 ? EXIT_OK : rc;
+    if (load_config(&col) != 0) {
+        lh_collector_config_free(&col.cfg);
+        return EXIT_USAGE;
+    }
+    if (col.opts.check_only) {
+        printf("%s: ok\n", col.opts.config);
+        lh_collector_config_free(&col.cfg);
+        return EXIT_OK;
+    }
+    apply_log_level(&col, &col.cfg);
+    int code = EXIT_RUNTIME;
+    if (start(&col) == 0 && event_base_dispatch(col.base) == 0) {
+        LH_INFO(MAIN_LOG, "stopped");
+        code = EXIT_OK;
+    }
+    teardown(&col);
+    return code;
+}

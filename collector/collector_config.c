@@ -1,0 +1,189 @@
+#include "collector/collector_config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+#define MiB (1024LL * 1024)
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+static const struct lh_cfg_field collector_fields[] = {
+    {.key = "name", .type = LH_CFG_STR, .offset = offsetof(struct lh_collector_section, name),
+     .help = "collector name, the PONG hostname by default (default: host name)"},
+    {.key = "data_dir", .type = LH_CFG_STR,
+     .offset = offsetof(struct lh_collector_section, data_dir),
+     .defval = "/var/lib/loghaul-collector", .help = "the store lives in data_dir/store"},
+    {.key = "log_level", .type = LH_CFG_ENUM,
+     .offset = offsetof(struct lh_collector_section, log_level), .defval = "info",
+     .enum_values = log_levels, .help = "error | warn | info | debug"},
+    {0},
+};
+
+static const struct lh_cfg_schema collector_schema = {
+    .name = "collector section",
+    .size = sizeof(struct lh_collector_section),
+    .fields = collector_fields,
+};
+
+static const struct lh_cfg_field forward_fields[] = {
+    {.key = "address", .type = LH_CFG_STR,
+     .offset = offsetof(struct lh_forward_listen_cfg, address), .defval = "0.0.0.0:24224",
+     .help = "host:port of the Forward listener (port 0: the kernel chooses)"},
+    {.key = "tls", .type = LH_CFG_SECTION, .offset = offsetof(struct lh_forward_listen_cfg, tls),
+     .sub = &lh_tls_cfg_schema, .help = "TLS, and mTLS with require_client_cert"},
+    {.key = "shared_key", .type = LH_CFG_STR,
+     .offset = offsetof(struct lh_forward_listen_cfg, shared_key),
+     .help = "Forward HELO/PING/PONG shared key; unset: no handshake"},
+    {.key = "hostname", .type = LH_CFG_STR,
+     .offset = offsetof(struct lh_forward_listen_cfg, hostname),
+     .help = "server hostname sent in PONG (default: collector.name)"},
+    {.key = "max_frame", .type = LH_CFG_SIZE,
+     .offset = offsetof(struct lh_forward_listen_cfg, max_frame), .defval = "64MiB",
+     .min = 16, .max = 1024 * MiB, .help = "largest Forward frame accepted"},
+    {.key = "max_decompressed", .type = LH_CFG_SIZE,
+     .offset = offsetof(struct lh_forward_listen_cfg, max_decompressed), .defval = "256MiB",
+     .min = 16, .max = 4096 * MiB, .help = "largest inflated gzip payload of one frame"},
+    {0},
+};
+
+static const struct lh_cfg_schema forward_schema = {
+    .name = "listen.forward section",
+    .size = sizeof(struct lh_forward_listen_cfg),
+    .fields = forward_fields,
+};
+
+static const struct lh_cfg_field http_fields[] = {
+    {.key = "address", .type = LH_CFG_STR, .offset = offsetof(struct lh_http_listen_cfg, address),
+     .defval = "127.0.0.1:9800", .help = "host:port of the search API and /metrics"},
+    {.key = "auth_token_file", .type = LH_CFG_STR,
+     .offset = offsetof(struct lh_http_listen_cfg, auth_token_file), .flags = LH_CFG_F_PATH,
+     .help = "file holding the bearer token every endpoint but /healthz requires"},
+    {0},
+};
+
+static const struct lh_cfg_schema http_schema = {
+    .name = "listen.http section",
+    .size = sizeof(struct lh_http_listen_cfg),
+    .fields = http_fields,
+};
+
+static const struct lh_cfg_field listen_fields[] = {
+    {.key = "forward", .type = LH_CFG_SECTION, .offset = offsetof(struct lh_listen_cfg, forward),
+     .sub = &forward_schema},
+    {.key = "http", .type = LH_CFG_SECTION, .offset = offsetof(struct lh_listen_cfg, http),
+     .sub = &http_schema},
+    {0},
+};
+
+static const struct lh_cfg_schema listen_schema = {
+    .name = "listen section",
+    .size = sizeof(struct lh_listen_cfg),
+    .fields = listen_fields,
+};
+
+static const struct lh_cfg_field retention_fields[] = {
+    {.key = "max_age", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct lh_retention_cfg, max_age_ms), .defval = "30d", .min = 1000,
+     .max = 100LL * 365 * 86400 * 1000, .help = "segments whose newest batch is older go"},
+    {.key = "max_size", .type = LH_CFG_SIZE, .offset = offsetof(struct lh_retention_cfg, max_size),
+     .defval = "100GiB", .min = MiB, .max = INT64_MAX / 2,
+     .help = "oldest segments go while the store is larger"},
+    {0},
+};
+
+static const struct lh_cfg_schema retention_schema = {
+    .name = "store.retention section",
+    .size = sizeof(struct lh_retention_cfg),
+    .fields = retention_fields,
+};
+
+static const struct lh_cfg_field store_fields[] = {
+    {.key = "enabled", .type = LH_CFG_BOOL, .offset = offsetof(struct lh_store_section, enabled),
+     .defval = "true", .help = "keep records searchable in data_dir/store"},
+    {.key = "retention", .type = LH_CFG_SECTION,
+     .offset = offsetof(struct lh_store_section, retention), .sub = &retention_schema},
+    {.key = "dedup_window", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct lh_store_section, dedup_window_ms), .defval = "24h", .min = 0,
+     .max = 365LL * 86400 * 1000, .help = "how long acked chunk ids are remembered"},
+    {0},
+};
+
+static const struct lh_cfg_schema store_schema = {
+    .name = "store section",
+    .size = sizeof(struct lh_store_section),
+    .fields = store_fields,
+};
+
+/* Output types register here as they are written. */
+static const struct lh_cfg_plugin_type output_types[] = {{NULL, NULL}};
+
+static const struct lh_cfg_field root_fields[] = {
+    {.key = "collector", .type = LH_CFG_SECTION,
+     .offset = offsetof(struct lh_collector_config, collector), .sub = &collector_schema},
+    {.key = "listen", .type = LH_CFG_SECTION,
+     .offset = offsetof(struct lh_collector_config, listen), .sub = &listen_schema},
+    {.key = "store", .type = LH_CFG_SECTION, .offset = offsetof(struct lh_collector_config, store),
+     .sub = &store_schema},
+    {.key = "peers", .type = LH_CFG_STRLIST, .offset = offsetof(struct lh_collector_config, peers),
+     .help = "other collectors' HTTP URLs for federated search"},
+    {.key = "outputs", .type = LH_CFG_PLUGINS,
+     .offset = offsetof(struct lh_collector_config, outputs), .plugins = output_types,
+     .help = "downstream destinations"},
+    {0},
+};
+
+static int validate_root(void *obj, struct lh_cfg_diag *d, int line, int col)
+{
+    struct lh_collector_config *cfg = obj;
+    if (cfg->collector.data_dir && !cfg->collector.data_dir[0])
+        return lh_cfg_error(d, line, col, "collector.data_dir must not be empty");
+    if (cfg->collector.name && !cfg->collector.name[0])
+        return lh_cfg_error(d, line, col,
+                            "collector.name must not be empty (omit it for the host name)");
+    if (!cfg->store.enabled && cfg->outputs.n == 0)
+        return lh_cfg_error(d, line, col,
+                            "store.enabled is false and there are no outputs: nothing would "
+                            "make acknowledged records durable");
+    if (cfg->listen.forward.shared_key && !cfg->listen.forward.shared_key[0])
+        return lh_cfg_error(d, line, col, "listen.forward.shared_key must not be empty "
+                                          "(omit it to turn the handshake off)");
+    return 0;
+}
+
+const struct lh_cfg_schema lh_collector_config_schema = {
+    .name = "collector configuration",
+    .size = sizeof(struct lh_collector_config),
+    .fields = root_fields,
+    .validate = validate_root,
+};
+
+static int fill_default(char **slot, const char *value, struct lh_cfg_diag *d)
+{
+    if (*slot)
+        return 0;
+    *slot = strdup(value);
+    return *slot ? 0 : lh_cfg_error(d, 1, 1, "out of memory");
+}
+
+int lh_collector_config_load(const char *path, struct lh_collector_config *cfg,
+                             struct lh_cfg_diag *d)
+{
+    memset(cfg, 0, sizeof *cfg);
+    int rc = lh_cfg_load_file(path, &lh_collector_config_schema, cfg, d);
+    if (rc != 0)
+        return rc;
+    char host[256];
+    lh_hostname(host, sizeof host);
+    rc = fill_default(&cfg->collector.name, host, d);
+    if (rc == 0)
+        rc = fill_default(&cfg->listen.forward.hostname, cfg->collector.name, d);
+    return rc;
+}
+
+void lh_collector_config_free(struct lh_collector_config *cfg)
+{
+    lh_cfg_free(&lh_collector_config_schema, cfg);
+}

@@ -1,0 +1,34 @@
+/* The Forward v1 listener: TLS (optionally mTLS) or plain TCP, the
+ * shared-key handshake, frame decoding, dedup, and the ack once a batch is
+ * durable in the store.
+ *
+ * Single-threaded for now: every connection runs on the one event_base
+ * given here, and a store append is synchronous, so while the store syncs
+ * no connection is read (that is the backpressure). */
+#ifndef LH_IN_FORWARD_H
+#define LH_IN_FORWARD_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "collector/collector_config.h"
+#include "collector/store/store.h"
+#include "common/metrics.h"
+
+struct lh_in_forward;
+
+/* Binds cfg->address and logs "forward listening on HOST:PORT". cfg, store
+ * and metrics are borrowed and must outlive the listener. 0 with *out, or
+ * an LH_E* code with err set (a TLS error names the file at fault). */
+int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cfg *cfg,
+                      struct lh_store *store, struct lh_metrics *metrics,
+                      struct lh_in_forward **out, char *err, size_t errlen);
+
+/* Stops accepting and reading, lets each connection write out its pending
+ * acks, then calls done(ud) once no connection is left (perhaps at once). */
+void lh_in_forward_shutdown(struct lh_in_forward *f, void (*done)(void *ud), void *ud);
+
+/* Closes every connection and the listener. */
+void lh_in_forward_free(struct lh_in_forward *f);
+
+#endif

@@ -1,0 +1,130 @@
+#include "collector/search/search.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/record.h"
+
+struct hit {
+    int64_t time_ns;
+    uint64_t seq;
+    char *json;
+};
+
+/* A bounded heap whose root is the worst kept hit, so a better candidate
+ * replaces it in O(log limit) and a worse one costs one comparison. */
+struct topk {
+    const struct lh_search_req *req;
+    struct hit *h;
+    size_t n, cap;
+    int err;
+};
+
+/* True when a ranks before b in the requested order. */
+static bool better(const struct topk *t, const struct hit *a, const struct hit *b)
+{
+    if (a->time_ns != b->time_ns)
+        return t->req->asc ? a->time_ns < b->time_ns : a->time_ns > b->time_ns;
+    return t->req->asc ? a->seq < b->seq : a->seq > b->seq;
+}
+
+static void swap(struct hit *a, struct hit *b)
+{
+    struct hit t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void sift_up(struct topk *t, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!better(t, &t->h[p], &t->h[i]))
+            break;
+        swap(&t->h[p], &t->h[i]);
+        i = p;
+    }
+}
+
+static void sift_down(struct topk *t, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < n && better(t, &t->h[worst], &t->h[l]))
+            worst = l;
+        if (r < n && better(t, &t->h[worst], &t->h[r]))
+            worst = r;
+        if (worst == i)
+            return;
+        swap(&t->h[i], &t->h[worst]);
+        i = worst;
+    }
+}
+
+static int add_hit(struct topk *t, const struct hit *cand, const struct lh_store_event *ev)
+{
+    char *json = lh_record_json(ev->tag, ev->tag_len, ev->time_ns, ev->fields, NULL);
+    if (!json)
+        return LH_ENOMEM;
+    if (t->n < t->cap) {
+        t->h[t->n] = *cand;
+        t->h[t->n].json = json;
+        sift_up(t, t->n++);
+        return 0;
+    }
+    free(t->h[0].json);
+    t->h[0] = *cand;
+    t->h[0].json = json;
+    sift_down(t, t->n, 0);
+    return 0;
+}
+
+static int on_event(void *ud, const struct lh_store_event *ev)
+{
+    struct topk *t = ud;
+    const struct lh_search_req *r = t->req;
+    if (ev->time_ns < r->from_ns || ev->time_ns > r->to_ns)
+        return 0;
+    struct hit cand = {.time_ns = ev->time_ns, .seq = ev->seq};
+    /* Rendering is the expensive part: only for hits that make the cut. */
+    if (t->n == t->cap && !better(t, &cand, &t->h[0]))
+        return 0;
+    if (r->query) {
+        struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
+                                     .time_ns = ev->time_ns, .fields = ev->fields};
+        if (!lh_query_match(r->query, &qr))
+            return 0;
+    }
+    return add_hit(t, &cand, ev);
+}
+
+/* Pops the worst to the end repeatedly: h[0..n) ends up best first. */
+static void heap_sort(struct topk *t)
+{
+    for (size_t n = t->n; n > 1; n--) {
+        swap(&t->h[0], &t->h[n - 1]);
+        sift_down(t, n - 1, 0);
+    }
+}
+
+int lh_search_run(struct lh_store *store, const struct lh_search_req *req, lh_search_emit_cb emit,
+                  void *ud)
+{
+    if (req->limit == 0 || req->limit > LH_SEARCH_MAX_LIMIT)
+        return LH_EINVAL;
+    struct topk t = {.req = req, .cap = req->limit};
+    t.h = calloc(t.cap, sizeof *t.h);
+    if (!t.h)
+        return LH_ENOMEM;
+    int rc = lh_store_scan(store, on_event, &t);
+    if (rc == 0) {
+        heap_sort(&t);
+        for (size_t i = 0; i < t.n && rc == 0; i++)
+            rc = emit(ud, t.h[i].json, strlen(t.h[i].json));
+    }
+    for (size_t i = 0; i < t.n; i++)
+        free(t.h[i].json);
+    free(t.h);
+    return rc;
+}
