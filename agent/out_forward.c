@@ -300,20 +300,33 @@ static void conn_ready(struct fwd *f)
     send_pending(f);
 }
 
-static void conn_error_string(struct bufferevent *bev, short what, char *buf, size_t len)
+/* Why a connection failed, from what libevent kept: OpenSSL's queue for TLS
+ * faults (libevent stores a bare SSL_get_error() code, library 0, for
+ * failures that were really the socket's), the resolver, or errno. */
+static void conn_error_string(struct bufferevent *bev, short what, bool connecting, char *buf,
+                              size_t len)
 {
-    unsigned long e = bufferevent_get_openssl_error(bev);
+    int sock_err = EVUTIL_SOCKET_ERROR();
+    unsigned long e, tls = 0;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0)
+        if (ERR_GET_LIB(e) != 0 && !tls)
+            tls = e;
     int dns = bufferevent_socket_get_dns_error(bev);
-    if (e) {
+    if (tls) {
         char ssl[256];
-        ERR_error_string_n(e, ssl, sizeof ssl);
+        ERR_error_string_n(tls, ssl, sizeof ssl);
         snprintf(buf, len, "TLS: %s", ssl);
     } else if (dns) {
         snprintf(buf, len, "resolving: %s", evutil_gai_strerror(dns));
+    } else if ((what & BEV_EVENT_EOF) && connecting) {
+        snprintf(buf, len, "cannot connect (refused, or closed during the TLS handshake: "
+                           "check the certificates on both sides)");
     } else if (what & BEV_EVENT_EOF) {
         snprintf(buf, len, "connection closed by the collector");
+    } else if (sock_err) {
+        snprintf(buf, len, "%s", evutil_socket_error_to_string(sock_err));
     } else {
-        snprintf(buf, len, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        snprintf(buf, len, "connection failed");
     }
 }
 
@@ -465,7 +478,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         char why[300];
-        conn_error_string(bev, what, why, sizeof why);
+        conn_error_string(bev, what, f->st == ST_CONNECTING, why, sizeof why);
         conn_failed(f, why);
     }
 }
