@@ -370,19 +370,26 @@ static void on_write(struct bufferevent *bev, void *arg)
         conn_free(c);
 }
 
-static void tls_reason(struct bufferevent *bev, char *buf, size_t len)
+/* OpenSSL's reasons for a failed connection into buf; false when the
+ * failure was not OpenSSL's. */
+static bool tls_reason(struct bufferevent *bev, char *buf, size_t len)
 {
     unsigned long e;
     size_t used = 0;
+    bool any = false;
     buf[0] = '\0';
-    while ((e = bufferevent_get_openssl_error(bev)) != 0 && used + 2 < len) {
+    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
         const char *r = ERR_reason_error_string(e);
-        int n = snprintf(buf + used, len - used, "%s%s", used ? "; " : "",
-                         r ? r : "unknown OpenSSL error");
-        if (n < 0)
-            break;
-        used += (size_t)n < len - used ? (size_t)n : len - used - 1;
+        any = true;
+        if (!r || used + 2 >= len)
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? "; " : "", r);
+        if (n > 0)
+            used += (size_t)n < len - used ? (size_t)n : len - used - 1;
     }
+    if (any && !buf[0])
+        snprintf(buf, len, "unknown OpenSSL error");
+    return any;
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -391,8 +398,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     char reason[256];
     if (what & BEV_EVENT_ERROR) {
         int saved = errno;
-        tls_reason(bev, reason, sizeof reason);
-        if (reason[0]) {
+        if (tls_reason(bev, reason, sizeof reason)) {
             fault(c, R_TLS, "TLS failure: %s", reason);
             return;
         }
@@ -442,6 +448,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         evutil_closesocket(fd);
         return;
     }
+    /* Agents often vanish without close_notify; frames are self-delimiting,
+     * so a missing one truncates nothing that could be acked. */
+    if (ssl)
+        SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
     c->f = f;
     peer_names(c, sa);
     c->bev = lh_net_accept_bev(f->base, fd, ssl);
