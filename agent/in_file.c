@@ -91,7 +91,6 @@ struct in_file {
     struct event *tick;
     struct event *more;
     char *buf;
-    int64_t now_ns;           /* record time, taken once per chunk */
     bool paused, stopped, started;
 };
 
@@ -121,7 +120,9 @@ static void emit(struct in_file *in, struct tfile *tf, const char *p, size_t n, 
                  uint64_t end)
 {
     struct line l = {p, n, truncated, in->ctx.host, tf->path};
-    lh_route_emit(in->route, tf->ck, end, in->now_ns, pack_line, &l);
+    /* Read time per line (a vDSO clock read): lines of one chunk keep
+     * their file order when results are sorted by time. */
+    lh_route_emit(in->route, tf->ck, end, lh_now_ns(), pack_line, &l);
 }
 
 /* Bytes p[0..len) of a line; end = file offset just past them; complete
@@ -222,7 +223,6 @@ static bool read_some(struct in_file *in, struct tfile *tf)
             }
             return false;
         }
-        in->now_ns = lh_now_ns();
         if (split_lines(in, tf, in->buf, (size_t)n) != 0)
             LH_ERROR("in_file", "[%s] %s: out of memory splitting lines", in->cfg->tag, tf->path);
         tf->offset += (uint64_t)n;
