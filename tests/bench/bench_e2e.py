@@ -2,7 +2,7 @@
 """End-to-end throughput: a generated log file read from the head by an
 agent, shipped over mTLS Forward to a collector, until the collector has
 acknowledged every line. Prints a table of time, rate, CPU and peak memory
-of each process. Not a test (ctest never runs it): numbers, not verdicts.
+of each process, then how long two searches over the result take. Not a test (ctest never runs it): numbers, not verdicts.
 
   LH_BIN_DIR=build python3 tests/bench/bench_e2e.py --lines 1000000
 
@@ -88,7 +88,24 @@ def measure(col, agent, t0, a):
     return secs, {name: (cpu_seconds(pid), peak_rss_mib(pid)) for name, pid in procs}
 
 
-def report(a, size, secs, usage):
+SEARCHES = (("search newest 100", ""), ("search word 'refused'", "refused"))
+
+
+def time_searches(col):
+    """Seconds each query of SEARCHES takes through `loghaul search`."""
+    out = []
+    for label, query in SEARCHES:
+        t = time.monotonic()
+        r = lhtest.cli(["search", "-s", col.url, "-o", "json", "--limit", "100", "--", query],
+                       timeout=300)
+        took = time.monotonic() - t
+        if r.returncode != 0:
+            raise SystemExit("%s failed: %s" % (label, r.stderr))
+        out.append((label + " (s)", "%.3f" % took))
+    return out
+
+
+def report(a, size, secs, usage, searches):
     rows = [
         ("lines", "%d" % a.lines),
         ("bytes", "%.1f MB" % (size / 1e6)),
@@ -99,6 +116,7 @@ def report(a, size, secs, usage):
     for name, (cpu, rss) in usage.items():
         rows.append(("%s CPU s" % name, "%.2f" % cpu))
         rows.append(("%s peak RSS" % name, "%.1f MiB" % rss))
+    rows.extend(searches)
     w = max(len(k) for k, _ in rows)
     print("bench_e2e: agent -> collector over mTLS, compress=%s, batch=%d"
           % (a.compress, a.max_records))
@@ -119,7 +137,7 @@ def main():
         size = os.path.getsize(corpus)
         col, agent, t0 = start(run, a, corpus)
         secs, usage = measure(col, agent, t0, a)
-        report(a, size, secs, usage)
+        report(a, size, secs, usage, time_searches(col))
     except BaseException:
         run.dump_logs()
         run.cleanup(keep=True)
