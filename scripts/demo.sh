@@ -87,11 +87,13 @@ echo "== collector has acknowledged ${n:-0} records"
 
 show() {
     echo
-    echo "\$ loghaul search $*"
+    printf '$ loghaul search'
+    printf " %q" "$@"
+    echo
     "$LOGHAUL" search -s "http://$API" "$@"
 }
 show --limit 3 -o json '*'
-show --limit 5 -o text 'status:>=500'
+show --limit 5 -o text '503 OR 502'
 show --limit 3 -o text '"POST /api"'
 echo
 echo "Try more while it runs: edit scripts/demo.sh, or start the daemons yourself"
