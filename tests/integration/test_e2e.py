@@ -73,6 +73,9 @@ def file_to_search_over_mtls(run):
     top_times = [t["time"] for t in top]
     check(top_times == sorted(top_times, reverse=True), "--limit 10 not newest first")
     check(top_times[-1] >= sorted(times, reverse=True)[9], "--limit 10 are not the 10 newest")
+    # Lines read together may share a timestamp; the last written still come first.
+    check([t["message"] for t in top] == [numbered(i) for i in range(N, N - 10, -1)],
+          "--limit 10 should be the last 10 lines, newest first: %r" % [t["message"] for t in top])
 
 
 def check_config(binary, path):
