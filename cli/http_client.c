@@ -301,7 +301,19 @@ static int start_request(struct http_req *r, const struct evhttp_uri *uri, const
     int rc = parse_base_url(uri, url, &tls, &port, err, errlen);
     if (rc)
         return rc;
-    const char *host = evhttp_uri_get_host(uri);
+    /* evhttp keeps the brackets of an IPv6 literal; resolvers and
+     * certificate checks want the bare address. */
+    char host[256];
+    const char *h = evhttp_uri_get_host(uri);
+    size_t hlen = strlen(h);
+    if (hlen > 2 && h[0] == '[' && h[hlen - 1] == ']')
+        snprintf(host, sizeof(host), "%.*s", (int)(hlen - 2), h + 1);
+    else if (hlen < sizeof(host))
+        snprintf(host, sizeof(host), "%s", h);
+    else {
+        snprintf(err, errlen, "%s: host name too long", url);
+        return LH_EINVAL;
+    }
     rc = open_connection(r, host, port, tls, err, errlen);
     if (rc)
         return rc;

@@ -39,7 +39,7 @@ class FakeCollector:
     """Answers /api/v1/search like a collector would; `mode` picks the
     answer. Requests seen are kept in .requests as (path, params, headers)."""
 
-    def __init__(self, lines=(), mode="ok", token=None, tls_files=None):
+    def __init__(self, lines=(), mode="ok", token=None, tls_files=None, host="127.0.0.1"):
         self.lines = list(lines)
         self.mode = mode
         self.token = token
@@ -54,7 +54,11 @@ class FakeCollector:
             def do_GET(self):
                 fake.handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = ThreadingHTTPServer
+        if ":" in host:
+            server_class = type("Server6", (ThreadingHTTPServer,),
+                                {"address_family": socket.AF_INET6})
+        self.server = server_class((host, 0), Handler)
         self.server.daemon_threads = True
         scheme = "http"
         if tls_files:
@@ -62,7 +66,8 @@ class FakeCollector:
             ctx.load_cert_chain(*tls_files)
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
             scheme = "https"
-        self.url = "%s://127.0.0.1:%d" % (scheme, self.server.server_address[1])
+        self.url = "%s://%s:%d" % (scheme, "[%s]" % host if ":" in host else host,
+                                   self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def reply(self, h, status, body, ctype="application/x-ndjson"):
@@ -80,7 +85,7 @@ class FakeCollector:
         if self.mode == "hang":
             self.release.wait(30)
             return
-        if u.path != "/api/v1/search":
+        if not u.path.endswith("/api/v1/search"):
             return self.reply(h, 404, "not found\n", "text/plain")
         if self.token and h.headers.get("Authorization") != "Bearer " + self.token:
             return self.reply(h, 401, '{"error": "unauthorized"}\n', "application/json")
@@ -339,6 +344,23 @@ def text_output(run):
         check(line == want, "text line:\n got %r\nwant %r" % (line, want))
         r = cli(["search", "-s", fake.url, "x"])
         check(r.stdout.startswith('{"time"'), "json is the default on a pipe: %r" % r.stdout)
+    finally:
+        fake.close()
+
+
+@test
+def ipv6_literal_and_path_prefix(run):
+    try:
+        fake = FakeCollector([record(BASE_NS, "over v6")], host="::1")
+    except OSError:
+        print("  (no IPv6 loopback here: skipped)")
+        return
+    try:
+        r, recs, _ = search([fake.url + "/loghaul/"], "x")
+        check(r.returncode == 0 and len(recs) == 1, "[::1]: %d %s" % (r.returncode, r.stderr))
+        path, _, headers = fake.requests[-1]
+        check(path == "/loghaul/api/v1/search", "path prefix kept: %r" % path)
+        check(headers.get("Host") == fake.url.split("//")[1], "Host header %r" % headers.get("Host"))
     finally:
         fake.close()
 
