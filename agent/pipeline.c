@@ -354,7 +354,9 @@ int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int6
     struct lh_pipeline *pl = r->pl;
     lh_metric_add(r->read, 1);
     bool fresh = false;
-    struct lh_ckpt_seg *seg = lh_ckpt_track(pl->ctx.ckpt, f, end, (unsigned)r->n, &fresh);
+    /* Inputs without a file position (syslog) have nothing to checkpoint. */
+    struct lh_ckpt_seg *seg =
+        f ? lh_ckpt_track(pl->ctx.ckpt, f, end, (unsigned)r->n, &fresh) : NULL;
     if (!seg && fresh) {
         lh_metric_add(pl->dropped_encode, 1);
         return LH_ENOMEM;

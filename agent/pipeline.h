@@ -165,7 +165,8 @@ json_t *lh_pipeline_status(struct lh_pipeline *pl);
 /* Routes: an input asks for its route once, by tag. */
 int lh_pipeline_route(struct lh_pipeline *pl, const char *tag, struct lh_route **route);
 /* Packs one record (time ns, fields by fn) into every target's open batch;
- * f/end: the file position just past the record. 0 or LH_ENOMEM (the record
+ * f/end: the file position just past the record (f NULL: an input with no
+ * position to checkpoint, such as syslog). 0 or LH_ENOMEM (the record
  * then counts as dropped{reason="encode"} and its position stays pending). */
 int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int64_t ns,
                   lh_pack_fields_fn fn, void *ud);
