@@ -1,6 +1,7 @@
 /* Schema-driven YAML loader: libyaml builds the document tree, then one
  * small setter per field type fills the struct the schema describes. */
 #include "common/config.h"
+#include "common/config_int.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -21,7 +22,6 @@
 #define CFG_MAX_VISITS 100000
 /* Duplicate keys of a string map are found by a linear scan. */
 #define CFG_MAX_MAP_ENTRIES 4096
-#define CFG_MAX_WORD 256
 
 /* Setter result: the value was null, so the field stays absent. */
 #define SET_ABSENT 1
@@ -49,52 +49,6 @@ typedef int (*setter_fn)(struct loader *l, const struct lh_cfg_field *f, yaml_do
 
 static int load_mapping(struct loader *l, const struct scope *s);
 
-/* ---- diagnostics ---------------------------------------------------- */
-
-static void vformat(struct lh_cfg_diag *d, char *buf, size_t cap, int line, int col,
-                    const char *fmt, va_list ap)
-{
-    const char *file = d->file ? d->file : "<config>";
-    int n = line > 0 ? snprintf(buf, cap, "%s:%d:%d: ", file, line, col)
-                     : snprintf(buf, cap, "%s: ", file);
-    if (n < 0 || (size_t)n >= cap)
-        return;
-    vsnprintf(buf + n, cap - (size_t)n, fmt, ap);
-}
-
-int lh_cfg_error(struct lh_cfg_diag *d, int line, int col, const char *fmt, ...)
-{
-    if (d->error[0] != '\0')
-        return LH_ECONFIG;
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(d, d->error, sizeof d->error, line, col, fmt, ap);
-    va_end(ap);
-    return LH_ECONFIG;
-}
-
-void lh_cfg_warn(struct lh_cfg_diag *d, int line, int col, const char *fmt, ...)
-{
-    if (d->n_warnings >= LH_CFG_MAX_WARNINGS)
-        return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(d, buf, sizeof buf, line, col, fmt, ap);
-    va_end(ap);
-    char *w = strdup(buf);
-    if (w)
-        d->warnings[d->n_warnings++] = w;
-}
-
-void lh_cfg_diag_free(struct lh_cfg_diag *d)
-{
-    for (size_t i = 0; i < d->n_warnings && i < LH_CFG_MAX_WARNINGS; i++) {
-        free(d->warnings[i]);
-        d->warnings[i] = NULL;
-    }
-    d->n_warnings = 0;
-}
 
 /* Reports at node n; while a schema default is parsed, the message names
  * the field instead, since a bad default is a bug in the schema. */
@@ -113,76 +67,6 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct loader *l, const
                         msg);
 }
 
-/* ---- suggestions ---------------------------------------------------- */
-
-static size_t levenshtein(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[CFG_MAX_WORD + 1];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-const char *lh_cfg_nearest(const char *word, const char *const *candidates, size_t n)
-{
-    size_t len = strlen(word);
-    if (len > CFG_MAX_WORD)
-        return NULL;
-    size_t limit = len / 3 > 2 ? len / 3 : 2;
-    const char *best = NULL;
-    size_t best_d = limit + 1;
-    for (size_t i = 0; i < n; i++) {
-        if (!candidates[i] || strlen(candidates[i]) > CFG_MAX_WORD)
-            continue;
-        size_t dist = levenshtein(word, candidates[i]);
-        if (dist < best_d) {
-            best_d = dist;
-            best = candidates[i];
-        }
-    }
-    return best;
-}
-
-/* " (did you mean 'x'?)" or "" into buf. */
-static const char *hint(char *buf, size_t cap, const char *word, const char *const *cands,
-                        size_t n)
-{
-    const char *near = lh_cfg_nearest(word, cands, n);
-    if (near)
-        snprintf(buf, cap, " (did you mean '%s'?)", near);
-    else
-        buf[0] = '\0';
-    return buf;
-}
-
-/* "a, b, c" into buf, truncated if it does not fit. */
-static const char *join(char *buf, size_t cap, const char *const *words, size_t n)
-{
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n && off < cap; i++) {
-        int w = snprintf(buf + off, cap - off, "%s%s", i ? ", " : "", words[i]);
-        if (w < 0)
-            break;
-        off += (size_t)w;
-    }
-    return buf;
-}
 
 /* ---- node helpers --------------------------------------------------- */
 
@@ -396,8 +280,8 @@ static int set_enum(struct loader *l, const struct lh_cfg_field *f, yaml_documen
     }
     char list[512], near[300];
     return fail_at(l, n, "%s: unknown value '%s', expected one of: %s%s", f->key, v,
-                   join(list, sizeof list, f->enum_values, count),
-                   hint(near, sizeof near, v, f->enum_values, count));
+                   lh_cfg_join(list, sizeof list, f->enum_values, count),
+                   lh_cfg_hint(near, sizeof near, v, f->enum_values, count));
 }
 
 static int strlist_add(struct loader *l, const struct lh_cfg_field *f, struct lh_strlist *sl,
@@ -538,12 +422,14 @@ static const struct lh_cfg_plugin_type *plugin_lookup(struct loader *l,
             names[count++] = p->type;
     }
     char list[512], near[300];
-    if (lh_cfg_nearest(type, names, count))
+    if (count == 0)
+        fail_at(l, tn, "unknown %s type '%s' (this build has no %s types)", kind, type, kind);
+    else if (lh_cfg_nearest(type, names, count))
         fail_at(l, tn, "unknown %s type '%s'%s", kind, type,
-                hint(near, sizeof near, type, names, count));
+                lh_cfg_hint(near, sizeof near, type, names, count));
     else
         fail_at(l, tn, "unknown %s type '%s' (known types: %s)", kind, type,
-                join(list, sizeof list, names, count));
+                lh_cfg_join(list, sizeof list, names, count));
     return NULL;
 }
 
@@ -716,7 +602,7 @@ static int unknown_key(struct loader *l, const struct scope *s, const yaml_node_
     for (size_t i = 0; i < n; i++)
         names[i] = s->schema->fields[i].key;
     char near[300];
-    hint(near, sizeof near, key, names, n);
+    lh_cfg_hint(near, sizeof near, key, names, n);
     free(names);
     return fail_at(l, kn, "unknown key '%s' in %s%s", key, s->schema->name, near);
 }
