@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/unit/lh_check.h"
 
 /* ---- test schemas --------------------------------------------------- */
 
@@ -163,21 +164,12 @@ static char tmpdir[PATH_MAX];
 
 static void setup(void)
 {
-    const char *base = getenv("LH_TEST_TMP");
-    if (base && *base) {
-        ck_assert_int_eq(lh_mkdir_p(base), 0);
-        snprintf(tmpdir, sizeof tmpdir, "%s/config-XXXXXX", base);
-    } else {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/config-XXXXXX");
-    }
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    lh_test_mkdtemp(tmpdir, sizeof tmpdir, "config");
 }
 
 static void teardown(void)
 {
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+    lh_test_rmrf(tmpdir);
 }
 
 static int load(const char *yaml, struct t_root *r, struct lh_cfg_diag *d)
@@ -793,9 +785,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lh_test_run(suite());
 }

@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/forward.h"
 #include "common/record.h"
+#include "tests/unit/lh_check.h"
 
 #define T0 1700000000LL
 #define NS(s, frac) ((s) * 1000000000LL + (frac))
@@ -831,11 +832,5 @@ static Suite *forward_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(forward_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lh_test_run(forward_suite());
 }

@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "common/forward.h"
 #include "common/record.h"
+#include "tests/unit/lh_check.h"
 
 #define KEY "s3cret-key"
 
@@ -425,11 +426,5 @@ static Suite *handshake_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(handshake_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lh_test_run(handshake_suite());
 }

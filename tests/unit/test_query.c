@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "common/query/query.h"
 #include "common/record.h"
+#include "tests/unit/lh_check.h"
 
 #define T0 1700000000LL /* 2023-11-14T22:13:20Z */
 
@@ -712,11 +713,5 @@ static Suite *query_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(query_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lh_test_run(query_suite());
 }

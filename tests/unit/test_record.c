@@ -5,6 +5,7 @@
 
 #include "common/err.h"
 #include "common/record.h"
+#include "tests/unit/lh_check.h"
 
 #define T0 1700000000LL /* 2023-11-14T22:13:20Z */
 #define NS(s, frac) ((s) * 1000000000LL + (frac))
@@ -387,11 +388,5 @@ static Suite *record_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(record_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lh_test_run(record_suite());
 }

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/record.h"
 #include "common/util.h"
+#include "tests/unit/lh_check.h"
 
 #define SEC LH_NS_PER_SEC
 
@@ -22,30 +23,13 @@ static char storedir[PATH_MAX + 16];
 
 static void setup(void)
 {
-    const char *parent = getenv("LH_TEST_TMP");
-    if (parent && *parent) {
-        lh_mkdir_p(parent);
-        snprintf(tmpdir, sizeof tmpdir, "%s/test_store.XXXXXX", parent);
-    } else {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/test_store.XXXXXX");
-    }
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    lh_test_mkdtemp(tmpdir, sizeof tmpdir, "test_store");
     snprintf(storedir, sizeof storedir, "%s/store", tmpdir);
 }
 
 static void teardown(void)
 {
-    DIR *d = opendir(storedir);
-    struct dirent *de;
-    char path[PATH_MAX * 2];
-    while (d && (de = readdir(d)) != NULL) {
-        snprintf(path, sizeof path, "%s/%s", storedir, de->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(storedir);
-    rmdir(tmpdir);
+    lh_test_rmrf(tmpdir);
 }
 
 static struct lh_store *open_store(int64_t segment_size, int64_t max_size, int64_t max_age_ns,
@@ -358,9 +342,5 @@ int main(void)
     tcase_add_test(tc, retention_drops_old_segments_by_age);
     tcase_add_test(tc, rejects_oversized_chunk_id);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lh_test_run(su);
 }
