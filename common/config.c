@@ -225,43 +225,49 @@ static int set_int(struct loader *l, const struct lh_cfg_field *f, yaml_document
     return rc;
 }
 
-static int set_size(struct loader *l, const struct lh_cfg_field *f, yaml_document_t *doc,
-                    yaml_node_t *n, void *slot, int depth)
+/* Sizes and durations differ only in their parser, words and units. */
+struct scaled_kind {
+    int (*parse)(const char *s, int64_t *out);
+    const char *noun;     /* "size" */
+    const char *too_big;  /* "is too large" */
+    const char *examples; /* "64KiB or 2MiB" */
+    const struct unit_name *units;
+};
+
+static int set_scaled(struct loader *l, const struct lh_cfg_field *f, yaml_node_t *n, void *slot,
+                      const struct scaled_kind *k)
 {
     const char *v;
     int64_t x;
     int rc = scalar(l, n, f->key, &v);
     if (rc)
         return rc;
-    rc = lh_parse_size(v, &x);
+    rc = k->parse(v, &x);
     if (rc == LH_ETOOBIG)
-        return fail_at(l, n, "%s: size '%s' is too large", f->key, v);
+        return fail_at(l, n, "%s: %s '%s' %s", f->key, k->noun, v, k->too_big);
     if (rc)
-        return fail_at(l, n, "%s: expected a size like 64KiB or 2MiB, got '%s'", f->key, v);
-    rc = check_bounds(l, f, n, x, v, size_units);
+        return fail_at(l, n, "%s: expected a %s like %s, got '%s'", f->key, k->noun,
+                       k->examples, v);
+    rc = check_bounds(l, f, n, x, v, k->units);
     if (rc == 0)
         *(int64_t *)slot = x;
     return rc;
 }
 
+static int set_size(struct loader *l, const struct lh_cfg_field *f, yaml_document_t *doc,
+                    yaml_node_t *n, void *slot, int depth)
+{
+    static const struct scaled_kind k = {lh_parse_size, "size", "is too large",
+                                         "64KiB or 2MiB", size_units};
+    return set_scaled(l, f, n, slot, &k);
+}
+
 static int set_duration(struct loader *l, const struct lh_cfg_field *f, yaml_document_t *doc,
                         yaml_node_t *n, void *slot, int depth)
 {
-    const char *v;
-    int64_t x;
-    int rc = scalar(l, n, f->key, &v);
-    if (rc)
-        return rc;
-    rc = lh_parse_duration(v, &x);
-    if (rc == LH_ETOOBIG)
-        return fail_at(l, n, "%s: duration '%s' is too long", f->key, v);
-    if (rc)
-        return fail_at(l, n, "%s: expected a duration like 200ms, 2s or 15m, got '%s'", f->key,
-                       v);
-    rc = check_bounds(l, f, n, x, v, duration_units);
-    if (rc == 0)
-        *(int64_t *)slot = x;
-    return rc;
+    static const struct scaled_kind k = {lh_parse_duration, "duration", "is too long",
+                                         "200ms, 2s or 15m", duration_units};
+    return set_scaled(l, f, n, slot, &k);
 }
 
 static int set_enum(struct loader *l, const struct lh_cfg_field *f, yaml_document_t *doc,
