@@ -20,6 +20,10 @@ install_deps() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$p")
     done
+    # The interop tests run an independent Forward client (fluent-logger on
+    # Node.js). Debian's npm conflicts with nodejs builds that bundle npm.
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "== installing: ${missing[*]}"
         as_root apt-get update -qq
@@ -35,6 +39,11 @@ build() { # build DIR [cmake options...]
     cmake --build "$dir" -j2
 }
 
+install_interop_peers() {
+    [ -d tests/interop/node_modules/fluent-logger ] ||
+        (cd tests/interop && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
+}
+
 run_tests() { # run_tests DIR
     (cd "$1" && ctest --output-on-failure --timeout 600 -j2)
 }
@@ -47,6 +56,7 @@ demo)
     ;;
 test)
     install_deps
+    install_interop_peers
     echo "== build (-Werror)"
     build build
     echo "== tests"
