@@ -1,0 +1,749 @@
+#include "common/chunkq.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define CQ_LOG "chunkq"
+#define CQ_MAGIC "LHQC"
+#define CQ_VERSION 1
+#define CQ_POS_LEN 24
+#define CQ_IO_STEP (64u << 10)
+#define CQ_SEG_MIN (64LL << 10)
+#define CQ_SEG_MAX (64LL << 20)
+
+struct chunkq_seg {
+    struct chunkq_seg *next;
+    uint64_t no;
+    int fd;
+    int ack_fd;                 /* -1 until the first ack */
+    uint64_t size;
+    uint32_t n_live;            /* chunks not consumed */
+    bool data_dirty, ack_dirty;
+};
+
+struct lh_chunkq {
+    struct lh_chunkq_opts o;
+    char *dir;
+    int64_t seg_size;
+    struct chunkq_seg *segs, *active;
+    struct lh_chunk *head, *tail;             /* live chunks, oldest first */
+    struct lh_chunk *unsynced, *unsynced_tail;
+    uint64_t next_no;
+    bool dir_dirty;
+    struct lh_chunkq_stats st;
+};
+
+/* A record header as read back. */
+struct hdr {
+    uint16_t tag_len;
+    uint32_t n_pos, payload_len, n_records, crc;
+    char id[LH_CHUNK_ID_LEN + 1];
+    uint32_t hdr_len, rec_len;
+};
+
+/* ---- encoding ----------------------------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+/* Validates the fixed part; the lengths are checked against their caps
+ * before anything is allocated from them. */
+static int parse_fixed(const uint8_t *p, struct hdr *h)
+{
+    if (memcmp(p, CQ_MAGIC, 4) != 0 || (p[4] << 8 | p[5]) != CQ_VERSION)
+        return LH_ECORRUPT;
+    h->tag_len = (uint16_t)(p[6] << 8 | p[7]);
+    h->n_pos = get32(p + 8);
+    h->payload_len = get32(p + 12);
+    h->n_records = get32(p + 16);
+    h->crc = get32(p + 20);
+    memcpy(h->id, p + 24, LH_CHUNK_ID_LEN);
+    h->id[LH_CHUNK_ID_LEN] = '\0';
+    if (h->n_pos > LH_CHUNKQ_MAX_POS || h->payload_len > LH_CHUNKQ_MAX_PAYLOAD)
+        return LH_ECORRUPT;
+    h->hdr_len = LH_CHUNKQ_HDR_FIXED + h->tag_len + h->n_pos * CQ_POS_LEN;
+    h->rec_len = h->hdr_len + h->payload_len;
+    return LH_OK;
+}
+
+static uint32_t header_crc(const uint8_t *hdr, size_t len)
+{
+    static const uint8_t zero[4];
+    uLong crc = crc32(0, hdr, 20);
+    crc = crc32(crc, zero, 4);
+    return (uint32_t)crc32(crc, hdr + 24, (uInt)(len - 24));
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static void seg_path(const struct lh_chunkq *q, uint64_t no, const char *ext, char *buf,
+                     size_t len)
+{
+    snprintf(buf, len, "%s/q-%016" PRIx64 ".%s", q->dir, no, ext);
+}
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return LH_EIO;
+        done += (size_t)n;
+    }
+    return LH_OK;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return LH_EIO;
+        done += (size_t)n;
+    }
+    return LH_OK;
+}
+
+static void seg_free(struct chunkq_seg *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->ack_fd >= 0)
+        close(s->ack_fd);
+    free(s);
+}
+
+static struct chunkq_seg *seg_add(struct lh_chunkq *q, uint64_t no, int fd, uint64_t size)
+{
+    struct chunkq_seg *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->no = no;
+    s->fd = fd;
+    s->ack_fd = -1;
+    s->size = size;
+    struct chunkq_seg **p = &q->segs;
+    while (*p)
+        p = &(*p)->next;
+    *p = s;
+    q->st.segments++;
+    q->st.bytes += size;
+    if (no >= q->next_no)
+        q->next_no = no + 1;
+    return s;
+}
+
+/* Deletes a consumed segment: the caller saves first what it derived from
+ * the positions in it. */
+static void seg_release(struct lh_chunkq *q, struct chunkq_seg *s)
+{
+    if (q->o.on_release)
+        q->o.on_release(q->o.ud);
+    char path[PATH_MAX];
+    seg_path(q, s->no, "seg", path, sizeof path);
+    if (unlink(path) != 0)
+        LH_WARN(CQ_LOG, "removing %s: %m", path);
+    seg_path(q, s->no, "ack", path, sizeof path);
+    unlink(path);
+    for (struct chunkq_seg **p = &q->segs; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    if (q->active == s)
+        q->active = NULL;
+    q->st.segments--;
+    q->st.bytes -= s->size;
+    q->dir_dirty = true;
+    seg_free(s);
+}
+
+static bool seg_unsynced(const struct lh_chunkq *q, const struct chunkq_seg *s)
+{
+    for (const struct lh_chunk *c = q->unsynced; c; c = c->unsynced)
+        if (c->seg == s)
+            return true;
+    return false;
+}
+
+static void release_idle(struct lh_chunkq *q)
+{
+    struct chunkq_seg *s = q->segs;
+    while (s) {
+        struct chunkq_seg *next = s->next;
+        if (s->n_live == 0 && !seg_unsynced(q, s))
+            seg_release(q, s);
+        s = next;
+    }
+}
+
+/* ---- chunks ------------------------------------------------------------- */
+
+static struct lh_chunk *chunk_new(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off,
+                                  const struct hdr *h)
+{
+    struct lh_chunk *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    memcpy(c->id, h->id, sizeof c->id);
+    c->n_records = h->n_records;
+    c->payload_len = h->payload_len;
+    c->seg = s;
+    c->off = off;
+    c->rec_len = h->rec_len;
+    c->prev = q->tail;
+    if (q->tail)
+        q->tail->next = c;
+    else
+        q->head = c;
+    q->tail = c;
+    s->n_live++;
+    q->st.chunks++;
+    return c;
+}
+
+static void chunk_unlink(struct lh_chunkq *q, struct lh_chunk *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        q->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        q->tail = c->prev;
+    c->seg->n_live--;
+    q->st.chunks--;
+}
+
+/* ---- replay ------------------------------------------------------------- */
+
+/* Checks the record at off: 0 with h and its variable header in *var
+ * (malloc'd), LH_ECORRUPT, or LH_EIO. */
+static int check_record(int fd, uint64_t off, uint64_t size, struct hdr *h, uint8_t **var)
+{
+    uint8_t fixed[LH_CHUNKQ_HDR_FIXED];
+    *var = NULL;
+    if (size - off < LH_CHUNKQ_HDR_FIXED)
+        return LH_ECORRUPT;
+    if (pread_all(fd, fixed, sizeof fixed, off) != 0)
+        return LH_EIO;
+    if (parse_fixed(fixed, h) != 0 || h->rec_len > size - off)
+        return LH_ECORRUPT;
+    uint8_t *hb = malloc(h->hdr_len);
+    uint8_t *buf = malloc(CQ_IO_STEP);
+    int rc = hb && buf ? LH_OK : LH_ENOMEM;
+    if (rc == 0) {
+        memcpy(hb, fixed, sizeof fixed);
+        rc = pread_all(fd, hb + sizeof fixed, h->hdr_len - sizeof fixed, off + sizeof fixed);
+    }
+    uLong crc = rc == 0 ? header_crc(hb, h->hdr_len) : 0;
+    for (uint32_t done = 0; rc == 0 && done < h->payload_len;) {
+        uint32_t n = h->payload_len - done < CQ_IO_STEP ? h->payload_len - done : CQ_IO_STEP;
+        rc = pread_all(fd, buf, n, off + h->hdr_len + done);
+        crc = rc == 0 ? crc32(crc, buf, n) : crc;
+        done += n;
+    }
+    free(buf);
+    if (rc == 0 && (uint32_t)crc != h->crc)
+        rc = LH_ECORRUPT;
+    if (rc == 0)
+        *var = hb;
+    else
+        free(hb);
+    return rc;
+}
+
+/* Offset of the next magic at or after from, or size when there is none. */
+static uint64_t find_magic(int fd, uint64_t from, uint64_t size)
+{
+    uint8_t *buf = malloc(CQ_IO_STEP);
+    uint64_t found = size;
+    while (buf && from + 4 <= size) {
+        size_t n = size - from < CQ_IO_STEP ? (size_t)(size - from) : CQ_IO_STEP;
+        if (pread_all(fd, buf, n, from) != 0)
+            break;
+        const uint8_t *m = memmem(buf, n, CQ_MAGIC, 4);
+        if (m) {
+            found = from + (uint64_t)(m - buf);
+            break;
+        }
+        from += n - 3;
+    }
+    free(buf);
+    return found;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The consumed offsets of segment no, sorted. */
+static int load_acks(struct lh_chunkq *q, uint64_t no, uint64_t seg_size, uint64_t **acks,
+                     size_t *n)
+{
+    char path[PATH_MAX], *data = NULL;
+    size_t len = 0;
+    *acks = NULL;
+    *n = 0;
+    seg_path(q, no, "ack", path, sizeof path);
+    /* At most one ack per record, and a record is at least the fixed header. */
+    size_t cap = (size_t)(seg_size / LH_CHUNKQ_HDR_FIXED + 1) * 8;
+    int rc = lh_read_file(path, cap, &data, &len);
+    if (rc == LH_ENOENT)
+        return LH_OK;
+    if (rc != 0)
+        return rc;
+    *n = len / 8;
+    *acks = malloc((*n ? *n : 1) * sizeof **acks);
+    if (!*acks) {
+        free(data);
+        return LH_ENOMEM;
+    }
+    for (size_t i = 0; i < *n; i++)
+        (*acks)[i] = get64((const uint8_t *)data + 8 * i);
+    free(data);
+    qsort(*acks, *n, sizeof **acks, cmp_u64);
+    return LH_OK;
+}
+
+static int replay_record(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off,
+                         const struct hdr *h, const uint8_t *var, const uint64_t *acks,
+                         size_t n_acks)
+{
+    const uint8_t *pp = var + LH_CHUNKQ_HDR_FIXED + h->tag_len;
+    for (uint32_t i = 0; i < h->n_pos && q->o.on_pos; i++) {
+        struct lh_chunkq_pos p = {get64(pp), get64(pp + 8), get64(pp + 16)};
+        q->o.on_pos(q->o.ud, &p);
+        pp += CQ_POS_LEN;
+    }
+    if (n_acks && bsearch(&off, acks, n_acks, sizeof *acks, cmp_u64))
+        return LH_OK;
+    struct lh_chunk *c = chunk_new(q, s, off, h);
+    if (!c)
+        return LH_ENOMEM;
+    if (q->o.on_chunk)
+        q->o.on_chunk(q->o.ud, c);
+    return LH_OK;
+}
+
+/* Every intact record of a segment; a damaged run followed by an intact
+ * record is corrupt, one running to the end is a torn tail. */
+static int scan_segment(struct lh_chunkq *q, struct chunkq_seg *s)
+{
+    uint64_t *acks;
+    size_t n_acks;
+    int rc = load_acks(q, s->no, s->size, &acks, &n_acks);
+    bool damaged = false;
+    uint64_t off = 0;
+    while (rc == 0 && off < s->size) {
+        struct hdr h;
+        uint8_t *var;
+        rc = check_record(s->fd, off, s->size, &h, &var);
+        if (rc == LH_ECORRUPT) {
+            damaged = true;
+            off = find_magic(s->fd, off + 1, s->size);
+            rc = LH_OK;
+            continue;
+        }
+        if (rc != 0)
+            break;
+        if (damaged)
+            q->st.corrupt++;
+        damaged = false;
+        rc = replay_record(q, s, off, &h, var, acks, n_acks);
+        free(var);
+        off += h.rec_len;
+    }
+    if (damaged)
+        q->st.torn++;
+    free(acks);
+    return rc;
+}
+
+static bool parse_seg_name(const char *name, uint64_t *no)
+{
+    char hex[17];
+    if (strlen(name) != 22 || strncmp(name, "q-", 2) != 0 || strcmp(name + 18, ".seg") != 0)
+        return false;
+    memcpy(hex, name + 2, 16);
+    hex[16] = '\0';
+    char *end;
+    errno = 0;
+    *no = strtoull(hex, &end, 16);
+    return errno == 0 && *end == '\0';
+}
+
+/* Segment numbers in dir, ascending. */
+static int list_segments(const char *dir, uint64_t **nos, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return LH_EIO;
+    size_t cap = 0;
+    int rc = LH_OK;
+    *nos = NULL;
+    *n = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        uint64_t no;
+        if (!parse_seg_name(e->d_name, &no))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *v = realloc(*nos, cap * sizeof *v);
+            if (!v) {
+                rc = LH_ENOMEM;
+                break;
+            }
+            *nos = v;
+        }
+        (*nos)[(*n)++] = no;
+    }
+    closedir(d);
+    if (rc == 0 && *n)
+        qsort(*nos, *n, sizeof **nos, cmp_u64);
+    return rc;
+}
+
+static int open_segment(struct lh_chunkq *q, uint64_t no, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    seg_path(q, no, "seg", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return LH_EIO;
+    }
+    struct chunkq_seg *s = seg_add(q, no, fd, (uint64_t)sb.st_size);
+    if (!s) {
+        close(fd);
+        return LH_ENOMEM;
+    }
+    int rc = scan_segment(q, s);
+    if (rc != 0)
+        snprintf(err, errlen, "%s: %s", path, lh_strerror(rc));
+    return rc;
+}
+
+int lh_chunkq_open(const struct lh_chunkq_opts *o, struct lh_chunkq **out, char *err,
+                   size_t errlen)
+{
+    struct lh_chunkq *q = calloc(1, sizeof *q);
+    if (!q)
+        return LH_ENOMEM;
+    q->o = *o;
+    q->dir = strdup(o->dir);
+    q->seg_size = o->segment_size;
+    if (q->seg_size <= 0) {
+        q->seg_size = o->max_size / 8;
+        q->seg_size = q->seg_size < CQ_SEG_MIN ? CQ_SEG_MIN : q->seg_size;
+        q->seg_size = q->seg_size > CQ_SEG_MAX ? CQ_SEG_MAX : q->seg_size;
+    }
+    uint64_t *nos = NULL;
+    size_t n = 0;
+    int rc = q->dir ? LH_OK : LH_ENOMEM;
+    if (rc == 0 && lh_mkdir_p(q->dir) != 0) {
+        snprintf(err, errlen, "%s: %s", q->dir, strerror(errno));
+        rc = LH_EIO;
+    }
+    if (rc == 0 && (rc = list_segments(q->dir, &nos, &n)) != 0)
+        snprintf(err, errlen, "%s: %s", q->dir, lh_strerror(rc));
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = open_segment(q, nos[i], err, errlen);
+    free(nos);
+    if (rc != 0) {
+        lh_chunkq_close(q);
+        return rc;
+    }
+    *out = q;
+    return LH_OK;
+}
+
+void lh_chunkq_close(struct lh_chunkq *q)
+{
+    if (!q)
+        return;
+    for (struct chunkq_seg *s = q->segs; s; s = s->next) {
+        if (s->data_dirty && fdatasync(s->fd) != 0)
+            LH_ERROR(CQ_LOG, "syncing segment %016" PRIx64 ": %m", s->no);
+        if (s->ack_dirty)
+            fdatasync(s->ack_fd);
+    }
+    if (q->dir_dirty && q->dir)
+        lh_fsync_dir(q->dir);
+    while (q->head) {
+        struct lh_chunk *c = q->head;
+        q->head = c->next;
+        free(c);
+    }
+    while (q->segs) {
+        struct chunkq_seg *s = q->segs;
+        q->segs = s->next;
+        seg_free(s);
+    }
+    free(q->dir);
+    free(q);
+}
+
+/* ---- appending ---------------------------------------------------------- */
+
+bool lh_chunkq_full(const struct lh_chunkq *q, size_t payload_len)
+{
+    if (q->o.max_size <= 0 || q->st.bytes == 0)
+        return false;
+    return q->st.bytes + payload_len + LH_CHUNKQ_HDR_FIXED > (uint64_t)q->o.max_size;
+}
+
+static int roll(struct lh_chunkq *q)
+{
+    if (q->active && q->active->data_dirty) {
+        if (fdatasync(q->active->fd) != 0)
+            return LH_EIO;
+        q->active->data_dirty = false;
+    }
+    char path[PATH_MAX];
+    seg_path(q, q->next_no, "seg", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        LH_ERROR(CQ_LOG, "creating %s: %m", path);
+        return LH_EIO;
+    }
+    struct chunkq_seg *s = seg_add(q, q->next_no, fd, 0);
+    if (!s) {
+        close(fd);
+        unlink(path);
+        return LH_ENOMEM;
+    }
+    q->active = s;
+    q->dir_dirty = true;
+    return LH_OK;
+}
+
+static int build_header(const struct lh_chunk_meta *m, size_t len, uint8_t **out,
+                        struct hdr *h)
+{
+    if (!m->id || strlen(m->id) != LH_CHUNK_ID_LEN)
+        return LH_EINVAL;
+    if (len > LH_CHUNKQ_MAX_PAYLOAD || m->n_pos > LH_CHUNKQ_MAX_POS || m->tag_len > UINT16_MAX)
+        return LH_ETOOBIG;
+    h->hdr_len = (uint32_t)(LH_CHUNKQ_HDR_FIXED + m->tag_len + m->n_pos * CQ_POS_LEN);
+    h->payload_len = (uint32_t)len;
+    h->rec_len = h->hdr_len + h->payload_len;
+    h->n_records = m->n_records;
+    memcpy(h->id, m->id, sizeof h->id);
+    uint8_t *p = calloc(1, h->hdr_len);
+    if (!p)
+        return LH_ENOMEM;
+    memcpy(p, CQ_MAGIC, 4);
+    put16(p + 4, CQ_VERSION);
+    put16(p + 6, (uint16_t)m->tag_len);
+    put32(p + 8, (uint32_t)m->n_pos);
+    put32(p + 12, (uint32_t)len);
+    put32(p + 16, m->n_records);
+    memcpy(p + 24, m->id, LH_CHUNK_ID_LEN);
+    memcpy(p + LH_CHUNKQ_HDR_FIXED, m->tag, m->tag_len);
+    uint8_t *pp = p + LH_CHUNKQ_HDR_FIXED + m->tag_len;
+    for (size_t i = 0; i < m->n_pos; i++, pp += CQ_POS_LEN) {
+        put64(pp, m->pos[i].dev);
+        put64(pp + 8, m->pos[i].ino);
+        put64(pp + 16, m->pos[i].end);
+    }
+    *out = p;
+    return LH_OK;
+}
+
+int lh_chunkq_append(struct lh_chunkq *q, const struct lh_chunk_meta *m, const void *payload,
+                     size_t len, void (*done)(void *ud, struct lh_chunk *c, int rc),
+                     void *done_ud, struct lh_chunk **out)
+{
+    struct hdr h;
+    uint8_t *hb;
+    int rc = build_header(m, len, &hb, &h);
+    if (rc != 0)
+        return rc;
+    uLong crc = crc32(header_crc(hb, h.hdr_len), payload, (uInt)len);
+    put32(hb + 20, (uint32_t)crc);
+    if (!q->active || (q->active->size > 0 && q->active->size + h.rec_len > (uint64_t)q->seg_size))
+        rc = roll(q);
+    struct chunkq_seg *s = q->active;
+    if (rc == 0)
+        rc = pwrite_all(s->fd, hb, h.hdr_len, s->size);
+    if (rc == 0)
+        rc = pwrite_all(s->fd, payload, len, s->size + h.hdr_len);
+    free(hb);
+    struct lh_chunk *c = rc == 0 ? chunk_new(q, s, s->size, &h) : NULL;
+    if (!c) {
+        /* Nothing of a failed append may be replayed. */
+        if (s && ftruncate(s->fd, (off_t)s->size) != 0)
+            LH_ERROR(CQ_LOG, "cannot cut a failed append: %m");
+        return rc ? rc : LH_ENOMEM;
+    }
+    s->size += h.rec_len;
+    s->data_dirty = true;
+    q->st.bytes += h.rec_len;
+    c->done = done;
+    c->done_ud = done_ud;
+    if (q->unsynced_tail)
+        q->unsynced_tail->unsynced = c;
+    else
+        q->unsynced = c;
+    q->unsynced_tail = c;
+    *out = c;
+    return LH_OK;
+}
+
+bool lh_chunkq_dirty(const struct lh_chunkq *q)
+{
+    if (q->unsynced || q->dir_dirty)
+        return true;
+    for (const struct chunkq_seg *s = q->segs; s; s = s->next)
+        if (s->ack_dirty || s->n_live == 0)
+            return true;
+    return false;
+}
+
+int lh_chunkq_sync(struct lh_chunkq *q)
+{
+    int rc = LH_OK;
+    for (struct chunkq_seg *s = q->segs; s; s = s->next) {
+        if (s->data_dirty && fdatasync(s->fd) != 0) {
+            LH_ERROR(CQ_LOG, "syncing segment %016" PRIx64 ": %m", s->no);
+            rc = LH_EIO;
+        }
+        s->data_dirty = false;
+        if (s->ack_dirty && fdatasync(s->ack_fd) != 0)
+            LH_WARN(CQ_LOG, "syncing acks of segment %016" PRIx64 ": %m", s->no);
+        s->ack_dirty = false;
+    }
+    struct lh_chunk *c = q->unsynced;
+    q->unsynced = q->unsynced_tail = NULL;
+    release_idle(q);
+    if (q->dir_dirty && lh_fsync_dir(q->dir) != 0) {
+        LH_ERROR(CQ_LOG, "syncing %s: %m", q->dir);
+        rc = LH_EIO;
+    }
+    q->dir_dirty = false;
+    /* The callbacks may append or ack: the list is detached first. */
+    while (c) {
+        struct lh_chunk *next = c->unsynced;
+        c->unsynced = NULL;
+        if (c->done)
+            c->done(c->done_ud, c, rc);
+        c = next;
+    }
+    return rc;
+}
+
+/* ---- reading and consuming ---------------------------------------------- */
+
+int lh_chunkq_read(struct lh_chunkq *q, const struct lh_chunk *c, char **payload)
+{
+    uint8_t *buf = malloc(c->rec_len);
+    if (!buf)
+        return LH_ENOMEM;
+    struct hdr h;
+    int rc = pread_all(c->seg->fd, buf, c->rec_len, c->off);
+    if (rc == 0 && (parse_fixed(buf, &h) != 0 || h.rec_len != c->rec_len ||
+                    crc32(header_crc(buf, h.hdr_len), buf + h.hdr_len, h.payload_len) != h.crc))
+        rc = LH_ECORRUPT;
+    if (rc != 0) {
+        if (rc == LH_ECORRUPT)
+            q->st.corrupt++;
+        free(buf);
+        return rc;
+    }
+    memmove(buf, buf + h.hdr_len, h.payload_len);
+    *payload = (char *)buf;
+    return LH_OK;
+}
+
+static int record_ack(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off)
+{
+    if (s->ack_fd < 0) {
+        char path[PATH_MAX];
+        seg_path(q, s->no, "ack", path, sizeof path);
+        s->ack_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (s->ack_fd < 0)
+            return LH_EIO;
+        q->dir_dirty = true;
+    }
+    uint8_t b[8];
+    put64(b, off);
+    if (write(s->ack_fd, b, sizeof b) != (ssize_t)sizeof b)
+        return LH_EIO;
+    s->ack_dirty = true;
+    return LH_OK;
+}
+
+int lh_chunkq_ack(struct lh_chunkq *q, struct lh_chunk *c)
+{
+    struct chunkq_seg *s = c->seg;
+    chunk_unlink(q, c);
+    int rc = LH_OK;
+    /* A segment about to be deleted needs no ack file. */
+    if (s->n_live > 0 || seg_unsynced(q, s))
+        rc = record_ack(q, s, c->off);
+    free(c);
+    if (s->n_live == 0 && !seg_unsynced(q, s))
+        seg_release(q, s);
+    if (rc != 0)
+        LH_WARN(CQ_LOG, "recording an ack in %s: %m (the chunk may be sent again after a "
+                        "restart; the collector drops the copy)", q->dir);
+    return rc;
+}
+
+void lh_chunkq_stats(const struct lh_chunkq *q, struct lh_chunkq_stats *st)
+{
+    *st = q->st;
+}
