@@ -193,7 +193,8 @@ static int start(struct agent *a)
     if (rc != 0)
         return rc;
     struct lh_agent_ctx ctx = {.base = a->base, .dns = a->dns, .host = a->cfg.agent.name,
-                               .metrics = a->metrics, .ckpt = a->ckpt};
+                               .metrics = a->metrics, .ckpt = a->ckpt,
+                               .data_dir = a->cfg.agent.data_dir};
     rc = lh_pipeline_new(&ctx, &a->cfg.inputs, &a->cfg.outputs, &a->pl, err, sizeof err);
     if (rc == 0 && a->cfg.agent.http[0])
         rc = lh_http_status_new(a->base, a->cfg.agent.http, a->metrics, a->pl, &a->http, err,
