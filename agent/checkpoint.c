@@ -157,6 +157,32 @@ int lh_ckpt_save(struct lh_ckpt *c)
     return rc;
 }
 
+int lh_ckpt_recover(struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end)
+{
+    bool found = false;
+    for (size_t i = 0; i < c->n_saved; i++) {
+        struct lh_ckpt_saved *s = &c->saved[i];
+        if (s->dev != dev || s->ino != ino)
+            continue;
+        found = true;
+        if (s->offset < end)
+            s->offset = end;
+    }
+    if (found)
+        return LH_OK;
+    /* Never saved (a crash before the first save): known by identity only. */
+    struct lh_ckpt_saved *v = realloc(c->saved, (c->n_saved + 1) * sizeof *v);
+    if (!v)
+        return LH_ENOMEM;
+    c->saved = v;
+    v[c->n_saved] = (struct lh_ckpt_saved){.dev = dev, .ino = ino, .path = strdup(""),
+                                           .offset = end};
+    if (!v[c->n_saved].path)
+        return LH_ENOMEM;
+    c->n_saved++;
+    return LH_OK;
+}
+
 bool lh_ckpt_lookup(const struct lh_ckpt *c, uint64_t dev, uint64_t ino, const char *path,
                     uint64_t size, uint64_t *offset)
 {

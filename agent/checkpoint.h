@@ -69,6 +69,12 @@ int lh_ckpt_load(struct lh_ckpt *c, char *err, size_t errlen);
  * and clears dirty. 0 or LH_EIO/LH_ENOMEM. */
 int lh_ckpt_save(struct lh_ckpt *c);
 
+/* A durable buffer holds records of file (dev, ino) up to end: resume no
+ * earlier than that, whatever the checkpoint file says (it may lag the
+ * buffer by a save interval after a crash). Call after lh_ckpt_load. 0 or
+ * LH_ENOMEM. */
+int lh_ckpt_recover(struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end);
+
 /* Offset to resume a file from: the saved entry with the same dev and inode,
  * when the file is at least that long (else the inode was reused). A saved
  * entry for the same path but another inode means the file was replaced:

@@ -1,64 +1,21 @@
-/* The `forward` output: PackedForward batches over plain TCP or TLS to one of
- * several collectors, each batch kept (same bytes, same chunk id) until its
- * {"ack": id} arrives; timeouts and broken connections resend after backoff.
- *
- * One connection at a time. round_robin: each new connection goes to the
- * next collector; failover: always start from the first, move on only when
- * it fails. After every collector failed once, wait 1 s doubling to 60 s
- * (with jitter) before the next round. */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/rand.h>
+/* The `forward` output: configuration, the disk buffer between the pipeline
+ * and the collectors (agent/out_forward_int.h), and the plugin hooks. The
+ * connections live in out_forward_conn.c. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
-
-#include "agent/pipeline.h"
+#include "agent/out_forward_int.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "common/net.h"
 #include "common/record.h"
 #include "common/tls.h"
 #include "common/util.h"
 
-#define FWD_LOG "out_forward"
-/* Replies are acks and handshake frames: a few hundred bytes. */
-#define MAX_REPLY (64u * 1024)
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 60000
-/* A connection that stays up this long counts as healthy again. */
-#define HEALTHY_MS 10000
-
-enum { BALANCE_ROUND_ROBIN, BALANCE_FAILOVER };
-enum { COMPRESS_NONE, COMPRESS_GZIP };
 static const char *const balance_values[] = {"round_robin", "failover", NULL};
 static const char *const compress_values[] = {"none", "gzip", NULL};
-
-struct fwd_batch_cfg {
-    int64_t max_records;
-    int64_t max_bytes;
-    int64_t max_wait_ms;
-};
-
-struct fwd_cfg {
-    struct lh_output_cfg base;
-    struct lh_strlist collectors;
-    int balance;
-    struct lh_tls_cfg tls;
-    char *shared_key;
-    char *hostname;
-    struct fwd_batch_cfg batch;
-    int compress;
-    int64_t ack_timeout_ms;
-    int64_t max_in_flight;
-};
+static const char *const on_full_values[] = {"block", "drop_oldest", NULL};
 
 static const struct lh_cfg_field batch_fields[] = {
     {.key = "max_records", .type = LH_CFG_INT,
@@ -78,13 +35,31 @@ static const struct lh_cfg_schema batch_schema = {
     .fields = batch_fields,
 };
 
+static const struct lh_cfg_field buffer_fields[] = {
+    {.key = "max_size", .type = LH_CFG_SIZE, .offset = offsetof(struct fwd_buffer_cfg, max_size),
+     .defval = "1GiB", .min = 64 << 10, .max = INT64_MAX / 2,
+     .help = "disk buffer bound (segment files under data_dir/buffer)"},
+    {.key = "on_full", .type = LH_CFG_ENUM, .offset = offsetof(struct fwd_buffer_cfg, on_full),
+     .defval = "block", .enum_values = on_full_values,
+     .help = "block (pause inputs) | drop_oldest (drop the oldest unsent batches, counted)"},
+    {0},
+};
+
+static const struct lh_cfg_schema buffer_schema = {
+    .name = "forward buffer",
+    .size = sizeof(struct fwd_buffer_cfg),
+    .fields = buffer_fields,
+};
+
 static const struct lh_cfg_field fields[] = {
     {.key = "match", .type = LH_CFG_STR, .offset = offsetof(struct fwd_cfg, base.match),
      .defval = "*", .help = "fnmatch(3) glob on the tag"},
     {.key = "collectors", .type = LH_CFG_STRLIST, .offset = offsetof(struct fwd_cfg, collectors),
-     .flags = LH_CFG_F_REQUIRED, .help = "host:port of each collector"},
+     .flags = LH_CFG_F_REQUIRED,
+     .help = "host:port of each collector (a name with several addresses is several)"},
     {.key = "balance", .type = LH_CFG_ENUM, .offset = offsetof(struct fwd_cfg, balance),
-     .defval = "round_robin", .enum_values = balance_values, .help = "round_robin | failover"},
+     .defval = "round_robin", .enum_values = balance_values,
+     .help = "round_robin (each batch to the next healthy collector) | failover"},
     {.key = "tls", .type = LH_CFG_SECTION, .offset = offsetof(struct fwd_cfg, tls),
      .sub = &lh_tls_cfg_schema, .help = "TLS to the collectors"},
     {.key = "shared_key", .type = LH_CFG_STR, .offset = offsetof(struct fwd_cfg, shared_key),
@@ -93,6 +68,8 @@ static const struct lh_cfg_field fields[] = {
      .help = "host name sent in the handshake (default: agent.name)"},
     {.key = "batch", .type = LH_CFG_SECTION, .offset = offsetof(struct fwd_cfg, batch),
      .sub = &batch_schema, .help = "when a batch is sent"},
+    {.key = "buffer", .type = LH_CFG_SECTION, .offset = offsetof(struct fwd_cfg, buffer),
+     .sub = &buffer_schema, .help = "the disk buffer"},
     {.key = "compress", .type = LH_CFG_ENUM, .offset = offsetof(struct fwd_cfg, compress),
      .defval = "none", .enum_values = compress_values, .help = "gzip | none"},
     {.key = "ack_timeout", .type = LH_CFG_DURATION,
@@ -118,6 +95,10 @@ static int validate(void *obj, struct lh_cfg_diag *d, int line, int col)
     }
     if (c->shared_key && !c->shared_key[0])
         return lh_cfg_error(d, line, col, "forward output: shared_key must not be empty");
+    if (c->buffer.max_size < 2 * c->batch.max_bytes)
+        return lh_cfg_error(d, line, col,
+                            "forward output: buffer.max_size must hold at least two batches "
+                            "(2 x batch.max_bytes)");
     return 0;
 }
 
@@ -128,395 +109,130 @@ const struct lh_cfg_schema lh_out_forward_schema = {
     .validate = validate,
 };
 
-enum conn_state { ST_IDLE, ST_CONNECTING, ST_HELO, ST_PONG, ST_READY };
-static const char *const state_names[] = {"disconnected", "connecting", "handshake",
-                                          "handshake", "connected"};
+/* ---- chunk lists -------------------------------------------------------- */
 
-struct queue {
-    struct lh_batch *head, *tail;
-    size_t n;
-};
-
-struct fwd {
-    const struct fwd_cfg *cfg;
-    struct lh_output *out;
-    struct event_base *base;
-    struct evdns_base *dns;
-    const char *hostname;
-    SSL_CTX *ssl_ctx;
-    struct bufferevent *bev;
-    enum conn_state st;
-    int64_t st_since_ms;
-    size_t cur;                 /* collector of the current/next connection */
-    size_t failed_in_round;     /* collectors failed since the last success */
-    unsigned rounds;            /* failed rounds in a row: the backoff exponent */
-    char host[256];
-    int port;
-    struct queue pending;       /* sealed, not sent on this connection */
-    struct queue inflight;      /* sent, waiting for the ack */
-    struct lh_mp_scan scan;
-    struct lh_fwd_helo helo;
-    struct lh_fwd_ping ping;
-    struct event *retry;
-    struct event *tick;
-    struct lh_metric *retries, *connections, *batches_in_flight;
-};
-
-/* ---- queues ------------------------------------------------------------- */
-
-static void q_push(struct queue *q, struct lh_batch *b)
+void fq_push(struct fq *q, struct fchunk *fc)
 {
-    b->next = NULL;
+    fc->next = NULL;
     if (q->tail)
-        q->tail->next = b;
+        q->tail->next = fc;
     else
-        q->head = b;
-    q->tail = b;
+        q->head = fc;
+    q->tail = fc;
     q->n++;
 }
 
-static struct lh_batch *q_pop(struct queue *q)
+struct fchunk *fq_pop(struct fq *q)
 {
-    struct lh_batch *b = q->head;
-    if (b) {
-        q->head = b->next;
+    struct fchunk *fc = q->head;
+    if (fc) {
+        q->head = fc->next;
         if (!q->head)
             q->tail = NULL;
         q->n--;
-        b->next = NULL;
+        fc->next = NULL;
     }
-    return b;
+    return fc;
 }
 
-static struct lh_batch *q_take_chunk(struct queue *q, const char *id, size_t len)
+void fchunk_free(struct fchunk *fc)
 {
-    struct lh_batch *prev = NULL;
-    for (struct lh_batch *b = q->head; b; prev = b, b = b->next) {
-        if (len != strlen(b->chunk) || memcmp(b->chunk, id, len) != 0)
-            continue;
-        if (prev)
-            prev->next = b->next;
-        else
-            q->head = b->next;
-        if (q->tail == b)
-            q->tail = prev;
-        q->n--;
-        b->next = NULL;
-        return b;
-    }
-    return NULL;
-}
-
-/* Unacked batches go back in front of the pending ones, oldest first. */
-static void q_requeue(struct queue *inflight, struct queue *pending)
-{
-    if (!inflight->head)
+    if (!fc)
         return;
-    inflight->tail->next = pending->head;
-    if (!pending->tail)
-        pending->tail = inflight->tail;
-    pending->head = inflight->head;
-    pending->n += inflight->n;
-    *inflight = (struct queue){0};
+    lh_batch_free(fc->batch);
+    free(fc->mem);
+    free(fc);
 }
 
-static void q_free(struct queue *q)
+static void fq_free(struct fq *q)
 {
-    struct lh_batch *b;
-    while ((b = q_pop(q)))
-        lh_batch_free(b);
+    struct fchunk *fc;
+    while ((fc = fq_pop(q)))
+        fchunk_free(fc);
 }
 
-/* ---- connection life ---------------------------------------------------- */
+/* ---- the buffer --------------------------------------------------------- */
 
-static void set_state(struct fwd *f, enum conn_state st)
+static void report_queued(struct fwd *f)
 {
-    f->st = st;
-    f->st_since_ms = lh_mono_ms();
+    struct lh_chunkq_stats st;
+    lh_chunkq_stats(f->q, &st);
+    lh_output_queued(f->out, st.bytes);
 }
 
-static int64_t backoff_ms(unsigned rounds)
+static void schedule_sync(struct fwd *f)
 {
-    int64_t d = BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < rounds && d < BACKOFF_MAX_MS; i++)
-        d *= 2;
-    if (d > BACKOFF_MAX_MS)
-        d = BACKOFF_MAX_MS;
-    /* Jitter in [d/2, d] keeps a fleet of agents from reconnecting in step. */
-    uint32_t r = 0;
-    RAND_bytes((unsigned char *)&r, sizeof r);
-    return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
+    /* A zero timeout runs after the events already due: every batch sealed
+     * by the reads of this loop iteration shares one fsync. */
+    static const struct timeval now = {0, 0};
+    if (!evtimer_pending(f->sync_ev, NULL))
+        evtimer_add(f->sync_ev, &now);
 }
 
-static void schedule_connect(struct fwd *f, int64_t delay_ms)
+static void drain_waiting(struct fwd *f);
+
+/* Drops a pending chunk for good (counted under reason). */
+static void drop_chunk(struct fwd *f, struct fchunk *fc, struct lh_metric *reason)
 {
-    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
-    evtimer_add(f->retry, &tv);
+    lh_metric_add(reason, (int64_t)fc->c->n_records);
+    if (fc->mem)
+        f->cached -= fc->len;
+    lh_chunkq_ack(f->q, fc->c);
+    fchunk_free(fc);
 }
 
-static void drop_connection(struct fwd *f)
+void fwd_delivered(struct fwd *f, struct fchunk *fc)
 {
-    if (f->bev) {
-        bufferevent_free(f->bev);
-        f->bev = NULL;
-    }
-    lh_metric_add(f->batches_in_flight, -(int64_t)f->inflight.n);
-    q_requeue(&f->inflight, &f->pending);
-    set_state(f, ST_IDLE);
+    if (fc->mem)
+        f->cached -= fc->len;
+    lh_chunkq_ack(f->q, fc->c);
+    fchunk_free(fc);
+    report_queued(f);
+    drain_waiting(f);
 }
 
-/* The current collector failed (already logged): next one now, or back
- * off after a round. */
-static void conn_failed_logged(struct fwd *f)
+int fwd_load(struct fwd *f, struct fchunk *fc)
 {
-    drop_connection(f);
-    f->cur = (f->cur + 1) % f->cfg->collectors.n;
-    if (++f->failed_in_round < f->cfg->collectors.n) {
-        schedule_connect(f, 0);
-        return;
-    }
-    f->failed_in_round = 0;
-    f->rounds++;
-    if (f->cfg->balance == BALANCE_FAILOVER)
-        f->cur = 0;
-    int64_t d = backoff_ms(f->rounds);
-    LH_INFO(FWD_LOG, "every collector failed; retrying in %lld ms", (long long)d);
-    schedule_connect(f, d);
-}
-
-static void conn_failed(struct fwd *f, const char *why)
-{
-    LH_WARN(FWD_LOG, "collector %s:%d: %s", f->host, f->port, why);
-    conn_failed_logged(f);
-}
-
-static void send_pending(struct fwd *f);
-
-static void conn_ready(struct fwd *f)
-{
-    set_state(f, ST_READY);
-    LH_INFO(FWD_LOG, "connected to collector %s:%d%s", f->host, f->port,
-            f->ssl_ctx ? " (TLS)" : "");
-    send_pending(f);
-}
-
-/* Why a connection failed, from what libevent kept: OpenSSL's queue for TLS
- * faults (libevent stores a bare SSL_get_error() code, library 0, for
- * failures that were really the socket's), the resolver, or errno. */
-static void conn_error_string(struct bufferevent *bev, short what, bool connecting, char *buf,
-                              size_t len)
-{
-    int sock_err = EVUTIL_SOCKET_ERROR();
-    unsigned long e, tls = 0;
-    while ((e = bufferevent_get_openssl_error(bev)) != 0)
-        if (ERR_GET_LIB(e) != 0 && !tls)
-            tls = e;
-    int dns = bufferevent_socket_get_dns_error(bev);
-    if (tls) {
-        char ssl[256];
-        ERR_error_string_n(tls, ssl, sizeof ssl);
-        snprintf(buf, len, "TLS: %s", ssl);
-    } else if (dns) {
-        snprintf(buf, len, "resolving: %s", evutil_gai_strerror(dns));
-    } else if ((what & BEV_EVENT_EOF) && connecting) {
-        snprintf(buf, len, "cannot connect (refused, or closed during the TLS handshake: "
-                           "check the certificates on both sides)");
-    } else if (what & BEV_EVENT_EOF) {
-        snprintf(buf, len, "connection closed by the collector");
-    } else if (sock_err) {
-        snprintf(buf, len, "%s", evutil_socket_error_to_string(sock_err));
-    } else {
-        snprintf(buf, len, "connection failed");
-    }
-}
-
-/* ---- frames from the collector ------------------------------------------ */
-
-static void write_packed(struct fwd *f, msgpack_sbuffer *sb)
-{
-    bufferevent_write(f->bev, sb->data, sb->size);
-    msgpack_sbuffer_destroy(sb);
-}
-
-static int on_helo(struct fwd *f, const msgpack_object *o)
-{
-    if (lh_fwd_parse_helo(o, &f->helo) != 0) {
-        conn_failed(f, "expected HELO for the shared-key handshake");
-        return LH_EPROTO;
-    }
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (lh_fwd_pack_ping(&pk, &f->helo, f->hostname, f->cfg->shared_key, NULL, NULL, &f->ping) !=
-        0) {
-        msgpack_sbuffer_destroy(&sb);
-        conn_failed(f, "cannot build PING");
-        return LH_ENOMEM;
-    }
-    write_packed(f, &sb);
-    set_state(f, ST_PONG);
-    return LH_OK;
-}
-
-static int on_pong(struct fwd *f, const msgpack_object *o)
-{
-    char reason[256] = "", msg[400];
-    int rc = lh_fwd_check_pong(o, &f->helo, &f->ping, f->cfg->shared_key, reason, sizeof reason);
-    if (rc == 0) {
-        conn_ready(f);
+    if (fc->mem)
         return LH_OK;
+    int rc = lh_chunkq_read(f->q, fc->c, &fc->mem);
+    if (rc == LH_OK) {
+        fc->len = fc->c->payload_len;
+        f->cached += fc->len;
+    } else if (rc == LH_ECORRUPT) {
+        LH_ERROR(FWD_LOG, "buffered chunk %s in %s failed its checksum: %u records dropped",
+                 fc->c->id, f->qdir, fc->c->n_records);
+        lh_metric_add(f->skipped_corrupt, 1);
+        drop_chunk(f, fc, f->dropped_corrupt);
+        report_queued(f);
+    } else {
+        LH_ERROR(FWD_LOG, "reading chunk %s back from %s: %s (retrying)", fc->c->id, f->qdir,
+                 lh_strerror(rc));
     }
-    if (rc == LH_EAUTH)
-        snprintf(msg, sizeof msg,
-                 "shared-key handshake failed: %s (check shared_key on both sides)", reason);
-    else
-        snprintf(msg, sizeof msg, "malformed PONG in the shared-key handshake");
-    LH_ERROR(FWD_LOG, "collector %s:%d: %s", f->host, f->port, msg);
-    conn_failed_logged(f);
     return rc;
 }
 
-static int on_ack(struct fwd *f, const msgpack_object *o)
+static void on_synced(void *ud, struct lh_chunk *c, int rc)
 {
-    const char *id;
-    size_t len;
-    if (o->type == MSGPACK_OBJECT_NIL)
-        return LH_OK; /* heartbeat */
-    if (lh_fwd_parse_ack(o, &id, &len) != 0) {
-        struct lh_fwd_helo h;
-        conn_failed(f, lh_fwd_parse_helo(o, &h) == 0
-                           ? "collector wants a shared-key handshake: set shared_key"
-                           : "unexpected reply (not an ack)");
-        return LH_EPROTO;
+    struct fwd *f = ud;
+    struct fchunk *fc = fq_pop(&f->appending);
+    if (rc != 0)
+        LH_ERROR(FWD_LOG, "buffer %s: chunk %s may not be durable: %s", f->qdir, c->id,
+                 lh_strerror(rc));
+    struct lh_batch *b = fc->batch;
+    fc->batch = NULL;
+    /* The frame moves from the batch to the chunk when the cache has room. */
+    if (f->cached + b->wire.size <= f->cache_cap) {
+        fc->mem = b->wire.data;
+        fc->len = b->wire.size;
+        f->cached += fc->len;
+        msgpack_sbuffer_init(&b->wire);
     }
-    struct lh_batch *b = q_take_chunk(&f->inflight, id, len);
-    if (!b) {
-        LH_DEBUG(FWD_LOG, "ack for unknown chunk %.*s", (int)len, id);
-        return LH_OK;
-    }
-    lh_metric_add(f->batches_in_flight, -1);
-    f->rounds = 0;
-    f->failed_in_round = 0;
     lh_output_acked(f->out, b);
-    return LH_OK;
+    fq_push(&f->pending, fc);
 }
 
-static int on_frame(struct fwd *f, const msgpack_object *o)
-{
-    switch (f->st) {
-    case ST_HELO:
-        return on_helo(f, o);
-    case ST_PONG:
-        return on_pong(f, o);
-    case ST_READY:
-        return on_ack(f, o);
-    default:
-        return LH_EPROTO;
-    }
-}
-
-/* One complete frame at the front of in, or LH_AGAIN. The frame is copied
- * out first: handling it may close the connection and free its buffers. */
-static int next_frame(struct fwd *f, struct evbuffer *in)
-{
-    size_t len = evbuffer_get_length(in), flen = 0;
-    if (len == 0)
-        return LH_AGAIN;
-    size_t scan_len = len < MAX_REPLY ? len : MAX_REPLY;
-    const uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)scan_len);
-    int rc = data ? lh_mp_scan(&f->scan, data, scan_len, MAX_REPLY, &flen) : LH_ENOMEM;
-    if (rc == LH_AGAIN && len >= MAX_REPLY)
-        rc = LH_ETOOBIG;
-    if (rc == LH_AGAIN)
-        return rc;
-    char *frame = rc == 0 ? malloc(flen) : NULL;
-    if (!frame) {
-        conn_failed(f, rc == 0 ? "out of memory" : "malformed reply from the collector");
-        return rc == 0 ? LH_ENOMEM : rc;
-    }
-    memcpy(frame, data, flen);
-    evbuffer_drain(in, flen);
-    lh_mp_scan_init(&f->scan);
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    size_t off = 0;
-    if (msgpack_unpack_next(&u, frame, flen, &off) == MSGPACK_UNPACK_SUCCESS) {
-        rc = on_frame(f, &u.data);
-    } else {
-        conn_failed(f, "undecodable reply from the collector");
-        rc = LH_EPROTO;
-    }
-    msgpack_unpacked_destroy(&u);
-    free(frame);
-    return rc;
-}
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-    struct fwd *f = arg;
-    while (f->bev == bev && next_frame(f, bufferevent_get_input(bev)) == 0)
-        ;
-    if (f->st == ST_READY)
-        send_pending(f);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct fwd *f = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        lh_metric_add(f->connections, 1);
-        lh_mp_scan_init(&f->scan);
-        if (f->cfg->shared_key)
-            set_state(f, ST_HELO);
-        else
-            conn_ready(f);
-        return;
-    }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        char why[300];
-        conn_error_string(bev, what, f->st == ST_CONNECTING, why, sizeof why);
-        conn_failed(f, why);
-    }
-}
-
-static void connect_current(struct fwd *f)
-{
-    const char *target = f->cfg->collectors.v[f->cur];
-    lh_split_hostport(target, f->host, sizeof f->host, &f->port);
-    SSL *ssl = NULL;
-    if (f->ssl_ctx) {
-        const char *name = f->cfg->tls.server_name ? f->cfg->tls.server_name : f->host;
-        ssl = lh_tls_client_ssl(f->ssl_ctx, name);
-        if (!ssl) {
-            conn_failed(f, "cannot create a TLS session");
-            return;
-        }
-    }
-    set_state(f, ST_CONNECTING);
-    f->bev = lh_net_connect_bev(f->base, f->dns, f->host, f->port, ssl);
-    if (!f->bev) {
-        conn_failed(f, "cannot start connecting");
-        return;
-    }
-    bufferevent_setcb(f->bev, on_read, NULL, on_event, f);
-    bufferevent_enable(f->bev, EV_READ | EV_WRITE);
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-    struct fwd *f = arg;
-    if (f->st == ST_IDLE)
-        connect_current(f);
-}
-
-/* ---- sending ------------------------------------------------------------ */
-
-/* The frame is built once; the entries are then freed (the frame is what a
- * resend sends). */
+/* The encoded frame is what a resend sends, so the entries are freed. */
 static int encode(struct fwd *f, struct lh_batch *b)
 {
     if (b->wire.size)
@@ -535,53 +251,189 @@ static int encode(struct fwd *f, struct lh_batch *b)
     return LH_OK;
 }
 
-static void send_pending(struct fwd *f)
+/* The file positions a batch covers: the furthest end per file. */
+static int batch_positions(const struct lh_batch *b, struct lh_chunkq_pos **out, size_t *n)
 {
-    while (f->st == ST_READY && f->pending.head &&
-           (int64_t)f->inflight.n < f->cfg->max_in_flight) {
-        struct lh_batch *b = f->pending.head;
-        int rc = encode(f, b);
-        if (rc != 0) {
-            LH_ERROR(FWD_LOG, "encoding a batch: %s (retrying)", lh_strerror(rc));
-            return;
-        }
-        q_pop(&f->pending);
-        if (bufferevent_write(f->bev, b->wire.data, b->wire.size) != 0) {
-            q_push(&f->inflight, b);
-            lh_metric_add(f->batches_in_flight, 1);
-            conn_failed(f, "write failed");
-            return;
-        }
-        if (b->attempts++ > 0)
-            lh_metric_add(f->retries, 1);
-        b->sent_ms = lh_mono_ms();
-        q_push(&f->inflight, b);
-        lh_metric_add(f->batches_in_flight, 1);
+    *n = 0;
+    *out = malloc((b->n_segs ? b->n_segs : 1) * sizeof **out);
+    if (!*out)
+        return LH_ENOMEM;
+    for (size_t i = 0; i < b->n_segs; i++) {
+        const struct lh_ckpt_seg *s = b->segs[i];
+        size_t k = 0;
+        while (k < *n && ((*out)[k].dev != s->file->dev || (*out)[k].ino != s->file->ino))
+            k++;
+        if (k == *n)
+            (*out)[(*n)++] = (struct lh_chunkq_pos){s->file->dev, s->file->ino, 0};
+        if ((*out)[k].end < s->end)
+            (*out)[k].end = s->end;
     }
+    return *n > LH_CHUNKQ_MAX_POS ? LH_ETOOBIG : LH_OK;
+}
+
+static int append_batch(struct fwd *f, struct lh_batch *b)
+{
+    struct lh_chunkq_pos *pos;
+    size_t n_pos;
+    struct fchunk *fc = calloc(1, sizeof *fc);
+    int rc = fc ? batch_positions(b, &pos, &n_pos) : LH_ENOMEM;
+    if (fc && rc == LH_OK) {
+        struct lh_chunk_meta m = {.id = b->chunk, .tag = b->tag, .tag_len = b->tag_len,
+                                  .n_records = (uint32_t)b->n_records, .pos = pos,
+                                  .n_pos = n_pos};
+        rc = lh_chunkq_append(f->q, &m, b->wire.data, b->wire.size, on_synced, f, &fc->c);
+    }
+    if (fc)
+        free(pos);
+    if (rc != 0) {
+        free(fc);
+        return rc;
+    }
+    fc->batch = b;
+    fc->c->ud = fc;
+    fq_push(&f->appending, fc);
+    schedule_sync(f);
+    return LH_OK;
+}
+
+/* drop_oldest: makes room by dropping the oldest chunks nobody is sending. */
+static void make_room(struct fwd *f, size_t len)
+{
+    size_t dropped = 0;
+    while (lh_chunkq_full(f->q, len) && f->pending.head) {
+        struct fchunk *fc = fq_pop(&f->pending);
+        dropped += fc->c->n_records;
+        drop_chunk(f, fc, f->dropped_full);
+    }
+    if (dropped)
+        LH_WARN(FWD_LOG, "buffer %s full: dropped the %zu oldest unsent records", f->qdir, dropped);
+}
+
+/* Sealed batches into the queue, in order, while it has room (block) or
+ * room can be made (drop_oldest). What stays counts against the pipeline's
+ * cap, which pauses the inputs. */
+static void drain_waiting(struct fwd *f)
+{
+    while (f->wait_head) {
+        struct lh_batch *b = f->wait_head;
+        int rc = encode(f, b);
+        if (rc == 0 && f->cfg->buffer.on_full == ON_FULL_DROP_OLDEST)
+            make_room(f, b->wire.size);
+        if (rc == 0 && lh_chunkq_full(f->q, b->wire.size))
+            break;
+        if (rc == 0)
+            rc = append_batch(f, b);
+        if (rc != 0) {
+            LH_ERROR(FWD_LOG, "buffering a batch in %s: %s (retrying)", f->qdir, lh_strerror(rc));
+            break;
+        }
+        f->wait_head = b->next;
+        if (!f->wait_head)
+            f->wait_tail = NULL;
+        b->next = NULL;
+    }
+    report_queued(f);
+}
+
+static void on_sync(evutil_socket_t fd, short what, void *arg)
+{
+    struct fwd *f = arg;
+    lh_chunkq_sync(f->q);
+    report_queued(f);
+    fwd_send_pending(f);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct fwd *f = arg;
-    int64_t now = lh_mono_ms();
-    char why[128];
-    if (f->st == ST_READY && f->inflight.head &&
-        now - f->inflight.head->sent_ms > f->cfg->ack_timeout_ms) {
-        snprintf(why, sizeof why, "no ack for chunk %s within %lld ms", f->inflight.head->chunk,
-                 (long long)f->cfg->ack_timeout_ms);
-        conn_failed(f, why);
-    } else if (f->st != ST_IDLE && f->st != ST_READY &&
-               now - f->st_since_ms > f->cfg->ack_timeout_ms) {
-        snprintf(why, sizeof why, "%s timed out", state_names[f->st]);
-        conn_failed(f, why);
-    } else if (f->st == ST_READY) {
-        if (now - f->st_since_ms > HEALTHY_MS)
-            f->rounds = 0;
-        send_pending(f);
+    drain_waiting(f);
+    if (lh_chunkq_dirty(f->q))
+        schedule_sync(f);
+    fwd_conns_tick(f);
+    fwd_send_pending(f);
+}
+
+/* ---- opening the buffer ------------------------------------------------- */
+
+static void on_replay_pos(void *ud, const struct lh_chunkq_pos *p)
+{
+    struct fwd *f = ud;
+    if (lh_ckpt_recover(f->ckpt, p->dev, p->ino, p->end) != 0)
+        LH_ERROR(FWD_LOG, "out of memory recovering positions from %s", f->qdir);
+}
+
+static void on_replay_chunk(void *ud, struct lh_chunk *c)
+{
+    struct fwd *f = ud;
+    struct fchunk *fc = calloc(1, sizeof *fc);
+    if (!fc) {
+        LH_ERROR(FWD_LOG, "out of memory replaying %s: chunk %s waits for the next start",
+                 f->qdir, c->id);
+        return;
     }
+    fc->c = c;
+    c->ud = fc;
+    fq_push(&f->pending, fc);
+}
+
+static void on_release(void *ud)
+{
+    struct fwd *f = ud;
+    /* The positions in the segment vanish with it: the checkpoint (already
+     * past them in memory) must be on disk first. */
+    lh_pipeline_save(f->pl);
+}
+
+static int open_buffer(struct fwd *f, const struct lh_agent_ctx *ctx, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s/buffer/forward-%zu", ctx->data_dir,
+                 lh_output_index(f->out)) >= (int)sizeof dir)
+        return LH_ETOOBIG;
+    f->qdir = strdup(dir);
+    if (!f->qdir)
+        return LH_ENOMEM;
+    struct lh_chunkq_opts o = {.dir = dir, .max_size = f->cfg->buffer.max_size,
+                               .on_pos = on_replay_pos, .on_chunk = on_replay_chunk,
+                               .on_release = on_release, .ud = f};
+    char why[512] = "";
+    int rc = lh_chunkq_open(&o, &f->q, why, sizeof why);
+    if (rc != 0) {
+        snprintf(err, errlen, "forward output: buffer: %s", why);
+        return rc;
+    }
+    struct lh_chunkq_stats st;
+    lh_chunkq_stats(f->q, &st);
+    lh_metric_add(f->skipped_torn, (int64_t)st.torn);
+    lh_metric_add(f->skipped_corrupt, (int64_t)st.corrupt);
+    if (st.torn || st.corrupt)
+        LH_WARN(FWD_LOG, "buffer %s: skipped %llu torn and %llu corrupt chunks", dir,
+                (unsigned long long)st.torn, (unsigned long long)st.corrupt);
+    if (st.chunks)
+        LH_INFO(FWD_LOG, "buffer %s: %llu chunks (%llu bytes) to deliver from the last run", dir,
+                (unsigned long long)st.chunks, (unsigned long long)st.bytes);
+    return LH_OK;
 }
 
 /* ---- hooks -------------------------------------------------------------- */
+
+static void get_metrics(struct fwd *f, struct lh_metrics *m)
+{
+    f->retries = lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_retries_total", NULL,
+                                "Batches sent again after a timeout or a lost connection");
+    f->connections = lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_connections_total",
+                                    NULL, "Connections established to collectors");
+    f->batches_in_flight = lh_metrics_get(m, LH_METRIC_GAUGE, "loghaul_agent_batches_in_flight",
+                                          NULL, "Batches sent and not yet acknowledged");
+    f->dropped_full = lh_pipeline_dropped(f->pl, "buffer_full");
+    f->dropped_corrupt = lh_pipeline_dropped(f->pl, "buffer_corrupt");
+    const char *help = "Buffered chunks skipped: torn (cut by a crash) or corrupt (checksum)";
+    f->skipped_torn = lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_buffer_skipped_total",
+                                     "reason=\"torn\"", help);
+    f->skipped_corrupt = lh_metrics_get(m, LH_METRIC_COUNTER,
+                                        "loghaul_agent_buffer_skipped_total",
+                                        "reason=\"corrupt\"", help);
+}
 
 static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx *ctx,
                       struct lh_output *out, struct lh_batch_limits *limits, void **state,
@@ -593,11 +445,17 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
     *state = f;
     f->cfg = (const struct fwd_cfg *)item;
     f->out = out;
+    f->pl = ctx->pl;
+    f->ckpt = ctx->ckpt;
     f->base = ctx->base;
     f->dns = ctx->dns;
     f->hostname = f->cfg->hostname ? f->cfg->hostname : ctx->host;
     *limits = (struct lh_batch_limits){f->cfg->batch.max_records, f->cfg->batch.max_bytes,
                                        f->cfg->batch.max_wait_ms, f->cfg->max_in_flight};
+    /* Frames in memory (pending and in flight): a full window and as much
+     * again queued behind it; older ones are read back from disk. */
+    f->cache_cap = (size_t)(2 * f->cfg->batch.max_bytes * f->cfg->max_in_flight);
+    get_metrics(f, ctx->metrics);
     if (lh_tls_on(&f->cfg->tls)) {
         char why[512] = "";
         f->ssl_ctx = lh_tls_client_ctx(&f->cfg->tls, why, sizeof why);
@@ -606,38 +464,41 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
             return LH_ETLS;
         }
     }
-    f->retry = evtimer_new(ctx->base, on_retry, f);
+    f->sync_ev = evtimer_new(ctx->base, on_sync, f);
     f->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, f);
-    f->retries = lh_metrics_get(ctx->metrics, LH_METRIC_COUNTER, "loghaul_agent_retries_total",
-                                NULL, "Batches sent again after a timeout or a lost connection");
-    f->connections = lh_metrics_get(ctx->metrics, LH_METRIC_COUNTER,
-                                    "loghaul_agent_connections_total", NULL,
-                                    "Connections established to collectors");
-    f->batches_in_flight = lh_metrics_get(ctx->metrics, LH_METRIC_GAUGE,
-                                          "loghaul_agent_batches_in_flight", NULL,
-                                          "Batches sent and not yet acknowledged");
-    if (!f->retry || !f->tick) {
+    if (!f->sync_ev || !f->tick) {
         snprintf(err, errlen, "forward output: out of memory");
         return LH_ENOMEM;
     }
-    return LH_OK;
+    int rc = open_buffer(f, ctx, err, errlen);
+    if (rc == 0)
+        rc = fwd_conns_new(f, err, errlen);
+    return rc;
 }
 
 static int fwd_start(void *state)
 {
     struct fwd *f = state;
-    struct timeval sec = {1, 0};
+    static const struct timeval sec = {1, 0};
     if (event_add(f->tick, &sec) != 0)
         return LH_ENOMEM;
-    schedule_connect(f, 0);
+    report_queued(f);
+    if (lh_chunkq_dirty(f->q))
+        schedule_sync(f);
+    fwd_conns_start(f);
     return LH_OK;
 }
 
 static void fwd_submit(void *state, struct lh_batch *b)
 {
     struct fwd *f = state;
-    q_push(&f->pending, b);
-    send_pending(f);
+    b->next = NULL;
+    if (f->wait_tail)
+        f->wait_tail->next = b;
+    else
+        f->wait_head = b;
+    f->wait_tail = b;
+    drain_waiting(f);
 }
 
 static void fwd_destroy(void *state)
@@ -645,29 +506,29 @@ static void fwd_destroy(void *state)
     struct fwd *f = state;
     if (!f)
         return;
-    if (f->bev)
-        bufferevent_free(f->bev);
-    lh_metric_add(f->batches_in_flight, -(int64_t)f->inflight.n);
-    q_free(&f->inflight);
-    q_free(&f->pending);
-    if (f->retry)
-        event_free(f->retry);
+    fwd_conns_free(f);
+    while (f->wait_head) {
+        struct lh_batch *b = f->wait_head;
+        f->wait_head = b->next;
+        lh_batch_free(b);
+    }
+    /* Appended but not yet synced: the close syncs them, and the next start
+     * resumes reading after their positions. */
+    fq_free(&f->appending);
+    fq_free(&f->pending);
+    lh_chunkq_close(f->q);
+    if (f->sync_ev)
+        event_free(f->sync_ev);
     if (f->tick)
         event_free(f->tick);
     SSL_CTX_free(f->ssl_ctx);
+    free(f->qdir);
     free(f);
 }
 
 static void fwd_status(void *state, json_t *outputs)
 {
-    struct fwd *f = state;
-    char collector[300];
-    snprintf(collector, sizeof collector, "%s:%d", f->host, f->port);
-    json_array_append_new(outputs,
-                          json_pack("{sssssssisi}", "type", "forward", "collector",
-                                    f->st == ST_IDLE && !f->port ? "" : collector, "state",
-                                    state_names[f->st], "in_flight", (int)f->inflight.n,
-                                    "pending", (int)f->pending.n));
+    fwd_conns_status(state, outputs);
 }
 
 const struct lh_output_ops lh_out_forward_ops = {

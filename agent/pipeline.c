@@ -28,6 +28,8 @@ struct lh_output {
     size_t n_slots;
     size_t bytes;               /* open + sealed + in flight */
     size_t cap;                 /* past it, inputs pause */
+    uint64_t queued;            /* in the output's durable buffer */
+    size_t index;               /* among the outputs of its type */
     struct event *wait_timer;   /* seals batches older than max_wait */
     struct lh_metric *acked;
 };
@@ -57,6 +59,7 @@ struct lh_pipeline {
     struct lh_output *outputs;
     struct lh_route *routes;
     size_t bytes;
+    uint64_t queued;
     bool paused, stopping;
     struct event *tick;
     struct event *deadline;
@@ -181,12 +184,12 @@ static void count_bytes(struct lh_output *out, size_t add, size_t sub)
 {
     out->bytes = out->bytes + add - sub;
     out->pl->bytes = out->pl->bytes + add - sub;
-    lh_metric_set(out->pl->buffer_bytes, (int64_t)out->pl->bytes);
+    lh_metric_set(out->pl->buffer_bytes, (int64_t)(out->pl->bytes + out->pl->queued));
 }
 
 static void check_drained(struct lh_pipeline *pl)
 {
-    if (!pl->stopping || !pl->done || pl->bytes > 0)
+    if (!pl->stopping || !pl->done || pl->bytes > 0 || pl->queued > 0)
         return;
     void (*done)(void *) = pl->done;
     pl->done = NULL;
@@ -204,6 +207,20 @@ void lh_output_acked(struct lh_output *out, struct lh_batch *b)
     if (pl->paused && !over_cap(pl))
         set_paused(pl, false);
     check_drained(pl);
+}
+
+void lh_output_queued(struct lh_output *out, uint64_t bytes)
+{
+    struct lh_pipeline *pl = out->pl;
+    pl->queued = pl->queued - out->queued + bytes;
+    out->queued = bytes;
+    lh_metric_set(pl->buffer_bytes, (int64_t)(pl->bytes + pl->queued));
+    check_drained(pl);
+}
+
+size_t lh_output_index(const struct lh_output *out)
+{
+    return out->index;
 }
 
 struct lh_metric *lh_pipeline_dropped(struct lh_pipeline *pl, const char *reason)
@@ -228,8 +245,8 @@ static int output_new(struct lh_pipeline *pl, const struct lh_cfg_item *item, ch
     out->ops = ops;
     out->cfg = (const struct lh_output_cfg *)item;
     struct lh_output **tail = &pl->outputs;
-    while (*tail)
-        tail = &(*tail)->next;
+    for (; *tail; tail = &(*tail)->next)
+        out->index += (*tail)->ops == ops;
     *tail = out;
     char labels[96];
     snprintf(labels, sizeof labels, "output=\"%s\"", ops->type);
@@ -423,11 +440,14 @@ int lh_pipeline_new(const struct lh_agent_ctx *ctx, const struct lh_cfg_list *in
     pl->ctx = *ctx;
     pl->ctx.pl = pl;
     pl->buffer_bytes = lh_metrics_get(ctx->metrics, LH_METRIC_GAUGE, "loghaul_agent_buffer_bytes",
-                                      NULL, "Record bytes held by outputs, not yet acknowledged");
+                                      NULL, "Bytes held by outputs (memory and disk buffers), "
+                                      "not yet delivered");
     /* Every reason a record can be lost, so /metrics shows them at 0. */
     pl->dropped_encode = lh_pipeline_dropped(pl, "encode");
     lh_pipeline_dropped(pl, "decode");
     lh_pipeline_dropped(pl, "write");
+    lh_pipeline_dropped(pl, "buffer_full");
+    lh_pipeline_dropped(pl, "buffer_corrupt");
     pl->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, pl);
     if (!pl->tick) {
         snprintf(err, errlen, "out of memory");
@@ -465,8 +485,9 @@ int lh_pipeline_start(struct lh_pipeline *pl, char *err, size_t errlen)
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_pipeline *pl = arg;
-    LH_WARN(PL_LOG, "shutdown timeout: %zu bytes of records not acknowledged; they are read "
-                    "again at the next start", pl->bytes);
+    LH_WARN(PL_LOG, "shutdown timeout: %zu bytes of records not acknowledged and %llu "
+                    "buffered bytes not delivered; they are read again or sent from the buffer "
+                    "at the next start", pl->bytes, (unsigned long long)pl->queued);
     void (*done)(void *) = pl->done;
     pl->done = NULL;
     if (done)

@@ -22,6 +22,10 @@
  * 4. Backpressure: the bytes an output holds (open + sealed + in flight)
  *    are capped; past the cap every input is paused (pause hook) and
  *    resumed once acks bring every output back under it. Nothing is dropped.
+ * 5. An output with a durable buffer (forward) acknowledges a batch as soon
+ *    as it is in the buffer: files move on, and the buffer's bytes are
+ *    reported with lh_output_queued() (for /metrics and for a graceful
+ *    stop, which waits until they are delivered too).
  *
  * Everything here runs on the one event_base thread. */
 #ifndef LH_AGENT_PIPELINE_H
@@ -52,6 +56,7 @@ struct lh_agent_ctx {
     struct lh_metrics *metrics;
     struct lh_ckpt *ckpt;
     struct lh_pipeline *pl;
+    const char *data_dir;        /* agent.data_dir: outputs keep buffers under it */
 };
 
 /* Batch limits of an output. */
@@ -171,10 +176,18 @@ int lh_pipeline_route(struct lh_pipeline *pl, const char *tag, struct lh_route *
 int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int64_t ns,
                   lh_pack_fields_fn fn, void *ud);
 
-/* Outputs: a batch was acknowledged (or delivered, for stdout). Frees it. */
+/* Outputs: a batch was acknowledged (or delivered, for stdout, or made
+ * durable in a buffer). Frees it. */
 void lh_output_acked(struct lh_output *out, struct lh_batch *b);
+/* Bytes the output holds in its durable buffer, not yet delivered. */
+void lh_output_queued(struct lh_output *out, uint64_t bytes);
+/* The output's position among the outputs of its type, in config order:
+ * a stable name for what it keeps on disk. */
+size_t lh_output_index(const struct lh_output *out);
 /* The dropped counter for reason: "encode" (a record could not be packed),
- * "decode" / "write" (stdout could not render or write it). All are
+ * "decode" / "write" (stdout could not render or write it), "buffer_full"
+ * (on_full: drop_oldest), "buffer_corrupt" (a buffered chunk failed its
+ * checksum when read back). All are
  * registered at start so /metrics shows them at 0. */
 struct lh_metric *lh_pipeline_dropped(struct lh_pipeline *pl, const char *reason);
 

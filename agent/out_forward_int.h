@@ -1,0 +1,127 @@
+/* The `forward` output's internals, shared by out_forward.c (config, the
+ * disk buffer, hooks) and out_forward_conn.c (connections to collectors).
+ *
+ * A sealed batch is encoded once into its PackedForward frame and appended
+ * to the output's chunk queue (data_dir/buffer/forward-N); once that is
+ * fsync'd the batch is acknowledged to the pipeline and the frame lives on
+ * as a queued chunk (struct fchunk) until a collector acks its id. Frames
+ * of recent chunks stay in memory up to a cap; older ones are read back
+ * from disk when their turn comes. */
+#ifndef LH_AGENT_OUT_FORWARD_INT_H
+#define LH_AGENT_OUT_FORWARD_INT_H
+
+#include <openssl/ssl.h>
+
+#include "agent/pipeline.h"
+#include "common/chunkq.h"
+#include "common/record.h"
+#include "common/tls.h"
+
+#define FWD_LOG "out_forward"
+
+enum { BALANCE_ROUND_ROBIN, BALANCE_FAILOVER };
+enum { COMPRESS_NONE, COMPRESS_GZIP };
+enum { ON_FULL_BLOCK, ON_FULL_DROP_OLDEST };
+
+struct fwd_batch_cfg {
+    int64_t max_records;
+    int64_t max_bytes;
+    int64_t max_wait_ms;
+};
+
+struct fwd_buffer_cfg {
+    int64_t max_size;
+    int on_full;
+};
+
+struct fwd_cfg {
+    struct lh_output_cfg base;
+    struct lh_strlist collectors;
+    int balance;
+    struct lh_tls_cfg tls;
+    char *shared_key;
+    char *hostname;
+    struct fwd_batch_cfg batch;
+    struct fwd_buffer_cfg buffer;
+    int compress;
+    int64_t ack_timeout_ms;
+    int64_t max_in_flight;
+};
+
+/* A queued chunk as the output sees it (lh_chunk.ud). */
+struct fchunk {
+    struct fchunk *next;        /* in pending, a connection's in-flight list, or appending */
+    struct lh_chunk *c;         /* NULL until the append returned */
+    struct lh_batch *batch;     /* until the append is durable */
+    char *mem;                  /* the frame, when in memory */
+    size_t len;
+    int64_t sent_ms;
+    unsigned attempts;
+};
+
+struct fq {
+    struct fchunk *head, *tail;
+    size_t n;
+};
+
+enum conn_state { ST_IDLE, ST_CONNECTING, ST_HELO, ST_PONG, ST_READY };
+
+/* One collector address (a name resolving to several is several). */
+struct conn {
+    struct fwd *f;
+    char addr[256];             /* what is connected to */
+    char name[256];             /* as configured: TLS name and logs */
+    int port;
+    struct bufferevent *bev;
+    enum conn_state st;
+    int64_t st_since_ms;
+    unsigned fails;             /* in a row: the backoff exponent */
+    struct fq inflight;
+    struct event *retry;
+    struct lh_mp_scan scan;
+    struct lh_fwd_helo helo;
+    struct lh_fwd_ping ping;
+};
+
+struct fwd {
+    const struct fwd_cfg *cfg;
+    struct lh_output *out;
+    struct lh_pipeline *pl;
+    struct lh_ckpt *ckpt;
+    struct event_base *base;
+    struct evdns_base *dns;
+    const char *hostname;
+    SSL_CTX *ssl_ctx;
+    struct conn *conns;
+    size_t n_conns, rr;
+    struct lh_chunkq *q;
+    char *qdir;
+    struct lh_batch *wait_head, *wait_tail; /* sealed, not yet in the queue */
+    struct fq appending;        /* in the queue, fsync pending */
+    struct fq pending;          /* durable, not in flight */
+    size_t cached, cache_cap;   /* frame bytes of pending chunks kept in memory */
+    struct event *sync_ev, *tick;
+    struct lh_metric *retries, *connections, *batches_in_flight, *dropped_full,
+        *dropped_corrupt, *skipped_torn, *skipped_corrupt;
+};
+
+void fq_push(struct fq *q, struct fchunk *fc);
+struct fchunk *fq_pop(struct fq *q);
+void fchunk_free(struct fchunk *fc);
+/* A collector acknowledged fc (taken off its in-flight list): consumes it. */
+void fwd_delivered(struct fwd *f, struct fchunk *fc);
+/* Loads fc's frame from disk when it is not in memory. 0, or an LH_E* code
+ * (a corrupt chunk has then been dropped and counted). */
+int fwd_load(struct fwd *f, struct fchunk *fc);
+
+/* out_forward_conn.c */
+int fwd_conns_new(struct fwd *f, char *err, size_t errlen);
+void fwd_conns_start(struct fwd *f);
+void fwd_conns_free(struct fwd *f);
+/* Hands pending chunks to ready connections while windows allow. */
+void fwd_send_pending(struct fwd *f);
+/* Ack and handshake timeouts. */
+void fwd_conns_tick(struct fwd *f);
+void fwd_conns_status(struct fwd *f, json_t *outputs);
+
+#endif
