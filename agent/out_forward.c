@@ -78,6 +78,9 @@ static const struct lh_cfg_field fields[] = {
     {.key = "max_in_flight", .type = LH_CFG_INT,
      .offset = offsetof(struct fwd_cfg, max_in_flight), .defval = "4", .min = 1, .max = 1024,
      .help = "unacknowledged batches per connection"},
+    {.key = "backoff_max", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct fwd_cfg, backoff_max_ms), .defval = "30s", .min = 500,
+     .max = 3600000, .help = "longest wait before retrying a failed collector"},
     {0},
 };
 

@@ -35,7 +35,6 @@
 /* Replies are acks and handshake frames: a few hundred bytes. */
 #define MAX_REPLY (64u * 1024)
 #define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 #define MAX_ADDRS 64
 
 static const char *const state_names[] = {"disconnected", "connecting", "handshake",
@@ -49,13 +48,13 @@ static void set_state(struct conn *c, enum conn_state st)
     c->st_since_ms = lh_mono_ms();
 }
 
-static int64_t backoff_ms(unsigned fails)
+static int64_t backoff_ms(unsigned fails, int64_t max_ms)
 {
     int64_t d = BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < fails && d < BACKOFF_MAX_MS; i++)
+    for (unsigned i = 1; i < fails && d < max_ms; i++)
         d *= 2;
-    if (d > BACKOFF_MAX_MS)
-        d = BACKOFF_MAX_MS;
+    if (d > max_ms)
+        d = max_ms;
     /* Jitter in [d/2, d] keeps a fleet of agents from reconnecting in step. */
     uint32_t r = 0;
     RAND_bytes((unsigned char *)&r, sizeof r);
@@ -92,7 +91,7 @@ static void conn_failed_logged(struct conn *c)
     }
     requeue(f, c);
     set_state(c, ST_IDLE);
-    int64_t d = backoff_ms(++c->fails);
+    int64_t d = backoff_ms(++c->fails, f->cfg->backoff_max_ms);
     LH_INFO(FWD_LOG, "collector %s:%d benched for %lld ms", c->addr, c->port, (long long)d);
     schedule_connect(c, d);
     fwd_send_pending(f);

@@ -46,6 +46,7 @@ struct fwd_cfg {
     int compress;
     int64_t ack_timeout_ms;
     int64_t max_in_flight;
+    int64_t backoff_max_ms;
 };
 
 /* A queued chunk as the output sees it (lh_chunk.ud). */
