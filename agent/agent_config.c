@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/pipeline.h"
+#include "agent/transform.h"
 #include "common/util.h"
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
@@ -37,6 +38,9 @@ static const struct lh_cfg_field root_fields[] = {
      .sub = &agent_schema},
     {.key = "inputs", .type = LH_CFG_PLUGINS, .offset = offsetof(struct lh_agent_config, inputs),
      .plugins = lh_input_types, .help = "where records come from"},
+    {.key = "filters", .type = LH_CFG_PLUGINS,
+     .offset = offsetof(struct lh_agent_config, filters), .plugins = lh_filter_types,
+     .help = "grep / modify applied to records whose tag `match`es, in order"},
     {.key = "outputs", .type = LH_CFG_PLUGINS,
      .offset = offsetof(struct lh_agent_config, outputs), .plugins = lh_output_types,
      .flags = LH_CFG_F_REQUIRED, .help = "where records go"},
@@ -73,10 +77,13 @@ int lh_agent_config_load(const char *path, struct lh_agent_config *cfg, struct l
         if (!cfg->agent.name)
             return lh_cfg_error(d, 1, 1, "out of memory");
     }
+    lh_transform_use_filters(&cfg->filters);
     return 0;
 }
 
 void lh_agent_config_free(struct lh_agent_config *cfg)
 {
+    if (lh_transform_filters() == &cfg->filters)
+        lh_transform_use_filters(NULL);
     lh_cfg_free(&lh_agent_config_schema, cfg);
 }

@@ -20,6 +20,7 @@ struct lh_agent_section {
 struct lh_agent_config {
     struct lh_agent_section agent;
     struct lh_cfg_list inputs;
+    struct lh_cfg_list filters;  /* agent/filter.h items */
     struct lh_cfg_list outputs;
 };
 

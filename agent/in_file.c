@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "agent/pipeline.h"
+#include "agent/recbuilder.h"
+#include "agent/transform.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/record.h"
@@ -34,6 +36,7 @@ struct in_file_cfg {
     struct lh_strlist exclude;
     int read_from;
     int64_t max_line;
+    struct lh_tx_cfg tx;
 };
 
 static const struct lh_cfg_field fields[] = {
@@ -49,6 +52,17 @@ static const struct lh_cfg_field fields[] = {
     {.key = "max_line", .type = LH_CFG_SIZE, .offset = offsetof(struct in_file_cfg, max_line),
      .defval = "64KiB", .min = 16, .max = 16 << 20,
      .help = "longer lines are split into pieces flagged truncated: true"},
+    {.key = "parser", .type = LH_CFG_ENUM, .offset = offsetof(struct in_file_cfg, tx.parser),
+     .defval = "none", .enum_values = lh_parser_names, .help = "none | json | logfmt | regex"},
+    {.key = "regex", .type = LH_CFG_STR, .offset = offsetof(struct in_file_cfg, tx.regex),
+     .help = "PCRE2 pattern with named groups, for parser: regex"},
+    {.key = "time_key", .type = LH_CFG_STR, .offset = offsetof(struct in_file_cfg, tx.time_key),
+     .help = "parsed field holding the record time"},
+    {.key = "time_format", .type = LH_CFG_STR,
+     .offset = offsetof(struct in_file_cfg, tx.time_format),
+     .help = "rfc3339 (default) | epoch | epoch_ms | epoch_us | epoch_ns | strptime pattern"},
+    {.key = "keep_raw", .type = LH_CFG_BOOL, .offset = offsetof(struct in_file_cfg, tx.keep_raw),
+     .defval = "true", .help = "keep the raw line in message once a parser succeeded"},
     {0},
 };
 
@@ -59,6 +73,9 @@ static int validate(void *obj, struct lh_cfg_diag *d, int line, int col)
         return lh_cfg_error(d, line, col, "file input: tag must not be empty");
     if (c->paths.n == 0)
         return lh_cfg_error(d, line, col, "file input: paths needs at least one pattern");
+    char err[300];
+    if (lh_tx_cfg_check(&c->tx, err, sizeof err) != 0)
+        return lh_cfg_error(d, line, col, "file input: %s", err);
     return 0;
 }
 
@@ -87,6 +104,9 @@ struct in_file {
     const struct in_file_cfg *cfg;
     struct lh_agent_ctx ctx;
     struct lh_route *route;
+    struct lh_transform *tx;
+    struct lh_recbuilder rb;
+    size_t host_len;
     struct tfile *files;
     struct event *tick;
     struct event *more;
@@ -96,33 +116,15 @@ struct in_file {
 
 /* ---- lines → records ---------------------------------------------------- */
 
-struct line {
-    const char *p;
-    size_t n;
-    bool truncated;
-    const char *host;
-    const char *source;
-};
-
-static int pack_line(msgpack_packer *pk, void *ud)
-{
-    const struct line *l = ud;
-    int rc = msgpack_pack_map(pk, l->truncated ? 4 : 3);
-    rc |= lh_pack_cstr(pk, "message") | lh_pack_strn(pk, l->p, l->n);
-    rc |= lh_pack_cstr(pk, "host") | lh_pack_cstr(pk, l->host);
-    rc |= lh_pack_cstr(pk, "source") | lh_pack_cstr(pk, l->source);
-    if (l->truncated)
-        rc |= lh_pack_cstr(pk, "truncated") | msgpack_pack_true(pk);
-    return rc ? LH_ENOMEM : LH_OK;
-}
-
 static void emit(struct in_file *in, struct tfile *tf, const char *p, size_t n, bool truncated,
                  uint64_t end)
 {
-    struct line l = {p, n, truncated, in->ctx.host, tf->path};
+    struct lh_tx_line l = {p, n, in->ctx.host, in->host_len, tf->path, strlen(tf->path), truncated};
     /* Read time per line (a vDSO clock read): lines of one chunk keep
      * their file order when results are sorted by time. */
-    lh_route_emit(in->route, tf->ck, end, lh_now_ns(), pack_line, &l);
+    int64_t ns = lh_now_ns();
+    if (lh_transform_line(in->tx, &in->rb, &l, &ns))
+        lh_route_emit(in->route, tf->ck, end, ns, lh_rb_pack, &in->rb);
 }
 
 /* Bytes p[0..len) of a line; end = file offset just past them; complete
@@ -403,10 +405,16 @@ static int in_file_create(const struct lh_cfg_item *item, const struct lh_agent_
     *state = in;
     in->cfg = (const struct in_file_cfg *)item;
     in->ctx = *ctx;
+    in->host_len = strlen(ctx->host);
+    lh_rb_init(&in->rb);
+    int rc = lh_transform_new(&in->cfg->tx, in->cfg->tag, lh_transform_filters(), ctx->metrics,
+                              &in->tx, err, errlen);
+    if (rc != 0)
+        return rc;
     in->buf = malloc(READ_BUF);
     in->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, in);
     in->more = event_new(ctx->base, -1, 0, on_more, in);
-    int rc = in->buf && in->tick && in->more ? lh_pipeline_route(ctx->pl, in->cfg->tag, &in->route)
+    rc = in->buf && in->tick && in->more ? lh_pipeline_route(ctx->pl, in->cfg->tag, &in->route)
                                               : LH_ENOMEM;
     if (rc != 0)
         snprintf(err, errlen, "file input '%s': %s", in->cfg->tag, lh_strerror(rc));
@@ -461,6 +469,8 @@ static void in_file_destroy(void *state)
     if (in->more)
         event_free(in->more);
     free(in->buf);
+    lh_transform_free(in->tx);
+    lh_rb_free(&in->rb);
     free(in);
 }
 

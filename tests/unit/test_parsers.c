@@ -1,0 +1,367 @@
+/* Line parsers (json, logfmt, regex), time_key/time_format, and the
+ * transform that keeps unparsable lines raw. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/parse.h"
+#include "agent/recbuilder.h"
+#include "agent/transform.h"
+#include "common/err.h"
+#include "common/record.h"
+#include "lh_check.h"
+
+/* The builder packed and unpacked again, as a batch would hold it. */
+struct packed {
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+};
+
+
+static void do_pack(struct lh_recbuilder *rb, struct packed *p)
+{
+    msgpack_sbuffer_init(&p->sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(lh_rb_pack(&pk, rb), 0);
+    msgpack_unpacked_init(&p->u);
+    size_t off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(&p->u, p->sb.data, p->sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, p->sb.size);
+    ck_assert_int_eq(p->u.data.type, MSGPACK_OBJECT_MAP);
+}
+
+static void done(struct packed *p)
+{
+    msgpack_unpacked_destroy(&p->u);
+    msgpack_sbuffer_destroy(&p->sb);
+}
+
+static void assert_str(const msgpack_object *map, const char *key, const char *want)
+{
+    const msgpack_object *o = lh_map_get(map, key);
+    ck_assert_msg(o != NULL, "no field %s", key);
+    const char *p;
+    size_t n;
+    ck_assert(lh_obj_bytes(o, &p, &n));
+    ck_assert_uint_eq(n, strlen(want));
+    ck_assert(memcmp(p, want, n) == 0);
+}
+
+static int64_t get_int(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *o = lh_map_get(map, key);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+              o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    return o->via.i64;
+}
+
+/* ---- json ----------------------------------------------------------------- */
+
+START_TEST(json_flat_and_nested)
+{
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    json_t *doc = NULL;
+    const char *line = "{\"level\":\"info\",\"n\":-42,\"f\":1.5,\"ok\":true,\"no\":null,"
+                       "\"req\":{\"path\":\"/x\",\"hdr\":{\"a\":[1,\"b\",{}]}},\"list\":[1,2]}";
+    ck_assert_int_eq(lh_parse_json(&rb, line, strlen(line), &doc), 0);
+    struct packed p;
+    do_pack(&rb, &p);
+    const msgpack_object *m = &p.u.data;
+    ck_assert_uint_eq(m->via.map.size, 7);
+    assert_str(m, "level", "info");
+    ck_assert_int_eq(get_int(m, "n"), -42);
+    ck_assert(fabs(lh_map_get(m, "f")->via.f64 - 1.5) < 1e-9);
+    ck_assert_int_eq(lh_map_get(m, "ok")->type, MSGPACK_OBJECT_BOOLEAN);
+    ck_assert_int_eq(lh_map_get(m, "no")->type, MSGPACK_OBJECT_NIL);
+    const msgpack_object *req = lh_map_get(m, "req");
+    ck_assert_int_eq(req->type, MSGPACK_OBJECT_MAP);
+    assert_str(req, "path", "/x");
+    const msgpack_object *hdr = lh_map_get(req, "hdr");
+    ck_assert_int_eq(hdr->type, MSGPACK_OBJECT_MAP);
+    const msgpack_object *a = lh_map_get(hdr, "a");
+    ck_assert_int_eq(a->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(a->via.array.size, 3);
+    ck_assert_int_eq(a->via.array.ptr[2].type, MSGPACK_OBJECT_MAP);
+    ck_assert_int_eq(lh_map_get(m, "list")->type, MSGPACK_OBJECT_ARRAY);
+    done(&p);
+    json_decref(doc);
+    lh_rb_free(&rb);
+}
+END_TEST
+
+START_TEST(json_malformed)
+{
+    static const char *bad[] = {
+        "", "   ", "not json", "[1,2,3]", "\"str\"", "42", "{", "{\"a\":", "{\"a\":1,}",
+        "{\"a\":1} trailing", "{'a':1}", "{\"a\":\"\\uZZZZ\"}", "{\"a\":1}{\"b\":2}",
+    };
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = NULL;
+        lh_rb_reset(&rb);
+        ck_assert_msg(lh_parse_json(&rb, bad[i], strlen(bad[i]), &doc) < 0, "accepted %s",
+                      bad[i]);
+        json_decref(doc);
+    }
+    /* Deeper than the cap: rejected, not a stack overflow. */
+    char deep[600];
+    size_t n = 0;
+    deep[n++] = '{';
+    deep[n++] = '"';
+    deep[n++] = 'a';
+    deep[n++] = '"';
+    deep[n++] = ':';
+    for (int i = 0; i < 200; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 200; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    json_t *doc = NULL;
+    lh_rb_reset(&rb);
+    ck_assert_int_lt(lh_parse_json(&rb, deep, n, &doc), 0);
+    json_decref(doc);
+    lh_rb_free(&rb);
+}
+END_TEST
+
+/* ---- logfmt --------------------------------------------------------------- */
+
+START_TEST(logfmt_pairs)
+{
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    const char *line = "level=warn msg=\"disk \\\"sda\\\" at 91%\\n\" took=12ms  debug path=/a=b";
+    ck_assert_int_eq(lh_parse_logfmt(&rb, line, strlen(line)), 0);
+    struct packed p;
+    do_pack(&rb, &p);
+    assert_str(&p.u.data, "level", "warn");
+    assert_str(&p.u.data, "msg", "disk \"sda\" at 91%\n");
+    assert_str(&p.u.data, "took", "12ms");
+    assert_str(&p.u.data, "path", "/a=b");
+    ck_assert_int_eq(lh_map_get(&p.u.data, "debug")->type, MSGPACK_OBJECT_BOOLEAN);
+    done(&p);
+    lh_rb_free(&rb);
+}
+END_TEST
+
+START_TEST(logfmt_malformed)
+{
+    static const char *bad[] = {"", "just some words", "a=\"unterminated", "=value",
+                                "a=1 \"q\"=2", "k=\"x\\"};
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lh_rb_reset(&rb);
+        ck_assert_msg(lh_parse_logfmt(&rb, bad[i], strlen(bad[i])) < 0, "accepted %s", bad[i]);
+    }
+    lh_rb_free(&rb);
+}
+END_TEST
+
+/* ---- regex ---------------------------------------------------------------- */
+
+START_TEST(regex_named_groups)
+{
+    struct lh_regex *re = NULL;
+    char err[256];
+    ck_assert_int_eq(lh_regex_new("^(?<ip>\\S+) (?<method>[A-Z]+) (?<path>\\S+)(?: (?<code>\\d+))?",
+                                  &re, err, sizeof err),
+                     0);
+    ck_assert_uint_eq(lh_regex_names(re), 4);
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    const char *line = "10.0.0.1 GET /index.html";
+    ck_assert_int_eq(lh_parse_regex(re, &rb, line, strlen(line)), 0);
+    struct packed p;
+    do_pack(&rb, &p);
+    assert_str(&p.u.data, "ip", "10.0.0.1");
+    assert_str(&p.u.data, "method", "GET");
+    assert_str(&p.u.data, "path", "/index.html");
+    ck_assert_ptr_null(lh_map_get(&p.u.data, "code")); /* optional group unset */
+    done(&p);
+    lh_rb_reset(&rb);
+    ck_assert_int_lt(lh_parse_regex(re, &rb, "no match here", 13), 0);
+    /* Invalid UTF-8 in the line: matched around, no error. */
+    const char bin[] = "1.2.3.4 PUT /\xff\xfe";
+    lh_rb_reset(&rb);
+    ck_assert_int_eq(lh_parse_regex(re, &rb, bin, sizeof bin - 1), 0);
+    lh_rb_free(&rb);
+    lh_regex_free(re);
+}
+END_TEST
+
+START_TEST(regex_bad_pattern)
+{
+    struct lh_regex *re = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(lh_regex_new("(?<open>abc", &re, err, sizeof err), LH_EINVAL);
+    ck_assert_ptr_null(re);
+    ck_assert_ptr_nonnull(strstr(err, "offset"));
+    struct lh_tx_cfg c = {.parser = LH_PARSER_REGEX, .regex = (char *)"(\\d+)"};
+    ck_assert_int_eq(lh_tx_cfg_check(&c, err, sizeof err), LH_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "named group"));
+    c.regex = NULL;
+    ck_assert_int_eq(lh_tx_cfg_check(&c, err, sizeof err), LH_ECONFIG);
+}
+END_TEST
+
+/* ---- time ----------------------------------------------------------------- */
+
+static int64_t parse_with(const char *fmt, const char *s)
+{
+    struct lh_time_fmt tf;
+    char err[256];
+    ck_assert_int_eq(lh_time_fmt_init(&tf, fmt, err, sizeof err), 0);
+    int64_t ns = 0;
+    ck_assert_msg(lh_time_parse(&tf, s, strlen(s), &ns) == 0, "%s rejected %s", fmt ? fmt : "rfc3339", s);
+    return ns;
+}
+
+static int time_fails(const char *fmt, const char *s)
+{
+    struct lh_time_fmt tf;
+    char err[256];
+    ck_assert_int_eq(lh_time_fmt_init(&tf, fmt, err, sizeof err), 0);
+    int64_t ns;
+    return lh_time_parse(&tf, s, strlen(s), &ns) != 0;
+}
+
+START_TEST(time_formats)
+{
+    const int64_t t0 = 1795502912LL * 1000000000; /* 2026-11-24T06:48:32Z */
+    ck_assert_int_eq(parse_with(NULL, "2026-11-24T06:48:32.5Z"), t0 + 500000000);
+    ck_assert_int_eq(parse_with("rfc3339", "2026-11-24T08:48:32+02:00"), t0);
+    ck_assert_int_eq(parse_with("epoch", "1795502912"), t0);
+    ck_assert_int_eq(parse_with("epoch", "1795502912.25"), t0 + 250000000);
+    ck_assert_int_eq(parse_with("epoch_ms", "1795502912123"), t0 + 123000000);
+    ck_assert_int_eq(parse_with("epoch_us", "1795502912123456"), t0 + 123456000);
+    ck_assert_int_eq(parse_with("epoch_ns", "1795502912123456789"), t0 + 123456789);
+    ck_assert_int_eq(parse_with("%d/%b/%Y:%H:%M:%S %z", "24/Nov/2026:07:48:32 +0100"), t0);
+    ck_assert_int_eq(parse_with("%Y-%m-%d %H:%M:%S.%L", "2026-11-24 06:48:32.042"),
+                     t0 + 42000000);
+    ck_assert_int_eq(parse_with("%Y-%m-%d %H:%M:%S", "2026-11-24 06:48:32"), t0);
+    ck_assert(time_fails(NULL, "yesterday"));
+    ck_assert(time_fails("epoch", "12abc"));
+    ck_assert(time_fails("epoch_ns", "99999999999999999999999"));
+    ck_assert(time_fails("%Y-%m-%d", "2026-11-24 trailing"));
+    ck_assert(time_fails("%Y-%m-%d %H:%M:%S.%L", "2026-11-24 06:48:32."));
+    struct lh_time_fmt tf;
+    char err[256];
+    ck_assert_int_eq(lh_time_fmt_init(&tf, "iso", err, sizeof err), LH_EINVAL);
+    ck_assert_int_eq(lh_time_fmt_init(&tf, "%L %L", err, sizeof err), LH_EINVAL);
+}
+END_TEST
+
+/* ---- transform ------------------------------------------------------------ */
+
+static struct lh_tx_line mkline(const char *s)
+{
+    return (struct lh_tx_line){s, strlen(s), "h1", 2, "/var/log/x.log", 14, false};
+}
+
+START_TEST(transform_json_time_key_keep_raw)
+{
+    struct lh_tx_cfg c = {.parser = LH_PARSER_JSON, .time_key = (char *)"ts",
+                          .time_format = (char *)"epoch_ms", .keep_raw = false};
+    struct lh_transform *t = NULL;
+    char err[256];
+    ck_assert_int_eq(lh_transform_new(&c, "app", NULL, NULL, &t, err, sizeof err), 0);
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    struct lh_tx_line l = mkline("{\"ts\":1795502912123,\"msg\":\"hi\"}");
+    int64_t ns = 7;
+    ck_assert(lh_transform_line(t, &rb, &l, &ns));
+    ck_assert_int_eq(ns, 1795502912123LL * 1000000);
+    struct packed p;
+    do_pack(&rb, &p);
+    ck_assert_ptr_null(lh_map_get(&p.u.data, "message")); /* keep_raw: false */
+    assert_str(&p.u.data, "host", "h1");
+    assert_str(&p.u.data, "source", "/var/log/x.log");
+    assert_str(&p.u.data, "msg", "hi");
+    done(&p);
+    ck_assert_uint_eq(lh_transform_parse_errors(t), 0);
+    lh_rb_free(&rb);
+    lh_transform_free(t);
+}
+END_TEST
+
+START_TEST(transform_malformed_kept_raw)
+{
+    static const int parsers[] = {LH_PARSER_JSON, LH_PARSER_LOGFMT, LH_PARSER_REGEX};
+    for (size_t i = 0; i < 3; i++) {
+        struct lh_tx_cfg c = {.parser = parsers[i], .regex = (char *)"^(?<a>x+)$",
+                              .keep_raw = false};
+        struct lh_transform *t = NULL;
+        char err[256];
+        ck_assert_int_eq(lh_transform_new(&c, "app", NULL, NULL, &t, err, sizeof err), 0);
+        struct lh_recbuilder rb;
+        lh_rb_init(&rb);
+        struct lh_tx_line l = mkline("{broken \"line");
+        int64_t ns = 7;
+        ck_assert(lh_transform_line(t, &rb, &l, &ns));
+        ck_assert_int_eq(ns, 7);
+        struct packed p;
+        do_pack(&rb, &p);
+        ck_assert_uint_eq(p.u.data.via.map.size, 3);
+        assert_str(&p.u.data, "message", "{broken \"line");
+        assert_str(&p.u.data, "host", "h1");
+        done(&p);
+        ck_assert_uint_eq(lh_transform_parse_errors(t), 1);
+        lh_rb_free(&rb);
+        lh_transform_free(t);
+    }
+}
+END_TEST
+
+START_TEST(transform_bad_time_counted)
+{
+    struct lh_tx_cfg c = {.parser = LH_PARSER_LOGFMT, .time_key = (char *)"at", .keep_raw = true};
+    struct lh_transform *t = NULL;
+    char err[256];
+    ck_assert_int_eq(lh_transform_new(&c, "app", NULL, NULL, &t, err, sizeof err), 0);
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    struct lh_tx_line l = mkline("at=notatime x=1");
+    int64_t ns = 7;
+    ck_assert(lh_transform_line(t, &rb, &l, &ns));
+    ck_assert_int_eq(ns, 7);
+    ck_assert_uint_eq(lh_transform_parse_errors(t), 1);
+    struct packed p;
+    do_pack(&rb, &p);
+    assert_str(&p.u.data, "message", "at=notatime x=1");
+    assert_str(&p.u.data, "x", "1");
+    done(&p);
+    lh_rb_free(&rb);
+    lh_transform_free(t);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("parsers");
+    TCase *tc = tcase_create("all");
+    tcase_add_test(tc, json_flat_and_nested);
+    tcase_add_test(tc, json_malformed);
+    tcase_add_test(tc, logfmt_pairs);
+    tcase_add_test(tc, logfmt_malformed);
+    tcase_add_test(tc, regex_named_groups);
+    tcase_add_test(tc, regex_bad_pattern);
+    tcase_add_test(tc, time_formats);
+    tcase_add_test(tc, transform_json_time_key_keep_raw);
+    tcase_add_test(tc, transform_malformed_kept_raw);
+    tcase_add_test(tc, transform_bad_time_counted);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return lh_test_run(suite());
+}
