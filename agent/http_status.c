@@ -68,6 +68,10 @@ static void on_status(struct evhttp_request *req, void *arg)
     struct lh_http_status *h = arg;
     if (!only_get(req))
         return;
+    if (!h->pl) {
+        reply(req, 503, "Service Unavailable", "text/plain", "no pipeline is running\n");
+        return;
+    }
     json_t *st = lh_pipeline_status(h->pl);
     char *text = st ? json_dumps(st, JSON_INDENT(2)) : NULL;
     json_decref(st);
@@ -131,6 +135,12 @@ int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metr
     }
     *out = h;
     return LH_OK;
+}
+
+void lh_http_status_set_pipeline(struct lh_http_status *h, struct lh_pipeline *pl)
+{
+    if (h)
+        h->pl = pl;
 }
 
 void lh_http_status_free(struct lh_http_status *h)

@@ -12,11 +12,15 @@
 struct lh_http_status;
 
 /* Listens on addr ("host:port", port 0 = any) and logs the bound address.
- * metrics and pl are borrowed and must outlive the server. 0 or LH_EIO
- * with err filled. */
+ * metrics and pl are borrowed: metrics must outlive the server, pl must
+ * stay valid until it is replaced with lh_http_status_set_pipeline().
+ * 0 or LH_EIO with err filled. */
 int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metrics *metrics,
                        struct lh_pipeline *pl, struct lh_http_status **out, char *err,
                        size_t errlen);
+/* The pipeline /status describes (a reload replaces it). NULL while none
+ * runs: /status answers 503. h NULL is fine. */
+void lh_http_status_set_pipeline(struct lh_http_status *h, struct lh_pipeline *pl);
 void lh_http_status_free(struct lh_http_status *h);
 
 #endif

@@ -557,6 +557,22 @@ fail:
     return rc;
 }
 
+int lh_in_forward_reload_tls(struct lh_in_forward *f, char *err, size_t errlen)
+{
+    if (!f->ssl_ctx)
+        return 0;
+    char why[512];
+    SSL_CTX *next = lh_tls_server_ctx(&f->cfg->tls, why, sizeof why);
+    if (!next) {
+        snprintf(err, errlen, "listen.forward.tls: %s", why);
+        return LH_ETLS;
+    }
+    /* Each open connection's SSL holds its own reference to the old one. */
+    SSL_CTX_free(f->ssl_ctx);
+    f->ssl_ctx = next;
+    return 0;
+}
+
 void lh_in_forward_shutdown(struct lh_in_forward *f, void (*done)(void *ud), void *ud)
 {
     if (f->lev) {

@@ -24,6 +24,12 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
                       struct lh_store *store, struct lh_metrics *metrics,
                       struct lh_in_forward **out, char *err, size_t errlen);
 
+/* Reads the TLS certificate, key and CA files again (same paths) for the
+ * connections accepted from now on; open connections keep theirs. Without
+ * TLS, 0 and nothing happens. On failure the running context stays and err
+ * says why. */
+int lh_in_forward_reload_tls(struct lh_in_forward *f, char *err, size_t errlen);
+
 /* Stops accepting and reading, lets each connection write out its pending
  * acks, then calls done(ud) once no connection is left (perhaps at once). */
 void lh_in_forward_shutdown(struct lh_in_forward *f, void (*done)(void *ud), void *ud);

@@ -189,12 +189,21 @@ static void reload_with(struct collector *col, const struct lh_collector_config 
     }
     free(token);
     apply_log_level(col, next);
+    /* Certificates are read again from the running paths (a changed path
+     * is listed below as needing a restart). */
+    const char *tls = ", TLS certificates";
+    if (lh_in_forward_reload_tls(col->fwd, err, sizeof err) != 0) {
+        LH_ERROR(MAIN_LOG, "reload: %s; new connections keep the previous certificates", err);
+        tls = "";
+    }
     restart_needed(&col->cfg, next, changed, sizeof changed);
     if (changed[0])
-        LH_WARN(MAIN_LOG, "reloaded %s: log level and API token applied; changed settings that "
-                          "take effect only after a restart: %s", col->opts.config, changed);
+        LH_WARN(MAIN_LOG, "reloaded %s: log level, API token%s applied; changed settings "
+                          "that take effect only after a restart: %s", col->opts.config, tls,
+                changed);
     else
-        LH_INFO(MAIN_LOG, "reloaded %s: log level and API token applied", col->opts.config);
+        LH_INFO(MAIN_LOG, "reloaded %s: log level, API token%s applied", col->opts.config,
+                tls);
 }
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "collector/search/search.h"
 #include "common/err.h"
@@ -22,14 +23,66 @@
 #define HTTP_LOG "http"
 #define DEFAULT_LIMIT 100
 #define MAX_TOKEN_FILE 4096
+#define LATENCY_METRIC "loghaul_collector_query_duration_seconds"
+
+/* Upper bounds (seconds) of the query latency histogram's buckets. */
+static const double latency_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,   1,    2.5,   5,    10};
+#define N_BOUNDS (sizeof latency_bounds / sizeof latency_bounds[0])
+
+/* The registry has counters and gauges only: the histogram is kept here
+ * (every request runs on the one event_base thread) and rendered after it. */
+struct latency {
+    uint64_t le[N_BOUNDS];     /* observations <= bound (not cumulative) */
+    uint64_t count;
+    double sum;
+};
 
 struct lh_http_api {
     struct evhttp *http;
     struct lh_store *store;
     struct lh_metrics *metrics;
     struct lh_metric *queries;
+    struct latency latency;
     char *token;               /* NULL: open */
 };
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void latency_observe(struct latency *l, double seconds)
+{
+    for (size_t i = 0; i < N_BOUNDS; i++) {
+        if (seconds <= latency_bounds[i]) {
+            l->le[i]++;
+            break;
+        }
+    }
+    l->count++;
+    l->sum += seconds;
+}
+
+/* Prometheus histogram text: cumulative buckets, +Inf, _sum, _count. */
+static int latency_render(const struct latency *l, struct evbuffer *out)
+{
+    int rc = evbuffer_add_printf(out, "# HELP %s Time to answer a search request\n"
+                                      "# TYPE %s histogram\n", LATENCY_METRIC, LATENCY_METRIC);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < N_BOUNDS && rc >= 0; i++) {
+        cum += l->le[i];
+        rc = evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", LATENCY_METRIC,
+                                 latency_bounds[i], (unsigned long long)cum);
+    }
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
+                                 LATENCY_METRIC, (unsigned long long)l->count, LATENCY_METRIC,
+                                 l->sum, LATENCY_METRIC, (unsigned long long)l->count);
+    return rc < 0 ? LH_ENOMEM : 0;
+}
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -141,7 +194,9 @@ static void run_search(struct lh_http_api *api, struct evhttp_request *req,
                        struct lh_search_req *sr)
 {
     struct evbuffer *out = evbuffer_new();
+    double t0 = mono_seconds();
     int rc = out ? lh_search_run(api->store, sr, emit_line, out) : LH_ENOMEM;
+    latency_observe(&api->latency, mono_seconds() - t0);
     lh_metric_add(api->queries, 1);
     if (rc == 0) {
         reply_buf(req, 200, "OK", "application/x-ndjson", out);
@@ -189,12 +244,15 @@ static void on_search(struct lh_http_api *api, struct evhttp_request *req)
 static void on_metrics(struct lh_http_api *api, struct evhttp_request *req)
 {
     char *text = lh_metrics_render(api->metrics);
-    if (!text) {
+    struct evbuffer *out = evbuffer_new();
+    if (!text || !out || evbuffer_add(out, text, strlen(text)) != 0 ||
+        latency_render(&api->latency, out) != 0)
         evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
-    reply(req, 200, "OK", "text/plain; version=0.0.4", text);
+    else
+        reply_buf(req, 200, "OK", "text/plain; version=0.0.4", out);
     free(text);
+    if (out)
+        evbuffer_free(out);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

@@ -1,15 +1,20 @@
 #include "collector/search/search.h"
 
+#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
 #include "common/record.h"
 
+/* A kept hit holds its tag and fields re-packed (the scan's memory is gone
+ * by the end): a broad query replaces hits constantly, and copying msgpack
+ * into a buffer the slot keeps costs far less than rendering JSON, which
+ * is done for the final `limit` only. */
 struct hit {
     int64_t time_ns;
     uint64_t seq;
-    char *json;
+    msgpack_sbuffer rec;       /* [tag, fields], reused when the slot is */
 };
 
 /* A bounded heap whose root is the worst kept hit, so a better candidate
@@ -64,19 +69,21 @@ static void sift_down(struct topk *t, size_t n, size_t i)
 
 static int add_hit(struct topk *t, const struct hit *cand, const struct lh_store_event *ev)
 {
-    char *json = lh_record_json(ev->tag, ev->tag_len, ev->time_ns, ev->fields, NULL);
-    if (!json)
+    bool grow = t->n < t->cap;
+    struct hit *slot = grow ? &t->h[t->n] : &t->h[0];
+    slot->time_ns = cand->time_ns;
+    slot->seq = cand->seq;
+    slot->rec.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &slot->rec, msgpack_sbuffer_write);
+    if (msgpack_pack_str(&pk, ev->tag_len) != 0 ||
+        msgpack_pack_str_body(&pk, ev->tag, ev->tag_len) != 0 ||
+        msgpack_pack_object(&pk, *ev->fields) != 0)
         return LH_ENOMEM;
-    if (t->n < t->cap) {
-        t->h[t->n] = *cand;
-        t->h[t->n].json = json;
+    if (grow)
         sift_up(t, t->n++);
-        return 0;
-    }
-    free(t->h[0].json);
-    t->h[0] = *cand;
-    t->h[0].json = json;
-    sift_down(t, t->n, 0);
+    else
+        sift_down(t, t->n, 0);
     return 0;
 }
 
@@ -87,7 +94,7 @@ static int on_event(void *ud, const struct lh_store_event *ev)
     if (ev->time_ns < r->from_ns || ev->time_ns > r->to_ns)
         return 0;
     struct hit cand = {.time_ns = ev->time_ns, .seq = ev->seq};
-    /* Rendering is the expensive part: only for hits that make the cut. */
+    /* Matching and copying cost: only for hits that make the cut. */
     if (t->n == t->cap && !better(t, &cand, &t->h[0]))
         return 0;
     if (r->query) {
@@ -108,6 +115,28 @@ static void heap_sort(struct topk *t)
     }
 }
 
+/* The JSON line of a kept hit. */
+static int emit_hit(const struct hit *h, lh_search_emit_cb emit, void *ud)
+{
+    msgpack_unpacked tag, fields;
+    msgpack_unpacked_init(&tag);
+    msgpack_unpacked_init(&fields);
+    size_t off = 0;
+    int rc = LH_ECORRUPT;
+    if (msgpack_unpack_next(&tag, h->rec.data, h->rec.size, &off) != MSGPACK_UNPACK_SUCCESS ||
+        msgpack_unpack_next(&fields, h->rec.data, h->rec.size, &off) != MSGPACK_UNPACK_SUCCESS ||
+        tag.data.type != MSGPACK_OBJECT_STR)
+        goto out;
+    char *json = lh_record_json(tag.data.via.str.ptr, tag.data.via.str.size, h->time_ns,
+                                &fields.data, NULL);
+    rc = json ? emit(ud, json, strlen(json)) : LH_ENOMEM;
+    free(json);
+out:
+    msgpack_unpacked_destroy(&tag);
+    msgpack_unpacked_destroy(&fields);
+    return rc;
+}
+
 int lh_search_run(struct lh_store *store, const struct lh_search_req *req, lh_search_emit_cb emit,
                   void *ud)
 {
@@ -121,10 +150,11 @@ int lh_search_run(struct lh_store *store, const struct lh_search_req *req, lh_se
     if (rc == 0) {
         heap_sort(&t);
         for (size_t i = 0; i < t.n && rc == 0; i++)
-            rc = emit(ud, t.h[i].json, strlen(t.h[i].json));
+            rc = emit_hit(&t.h[i], emit, ud);
     }
-    for (size_t i = 0; i < t.n; i++)
-        free(t.h[i].json);
+    /* A slot may hold a buffer past t.n when its last pack failed. */
+    for (size_t i = 0; i < t.cap; i++)
+        msgpack_sbuffer_destroy(&t.h[i].rec);
     free(t.h);
     return rc;
 }
