@@ -9,6 +9,7 @@ even when a test fails; the logs of a failed test's processes are printed.
 """
 
 import atexit
+import collections
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -637,6 +639,125 @@ def client_tls_context(certs, with_cert=True):
     if with_cert:
         ctx.load_cert_chain(certs["client"], certs["client-key"])
     return ctx
+
+
+# ---------------------------------------------------------------- delivery
+# Sequence-numbered lines counted end to end (test_delivery*.py).
+
+DELIVERY_TAG = "delivery.app"
+SEQ = re.compile(r"^seq (\d{8}) ")
+
+
+def seq_line(i):
+    return "seq %08d the quick brown fox jumps over the lazy dog %s" % (i, "x" * (i % 40))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def fixed_collector_config(run, name, port):
+    cfg = collector_config(run, name)
+    cfg["listen"]["forward"]["address"] = "127.0.0.1:%d" % port
+    return cfg
+
+
+def delivery_agent_config(run, log, ports, **out):
+    cfg = agent_config(run, "agent", [log], ["127.0.0.1:%d" % p for p in ports], tag=DELIVERY_TAG,
+                              batch={"max_records": 500, "max_wait": "200ms"})
+    cfg["outputs"][0].update({"backoff_max": "1s", "ack_timeout": "5s"})
+    cfg["outputs"][0].update(out)
+    cfg["agent"]["shutdown_timeout"] = "5s"
+    return cfg
+
+
+def kill9(run, proc):
+    """SIGKILL: the process is gone without any cleanup."""
+    proc.popen.send_signal(signal.SIGKILL)
+    proc.popen.wait(20)
+    proc.stop()
+    run.procs.remove(proc)
+
+
+def seqs_on(col, n):
+    """Counter of sequence numbers stored on a collector, for seqs below n.
+    A search returns at most 100k records: beyond that, slices of 10k by
+    regex, each asked for twice as many so a duplicate cannot hide."""
+    if n <= 50000:
+        queries = [("", max(2 * n, 10))]
+    else:
+        queries = [('message:~"^seq %04d"' % k, 20000) for k in range((n + 9999) // 10000)]
+    out = collections.Counter()
+    for q, limit in queries:
+        r, recs, _ = search([col.url], q, "--limit", str(limit), timeout=120)
+        check(r.returncode == 0, "search failed: %s" % r.stderr)
+        check(len(recs) < limit, "search %r hit its limit %d" % (q, limit))
+        for rec in recs:
+            m = SEQ.match(rec.get("message", ""))
+            check(m, "unexpected record %r" % rec)
+            out[int(m.group(1))] += 1
+    return out
+
+
+def wait_all(cols, n, timeout=90):
+    """Waits until seqs 0..n-1 are all stored (on any of cols); returns
+    the combined Counter. Large counts wait on the stored-records metric
+    first (it counts no duplicate: those are acked without storing)."""
+    state = {}
+
+    def done():
+        if n > 50000 and sum(c.metric("loghaul_collector_records_stored_total") or 0
+                             for c in cols) < n:
+            return False
+        total = collections.Counter()
+        for c in cols:
+            total.update(seqs_on(c, n))
+        state["c"] = total
+        return len(total) >= n
+    try:
+        wait_until(done, timeout, "%d distinct sequence numbers delivered" % n, interval=1.0)
+    except AssertionError:
+        c = state.get("c", collections.Counter())
+        missing = sorted(set(range(n)) - set(c))
+        raise AssertionError("%d of %d delivered; first missing %r"
+                             % (len(c), n, missing[:10]))
+    return state["c"]
+
+
+def check_exactly_once(counter, n):
+    check(set(counter) == set(range(n)), "sequence numbers beyond 0..%d: %r"
+          % (n - 1, sorted(set(counter) - set(range(n)))[:10]))
+    dups = [s for s, k in counter.items() if k > 1]
+    check(not dups, "%d duplicates, e.g. %r" % (len(dups), dups[:10]))
+
+
+class Writer(threading.Thread):
+    """Appends lines lo..hi-1 in small bursts, like a live application."""
+
+    def __init__(self, path, lo, hi, burst=500, pause=0.02):
+        super().__init__(daemon=True)
+        self.path, self.lo, self.hi, self.burst, self.pause = path, lo, hi, burst, pause
+        self.written = lo
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        with open(self.path, "a") as f:
+            while self.written < self.hi:
+                end = min(self.hi, self.written + self.burst)
+                f.write("".join(seq_line(i) + "\n" for i in range(self.written, end)))
+                f.flush()
+                self.written = end
+                self.stop_ev.wait(self.pause)
+
+
+def write_lines(path, lo, hi):
+    with open(path, "a") as f:
+        for start in range(lo, hi, 10000):
+            f.write("".join(seq_line(i) + "\n" for i in range(start, min(hi, start + 10000))))
 
 
 # ---------------------------------------------------------------- runner
