@@ -79,6 +79,34 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* Positions found in the disk buffer win over a lagging checkpoint file,
+ * never move an entry back, and cover files the file never listed. */
+START_TEST(test_recover_from_buffer)
+{
+    struct lh_ckpt *c;
+    ck_assert_int_eq(lh_ckpt_new(ckpt_path, &c), 0);
+    struct lh_ckpt_file *f = lh_ckpt_file_open(c, 7, 1001, "/var/log/a.log", 100);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(lh_ckpt_save(c), 0);
+    lh_ckpt_free(c);
+
+    char err[256];
+    ck_assert_int_eq(lh_ckpt_new(ckpt_path, &c), 0);
+    ck_assert_int_eq(lh_ckpt_load(c, err, sizeof err), 0);
+    ck_assert_int_eq(lh_ckpt_recover(c, 7, 1001, 400), 0);
+    ck_assert_int_eq(lh_ckpt_recover(c, 7, 1001, 250), 0);
+    ck_assert_int_eq(lh_ckpt_recover(c, 7, 2002, 90), 0);
+    uint64_t off = 0;
+    ck_assert(lh_ckpt_lookup(c, 7, 1001, "/var/log/a.log", 1000, &off));
+    ck_assert_uint_eq(off, 400);
+    ck_assert(lh_ckpt_lookup(c, 7, 2002, "/var/log/new.log", 1000, &off));
+    ck_assert_uint_eq(off, 90);
+    /* A file now shorter than the buffered position was replaced. */
+    ck_assert(!lh_ckpt_lookup(c, 7, 2002, "/var/log/new.log", 50, &off));
+    lh_ckpt_free(c);
+}
+END_TEST
+
 START_TEST(test_crash_leaves_tmp)
 {
     struct lh_ckpt *c = load_store();
@@ -212,6 +240,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_crash_leaves_tmp);
+    tcase_add_test(tc, test_recover_from_buffer);
     tcase_add_test(tc, test_corrupt_files);
     tcase_add_test(tc, test_out_of_order_acks);
     tcase_add_test(tc, test_every_output_must_ack);
