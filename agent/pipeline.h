@@ -141,6 +141,8 @@ const struct lh_output_ops *lh_output_ops_find(const struct lh_cfg_item *item);
 /* The plugins (one file each). */
 extern const struct lh_cfg_schema lh_in_file_schema;
 extern const struct lh_input_ops lh_in_file_ops;
+extern const struct lh_cfg_schema lh_in_syslog_schema;
+extern const struct lh_input_ops lh_in_syslog_ops;
 extern const struct lh_cfg_schema lh_out_forward_schema;
 extern const struct lh_output_ops lh_out_forward_ops;
 extern const struct lh_cfg_schema lh_out_stdout_schema;

@@ -7,6 +7,7 @@
 
 const struct lh_cfg_plugin_type lh_input_types[] = {
     {"file", &lh_in_file_schema},
+    {"syslog", &lh_in_syslog_schema},
     {NULL, NULL},
 };
 
@@ -17,7 +18,7 @@ const struct lh_cfg_plugin_type lh_output_types[] = {
     {NULL, NULL},
 };
 
-static const struct lh_input_ops *const inputs[] = {&lh_in_file_ops, NULL};
+static const struct lh_input_ops *const inputs[] = {&lh_in_file_ops, &lh_in_syslog_ops, NULL};
 
 static const struct lh_output_ops *const outputs[] = {
     &lh_out_forward_ops,

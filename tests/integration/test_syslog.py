@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""The syslog input, driven by real senders: util-linux `logger` over UDP,
+TCP (octet counting), IPv6, unix datagram and stream sockets, in RFC 3164
+and RFC 5424; and a real rsyslogd relaying over TCP (octet-counted) and
+TLS (rsyslog-openssl, client certificate) to the agent. The agent writes
+records with its stdout output; every one is checked field by field."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lhtest import (AGENT, CLI, COLLECTOR, agent_config, check, check_exactly_once,  # noqa: E402
+                    fixed_collector_config, free_port, metric, run, seq_line, start_agent,
+                    start_collector, test, wait_all, wait_until, write_config)
+
+
+def syslog_agent(r, listen, name="agent", tls=None, extra=None):
+    """Starts an agent with one syslog input (tag sys) and the stdout output.
+    Returns (proc, {scheme: bound address}, http address)."""
+    inp = {"type": "syslog", "tag": "sys", "listen": listen}
+    if tls:
+        inp["tls"] = tls
+    inp.update(extra or {})
+    cfg = {
+        "agent": {"name": "web-1", "data_dir": r.path(name + "-data"), "http": "127.0.0.1:0"},
+        "inputs": [inp],
+        "outputs": [{"type": "stdout", "match": "*"}],
+    }
+    p = r.start(name, [AGENT, "-c", write_config(r.path(name + ".yaml"), cfg)])
+    http = p.wait_log(r"http listening on (\S+)").group(1)
+    lines = wait_until(lambda: (lambda m: m if len(m) == len(listen) else None)(
+        re.findall(r"syslog listening on (\S+)", p.log())), 20, "every syslog listener")
+    bound = {}
+    for url in lines:  # logged in config order
+        scheme, addr = url.split("://", 1)
+        bound.setdefault(scheme, []).append(addr)
+    return p, bound, http
+
+
+def records(p):
+    out = []
+    with open(p.out_path, "rb") as f:
+        for line in f.read().decode("utf-8", "replace").splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+    return out
+
+
+def wait_record(p, token, timeout=20):
+    """The one record whose message contains token."""
+    def find():
+        hits = [rec for rec in records(p) if token in rec.get("message", "")]
+        check(len(hits) <= 1, "message %r arrived %d times" % (token, len(hits)))
+        return hits[0] if hits else None
+    return wait_until(find, timeout, "a record with %r" % token)
+
+
+def hostport(addr):
+    host, port = addr.rsplit(":", 1)
+    return host.strip("[]"), port
+
+
+def logger(*args):
+    r = subprocess.run(["logger"] + list(args), capture_output=True, text=True, timeout=20)
+    check(r.returncode == 0, "logger %s failed: %s" % (" ".join(args), r.stderr))
+
+
+def expect(rec, **want):
+    for k, v in want.items():
+        check(rec.get(k) == v, "field %s is %r, want %r in %r" % (k, rec.get(k), v, rec))
+
+
+@test
+def logger_every_transport(r):
+    dsock, ssock = r.path("dev-log"), r.path("stream-log")
+    p, bound, _ = syslog_agent(r, ["udp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://[::1]:0",
+                                   "udp://[::1]:0", "unix://" + dsock,
+                                   "unixstream://" + ssock])
+    udp4, udp6 = bound["udp"]
+    tcp4, tcp6 = bound["tcp"]
+    sd = ["--sd-id", "zoo@32473", "--sd-param", 'tiger="hungry \\"now\\" \\]"',
+          "--sd-param", 'count="3"']
+
+    h, port = hostport(udp4)
+    logger("--udp", "-n", h, "-P", port, "--rfc5424", "--msgid", "ID47", "-t", "app-udp",
+           "-p", "local3.err", "--id=4242", *sd, "udp 5424 message")
+    rec = wait_record(p, "udp 5424 message")
+    expect(rec, facility="local3", severity="err", appname="app-udp", procid="4242",
+           msgid="ID47", host="web-1", message="udp 5424 message", tag="sys")
+    check(rec["sd"]["zoo@32473"] == {"tiger": 'hungry "now" ]', "count": "3"},
+          "sd is %r" % rec["sd"])
+    check(rec["remote_addr"].startswith("127.0.0.1:"), "remote_addr %r" % rec["remote_addr"])
+    check(rec.get("hostname"), "no hostname field in %r" % rec)
+
+    h, port = hostport(udp6)
+    logger("--udp", "-n", h, "-P", port, "--rfc3164", "-t", "app-udp6", "-p", "user.debug",
+           "--id=9", "udp6 3164 message")
+    rec = wait_record(p, "udp6 3164 message")
+    expect(rec, facility="user", severity="debug", appname="app-udp6", procid="9",
+           message="udp6 3164 message")
+    check(rec["remote_addr"].startswith("[::1]:"), "remote_addr %r" % rec["remote_addr"])
+
+    h, port = hostport(tcp4)
+    logger("--tcp", "--octet-count", "-n", h, "-P", port, "--rfc5424", "--msgid", "M1",
+           "-t", "app-tcp", "-p", "auth.warning", "--id=100", *sd, "tcp octet 5424 message")
+    rec = wait_record(p, "tcp octet 5424 message")
+    expect(rec, facility="auth", severity="warning", appname="app-tcp", procid="100",
+           msgid="M1", message="tcp octet 5424 message")
+    check(rec["sd"]["zoo@32473"]["tiger"] == 'hungry "now" ]', "sd is %r" % rec["sd"])
+
+    h, port = hostport(tcp6)
+    logger("--tcp", "--octet-count", "-n", h, "-P", port, "--rfc3164", "-t", "app-tcp6",
+           "-p", "mail.notice", "--id=5", "tcp6 octet 3164 message")
+    rec = wait_record(p, "tcp6 octet 3164 message")
+    expect(rec, facility="mail", severity="notice", appname="app-tcp6", procid="5",
+           message="tcp6 octet 3164 message")
+
+    logger("--socket", dsock, "--rfc3164", "-t", "app-unix", "-p", "daemon.info", "--id=77",
+           "unix dgram 3164 message")
+    rec = wait_record(p, "unix dgram 3164 message")
+    expect(rec, facility="daemon", severity="info", appname="app-unix", procid="77",
+           message="unix dgram 3164 message", remote_addr="unix://" + dsock)
+
+    logger("--socket", dsock, "--rfc5424", "--msgid", "U5", "-t", "app-unix5", "-p", "cron.crit",
+           *sd, "unix dgram 5424 message")
+    rec = wait_record(p, "unix dgram 5424 message")
+    expect(rec, facility="cron", severity="crit", appname="app-unix5", msgid="U5")
+    check("zoo@32473" in rec["sd"], "sd is %r" % rec.get("sd"))
+
+    logger("--socket", ssock, "--socket-errors=on", "--rfc3164", "-t", "app-stream",
+           "-p", "local7.alert", "unix stream message")
+    rec = wait_record(p, "unix stream message")
+    expect(rec, facility="local7", severity="alert", appname="app-stream",
+           remote_addr="unixstream://" + ssock)
+
+
+@test
+def malformed_and_oversized_kept(r):
+    p, bound, http = syslog_agent(r, ["tcp://127.0.0.1:0", "udp://127.0.0.1:0"],
+                                  extra={"max_message": "1KiB"})
+    h, port = hostport(bound["tcp"][0])
+    with socket.create_connection((h, int(port))) as s:
+        s.sendall(b"this is not syslog at all\n")
+        long = b"<13>1 - host app - - - " + b"x" * 5000
+        s.sendall(b"%d %s" % (len(long), long))
+        s.sendall(b"<14>after the long one\n")
+    rec = wait_record(p, "this is not syslog at all")
+    expect(rec, message="this is not syslog at all", host="web-1")
+    check("facility" not in rec, "an unparsed message got a facility: %r" % rec)
+    rec = wait_record(p, "xxxx")
+    expect(rec, truncated=True, appname="app")
+    check(len(rec["message"]) == 1024 - len("<13>1 - host app - - - "),
+          "truncated message is %d bytes" % len(rec["message"]))
+    rec = wait_record(p, "after the long one")
+    expect(rec, facility="user", severity="info")
+    url = "http://%s/metrics" % http
+    wait_until(lambda: metric(url, "loghaul_agent_parse_errors_total", {"input": "sys"}) == 1,
+               10, "parse_errors_total == 1")
+    check(metric(url, "loghaul_agent_syslog_udp_drops_total", {"input": "sys"}) == 0,
+          "udp drops metric missing or non-zero")
+    check(metric(url, "loghaul_agent_syslog_truncated_total", {"input": "sys"}) == 1,
+          "truncated metric is not 1")
+
+
+RSYSLOG_CONF = """\
+global(workDirectory="{work}"
+       defaultNetstreamDriverCAFile="{ca}"
+       defaultNetstreamDriverCertFile="{cert}"
+       defaultNetstreamDriverKeyFile="{key}")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="{sock}" UseSpecialParser="off" ParseHostname="on")
+action(type="omfwd" target="127.0.0.1" port="{tcp}" protocol="tcp"
+       TCP_Framing="octet-counted" template="RSYSLOG_ForwardFormat")
+action(type="omfwd" target="127.0.0.1" port="{tls}" protocol="tcp"
+       StreamDriver="ossl" StreamDriverMode="1" StreamDriverAuthMode="x509/name"
+       StreamDriverPermittedPeers="localhost" template="RSYSLOG_SyslogProtocol23Format")
+"""
+
+
+@test
+def rsyslog_relays_tcp_and_tls(r):
+    rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+    check(os.access(rsyslogd, os.X_OK), "rsyslogd is not installed (apt-get install rsyslog "
+          "rsyslog-openssl)")
+    c = r.certs()
+    tls = {"cert": c["server"], "key": c["server-key"], "ca": c["ca"],
+           "require_client_cert": True}
+    p, bound, _ = syslog_agent(r, ["tcp://127.0.0.1:0", "tls://127.0.0.1:0"], tls=tls)
+    sock, work = r.path("rsyslog-in.sock"), r.path("rsyslog-work")
+    os.mkdir(work)
+    conf = RSYSLOG_CONF.format(work=work, ca=c["ca"], cert=c["client"], key=c["client-key"],
+                               sock=sock, tcp=hostport(bound["tcp"][0])[1],
+                               tls=hostport(bound["tls"][0])[1])
+    with open(r.path("rsyslog.conf"), "w") as f:
+        f.write(conf)
+    rs = r.start("rsyslogd", [rsyslogd, "-n", "-f", r.path("rsyslog.conf"),
+                              "-i", r.path("rsyslog.pid")])
+    wait_until(lambda: os.path.exists(sock) or not rs.alive(), 20, "rsyslogd's input socket")
+    check(rs.alive(), "rsyslogd exited: %s" % rs.log())
+
+    logger("--socket", sock, "--rfc5424", "--msgid", "ID47", "-t", "relay5", "-p", "local3.err",
+           "--id=4242", "--sd-id", "zoo@32473", "--sd-param", 'tiger="hungry \\"x\\""',
+           "relayed 5424 message")
+    logger("--socket", sock, "--rfc3164", "-t", "relay3", "-p", "mail.warning", "--id=77",
+           "relayed 3164 message")
+
+    def both(token):
+        def find():
+            hits = [x for x in records(p) if token in x.get("message", "")]
+            return hits if len(hits) >= 2 else None
+        hits = wait_until(find, 30, "%r over both relays" % token)
+        check(len(hits) == 2, "%r arrived %d times" % (token, len(hits)))
+        return hits
+
+    for rec in both("relayed 5424 message"):
+        expect(rec, facility="local3", severity="err", appname="relay5", procid="4242",
+               host="web-1")
+        check(rec["message"].strip() == "relayed 5424 message", "message %r" % rec["message"])
+    # Only RFC 5424 carries msgid and structured data: over TLS (that template).
+    tls_rec = [x for x in both("relayed 5424 message") if x.get("msgid")]
+    check(len(tls_rec) == 1, "one relayed record keeps msgid: %r" % tls_rec)
+    expect(tls_rec[0], msgid="ID47")
+    check(tls_rec[0]["sd"]["zoo@32473"] == {"tiger": 'hungry "x"'}, "sd %r" % tls_rec[0]["sd"])
+    for rec in both("relayed 3164 message"):
+        expect(rec, facility="mail", severity="warning", appname="relay3", procid="77")
+        check(rec["message"].strip() == "relayed 3164 message", "message %r" % rec["message"])
+    ports = {hostport(x["remote_addr"])[0] for x in both("relayed 3164 message")}
+    check(ports == {"127.0.0.1"}, "remote_addr %r" % ports)
+
+
+@test
+def tcp_backpressure_stops_reading_never_drops(r):
+    """The collector is down and the agent's buffer small: the input must
+    stop reading (the sender blocks in TCP flow control), then deliver
+    every message once the collector is up."""
+    n = 100000
+    port = free_port()
+    cfg = agent_config(r, "agent", [], ["127.0.0.1:%d" % port],
+                       batch={"max_records": 200, "max_bytes": "64KiB", "max_wait": "200ms"})
+    cfg["inputs"] = [{"type": "syslog", "tag": "sys", "listen": ["tcp://127.0.0.1:0"]}]
+    cfg["outputs"][0].update({"buffer": {"max_size": "256KiB", "on_full": "block"},
+                              "backoff_max": "1s"})
+    agent = start_agent(r, cfg=cfg)
+    h, p = hostport(agent.proc.wait_log(r"syslog listening on tcp://(\S+)").group(1))
+    blob = b"".join(b"<14>1 - src app - - - %s\n" % seq_line(i).encode() for i in range(n))
+    sock = socket.create_connection((h, int(p)))
+    sender = threading.Thread(target=sock.sendall, args=(blob,), daemon=True)
+    sender.start()
+
+    def stalled():
+        a = agent.metric("loghaul_agent_syslog_messages_total") or 0
+        sender.join(1)
+        b = agent.metric("loghaul_agent_syslog_messages_total") or 0
+        return a == b and 0 < b < n and sender.is_alive()
+    wait_until(stalled, 60, "the input to stop reading while the sender blocks")
+    col = start_collector(r, "collector", cfg=fixed_collector_config(r, "collector", port))
+    sender.join(60)
+    check(not sender.is_alive(), "the sender never finished")
+    sock.close()
+    check_exactly_once(wait_all([col], n, timeout=120), n)
+    check(agent.metric("loghaul_agent_syslog_messages_total") == n, "messages_total != n")
+
+
+if __name__ == "__main__":
+    sys.exit(run(need=(CLI, AGENT, COLLECTOR)))
