@@ -110,6 +110,8 @@ int in_file_watch_new(struct in_file *in);
 void in_file_watch_free(struct in_file_watch *w);
 /* Rotation checks on every open file, then (walk) discovery of new ones. */
 void in_file_scan(struct in_file *in, bool walk);
+/* Rotation and truncation checks of one open file. */
+void in_file_check(struct in_file *in, struct tfile *tf);
 /* Stops following tf (closing the fd, releasing its checkpoint file). */
 void in_file_release(struct in_file *in, struct tfile *tf);
 /* Reads and hashes the first bytes of fd (at most size). 0 or -errno. */

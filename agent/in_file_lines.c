@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/in_file_int.h"
@@ -186,6 +187,12 @@ enum { READ_IDLE, READ_MORE, READ_GONE };
  * READ_GONE when a rotated file was finished and released. */
 static int read_some(struct in_file *in, struct tfile *tf)
 {
+    /* Truncation is looked for before every read, not only on the tick: a
+     * copytruncate'd file refilled past the old offset would otherwise be
+     * read from the middle. */
+    struct stat st;
+    if (!tf->draining && fstat(tf->fd, &st) == 0 && (uint64_t)st.st_size < tf->offset)
+        in_file_check(in, tf);
     for (int i = 0; i < READS_PER_TURN && !in->paused && !in->stopped; i++) {
         ssize_t n = pread(tf->fd, in->buf, READ_BUF, (off_t)tf->offset);
         if (n < 0 && errno == EINTR)

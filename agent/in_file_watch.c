@@ -171,8 +171,29 @@ static bool mark_ready(struct in_file *in, const char *dir, const char *name)
     return found;
 }
 
+static void follow_renamed(struct in_file *in, const char *dir, const char *name);
+
+/* A wanted name renamed to an unwanted one: a file that may have been
+ * created and rotated between two looks (rotating twice fast). */
+static void on_rename(struct in_file *in, const struct wdir *d, const struct inotify_event *ev,
+                      uint32_t *from_cookie, bool *from_wanted)
+{
+    char path[PATH_MAX];
+    if (!d || !ev->len ||
+        snprintf(path, sizeof path, "%s/%s", d->path, ev->name) >= (int)sizeof path)
+        return;
+    if (ev->mask & IN_MOVED_FROM) {
+        *from_cookie = ev->cookie;
+        *from_wanted = wanted(in, path);
+    } else if (ev->cookie == *from_cookie && *from_wanted && !wanted(in, path)) {
+        follow_renamed(in, d->path, ev->name);
+    }
+}
+
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
+    uint32_t from_cookie = 0;
+    bool from_wanted = false;
     struct in_file *in = arg;
     struct in_file_watch *w = in->watch;
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -194,6 +215,8 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
                 continue;
             }
             const struct wdir *d = dir_of(w, ev->wd);
+            if (ev->mask & (IN_MOVED_FROM | IN_MOVED_TO))
+                on_rename(in, d, ev, &from_cookie, &from_wanted);
             if ((ev->mask & IN_MODIFY) && d && ev->len && mark_ready(in, d->path, ev->name))
                 continue;
             rescan |= !(ev->mask & IN_MODIFY);
@@ -459,7 +482,7 @@ static void restart(struct in_file *in, struct tfile *tf, const char *why)
 
 /* What the path and the fd say now: renamed or removed (drain the old
  * file), truncated or rewritten in place (start over). */
-static void check_file(struct in_file *in, struct tfile *tf)
+void in_file_check(struct in_file *in, struct tfile *tf)
 {
     struct stat st, fst;
     if (tf->fd < 0 || tf->draining || fstat(tf->fd, &fst) != 0)
@@ -486,6 +509,31 @@ static void check_file(struct in_file *in, struct tfile *tf)
         restart(in, tf, "was rewritten (its first bytes changed)");
     else if (tf->fp.len < IN_FILE_FP_MAX)
         in_file_fingerprint(tf->fd, size, &tf->fp);
+}
+
+static void follow_renamed(struct in_file *in, const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        find_identity(in, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct tfile *tf = tfile_new(in, path);
+    if (!tf || tfile_open(in, tf, fd, &st) != 0) {
+        close(fd);
+        if (tf)
+            tf->fd = -1;
+        return;
+    }
+    LH_INFO(IN_FILE_LOG, "[%s] %s was renamed to %s before it was seen: reading it",
+            in->cfg->tag, name, path);
+    tf->draining = true;
+    tf->drain_since_ms = lh_mono_ms();
 }
 
 /* At start: a file we followed that was renamed while the agent was
@@ -538,7 +586,7 @@ static void recover_rotated(struct in_file *in)
 void in_file_scan(struct in_file *in, bool walk)
 {
     for (struct tfile *tf = in->files; tf; tf = tf->next)
-        check_file(in, tf);
+        in_file_check(in, tf);
     if (!walk)
         return;
     in->walked = 0;
