@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collector/output.h"
 #include "common/util.h"
 
 #define MiB (1024LL * 1024)
@@ -117,8 +118,11 @@ static const struct lh_cfg_schema store_schema = {
     .fields = store_fields,
 };
 
-/* Output types register here as they are written. */
-static const struct lh_cfg_plugin_type output_types[] = {{NULL, NULL}};
+/* Output types register here as they are written (vtables: output.c). */
+static const struct lh_cfg_plugin_type output_types[] = {
+    {"null", &lh_coll_out_null_schema},
+    {NULL, NULL},
+};
 
 static const struct lh_cfg_field root_fields[] = {
     {.key = "collector", .type = LH_CFG_SECTION,

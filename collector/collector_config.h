@@ -55,7 +55,7 @@ struct lh_collector_config {
     struct lh_listen_cfg listen;
     struct lh_store_section store;
     struct lh_strlist peers;
-    struct lh_cfg_list outputs;  /* no output types exist yet */
+    struct lh_cfg_list outputs;  /* collector/output.h */
 };
 
 extern const struct lh_cfg_schema lh_collector_config_schema;

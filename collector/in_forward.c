@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collector/output.h"
 #include "common/err.h"
 #include "common/forward.h"
 #include "common/log.h"
@@ -42,6 +43,9 @@ struct lh_in_forward {
     struct event_base *base;
     const struct lh_forward_listen_cfg *cfg;
     struct lh_store *store;
+    bool store_on;
+    struct lh_coll_outputs *outs;  /* NULL: none */
+    struct lh_metrics *reg;
     struct evconnlistener *lev;
     SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
     struct conn *conns;        /* owned; each freed by conn_free */
@@ -213,19 +217,24 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
 {
     struct lh_in_forward *f = c->f;
     int64_t now = lh_now_ns();
-    if (o->chunk && lh_store_has_chunk(f->store, o->chunk, o->chunk_len, now)) {
+    if (f->store_on && o->chunk && lh_store_has_chunk(f->store, o->chunk, o->chunk_len, now)) {
         lh_metric_add(f->m.dedup_hits, 1);
         LH_DEBUG(FWD_LOG, "%s: chunk %.*s already stored, acking again", c->peer,
                  (int)o->chunk_len, o->chunk);
         return send_ack(c, o->chunk, o->chunk_len) == 0 ? 0 : fault(c, R_STORE, "out of memory");
     }
     if (st->n > 0) {
-        int rc = lh_store_append(f->store, o->chunk, o->chunk_len, now, st->sb.data, st->sb.size,
-                                 st->n);
+        const struct lh_coll_batch b = {o->chunk, o->chunk_len, st->sb.data, st->sb.size, st->n};
+        int rc = f->store_on ? lh_store_append(f->store, o->chunk, o->chunk_len, now, b.events,
+                                               b.events_len, b.n_events)
+                             : LH_OK;
+        if (rc == 0 && f->store_on)
+            lh_metric_add(f->m.stored, (int64_t)st->n);
+        if (rc == 0 && f->outs)
+            rc = lh_coll_outputs_write(f->outs, &b);
         if (rc != 0)
             return fault(c, R_STORE, "cannot store a batch of %zu records (%s); not acked, the "
                          "sender will retry", st->n, lh_strerror(rc));
-        lh_metric_add(f->m.stored, (int64_t)st->n);
         lh_metric_add(f->m.records_in, (int64_t)st->n);
     }
     if (o->chunk && send_ack(c, o->chunk, o->chunk_len) != 0)
@@ -429,6 +438,9 @@ static int conn_start(struct conn *c)
 {
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+    /* libevent reads 16 KiB per callback by default: a loop turn per TLS
+     * record for megabyte frames. */
+    bufferevent_set_max_single_read(c->bev, READ_STEP);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
         return LH_EIO;
     lh_mp_scan_init(&c->scan);
@@ -536,6 +548,8 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
     f->base = base;
     f->cfg = cfg;
     f->store = store;
+    f->store_on = true;
+    f->reg = metrics;
     rc = setup_tls(f, err, errlen);
     if (rc != 0)
         goto fail;
@@ -555,6 +569,17 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
 fail:
     lh_in_forward_free(f);
     return rc;
+}
+
+int lh_in_forward_set_outputs(struct lh_in_forward *f, const struct lh_cfg_list *list,
+                              bool store_enabled, char *err, size_t errlen)
+{
+    lh_coll_outputs_free(f->outs);
+    f->outs = NULL;
+    f->store_on = store_enabled;
+    if (list->n == 0)
+        return 0;
+    return lh_coll_outputs_new(list, f->reg, &f->outs, err, errlen);
 }
 
 int lh_in_forward_reload_tls(struct lh_in_forward *f, char *err, size_t errlen)
@@ -600,5 +625,6 @@ void lh_in_forward_free(struct lh_in_forward *f)
         evconnlistener_free(f->lev);
     if (f->ssl_ctx)
         SSL_CTX_free(f->ssl_ctx);
+    lh_coll_outputs_free(f->outs);
     free(f);
 }

@@ -9,6 +9,7 @@
 #define LH_IN_FORWARD_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "collector/collector_config.h"
@@ -23,6 +24,14 @@ struct lh_in_forward;
 int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cfg *cfg,
                       struct lh_store *store, struct lh_metrics *metrics,
                       struct lh_in_forward **out, char *err, size_t errlen);
+
+/* Hands accepted batches to the outputs of list too (built here, owned by
+ * the listener; items borrowed). With store_enabled false the store is
+ * neither written nor asked about duplicates: the outputs are the durable
+ * end and a batch is acked once they have it. 0, or an LH_E* code with err
+ * set. */
+int lh_in_forward_set_outputs(struct lh_in_forward *f, const struct lh_cfg_list *list,
+                              bool store_enabled, char *err, size_t errlen);
 
 /* Reads the TLS certificate, key and CA files again (same paths) for the
  * connections accepted from now on; open connections keep theirs. Without

@@ -1,0 +1,77 @@
+#include "collector/output.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/err.h"
+
+static const struct lh_coll_output_ops *const all_ops[] = {&lh_coll_out_null_ops, NULL};
+
+struct one {
+    const struct lh_coll_output_ops *ops;
+    void *state;
+};
+
+struct lh_coll_outputs {
+    struct one *v;
+    size_t n;
+};
+
+static const struct lh_coll_output_ops *find_ops(const struct lh_cfg_item *item)
+{
+    for (size_t i = 0; all_ops[i]; i++)
+        if (all_ops[i]->schema == item->schema)
+            return all_ops[i];
+    return NULL;
+}
+
+int lh_coll_outputs_new(const struct lh_cfg_list *list, struct lh_metrics *metrics,
+                        struct lh_coll_outputs **out, char *err, size_t errlen)
+{
+    struct lh_coll_outputs *o = calloc(1, sizeof *o);
+    if (!o || (list->n && !(o->v = calloc(list->n, sizeof *o->v)))) {
+        free(o);
+        snprintf(err, errlen, "out of memory");
+        return LH_ENOMEM;
+    }
+    *out = o;
+    for (const struct lh_cfg_item *it = list->head; it; it = it->next) {
+        const struct lh_coll_output_ops *ops = find_ops(it);
+        if (!ops) {
+            snprintf(err, errlen, "output '%s' (line %d): unknown type", it->type, it->line);
+            return LH_ECONFIG;
+        }
+        struct one *slot = &o->v[o->n++];
+        slot->ops = ops;
+        int rc = ops->create(it, metrics, &slot->state, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    return LH_OK;
+}
+
+int lh_coll_outputs_write(struct lh_coll_outputs *o, const struct lh_coll_batch *b)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        int rc = o->v[i].ops->write(o->v[i].state, b);
+        if (rc != 0)
+            return rc;
+    }
+    return LH_OK;
+}
+
+size_t lh_coll_outputs_count(const struct lh_coll_outputs *o)
+{
+    return o ? o->n : 0;
+}
+
+void lh_coll_outputs_free(struct lh_coll_outputs *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->n; i++)
+        if (o->v[i].ops->destroy)
+            o->v[i].ops->destroy(o->v[i].state);
+    free(o->v);
+    free(o);
+}

@@ -1,0 +1,54 @@
+/* Collector outputs: where an accepted batch goes besides (or, with
+ * store.enabled false, instead of) the store. Each output type is a const
+ * vtable plus a config schema; collector_config.c lists the schemas and
+ * output.c finds the vtable of a loaded item.
+ *
+ * A write is synchronous and returns 0 only once the batch is as durable as
+ * that output makes it: the listener acks the batch after every output and
+ * the store (when on) returned 0. */
+#ifndef LH_COLLECTOR_OUTPUT_H
+#define LH_COLLECTOR_OUTPUT_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+
+/* One accepted batch, borrowed for the write. events: n_events concatenated
+ * msgpack arrays [tag, EventTime, fields] (the store's event form). */
+struct lh_coll_batch {
+    const char *chunk;           /* NULL when the sender asked no ack */
+    size_t chunk_len;
+    const char *events;
+    size_t events_len;
+    size_t n_events;
+};
+
+struct lh_coll_output_ops {
+    const char *type;
+    const struct lh_cfg_schema *schema;
+    /* cfg is borrowed for the output's life. *state may be half-built on
+     * failure (destroy frees it). */
+    int (*create)(const struct lh_cfg_item *cfg, struct lh_metrics *metrics, void **state,
+                  char *err, size_t errlen);
+    int (*write)(void *state, const struct lh_coll_batch *b);
+    void (*destroy)(void *state);    /* NULL is fine */
+};
+
+extern const struct lh_cfg_schema lh_coll_out_null_schema;
+extern const struct lh_coll_output_ops lh_coll_out_null_ops;
+
+struct lh_coll_outputs;
+
+/* Builds every output of list (items borrowed for the outputs' life). 0
+ * with *out (an empty list gives an empty set), or an LH_E* code with err
+ * set. */
+int lh_coll_outputs_new(const struct lh_cfg_list *list, struct lh_metrics *metrics,
+                        struct lh_coll_outputs **out, char *err, size_t errlen);
+/* Writes b to every output in config order; the first failure stops and is
+ * returned (the batch is then not acked and the sender retries). */
+int lh_coll_outputs_write(struct lh_coll_outputs *o, const struct lh_coll_batch *b);
+size_t lh_coll_outputs_count(const struct lh_coll_outputs *o);
+void lh_coll_outputs_free(struct lh_coll_outputs *o);
+
+#endif
