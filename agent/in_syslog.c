@@ -103,7 +103,8 @@ static int parsed_fields(struct in_syslog *in)
     struct lh_recbuilder *rb = &in->rb;
     const char *fac = lh_syslog_facility_name(m->facility);
     const char *sev = lh_syslog_severity_name(m->severity);
-    int rc = m->message.p ? set_str(rb, "message", &m->message) : lh_rb_set_str(rb, "message", 7, "", 0);
+    /* message is always present, empty for a message without MSG. */
+    int rc = lh_rb_set_str(rb, "message", 7, m->message.p ? m->message.p : "", m->message.n);
     rc = rc ? rc : lh_rb_set_str(rb, "host", 4, in->ctx.host, in->host_len);
     rc = rc ? rc : lh_rb_set_str(rb, "facility", 8, fac, strlen(fac));
     rc = rc ? rc : lh_rb_set_str(rb, "severity", 8, sev, strlen(sev));

@@ -10,13 +10,14 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lhtest import (AGENT, CLI, COLLECTOR, agent_config, check, check_exactly_once,  # noqa: E402
-                    fixed_collector_config, free_port, metric, run, seq_line, start_agent,
+                    client_tls_context, fixed_collector_config, free_port, metric, run, seq_line, start_agent,
                     start_collector, test, wait_all, wait_until, write_config)
 
 
@@ -232,6 +233,35 @@ def rsyslog_relays_tcp_and_tls(r):
         check(rec["message"].strip() == "relayed 3164 message", "message %r" % rec["message"])
     ports = {hostport(x["remote_addr"])[0] for x in both("relayed 3164 message")}
     check(ports == {"127.0.0.1"}, "remote_addr %r" % ports)
+
+
+@test
+def tls_client_certificates(r):
+    """tls:// with require_client_cert: a client with the CA's certificate
+    gets its messages in; one without is refused before anything is read."""
+    c = r.certs()
+    tls = {"cert": c["server"], "key": c["server-key"], "ca": c["ca"],
+           "require_client_cert": True}
+    p, bound, _ = syslog_agent(r, ["tls://[::1]:0"], tls=tls)
+    h, port = hostport(bound["tls"][0])
+    with client_tls_context(c).wrap_socket(socket.create_connection((h, int(port))),
+                                           server_hostname="localhost") as s:
+        s.sendall(b"<13>1 - - tlsapp - - - with a client certificate\n")
+    rec = wait_record(p, "with a client certificate")
+    expect(rec, appname="tlsapp", facility="user", severity="notice")
+    check(rec["remote_addr"].startswith("[::1]:"), "remote_addr %r" % rec["remote_addr"])
+    refused = False
+    try:
+        with client_tls_context(c, with_cert=False).wrap_socket(
+                socket.create_connection((h, int(port))), server_hostname="localhost") as s:
+            s.sendall(b"<13>1 - - tlsapp - - - without a certificate\n")
+            refused = s.recv(1) == b""
+    except (ssl.SSLError, ConnectionError):
+        refused = True
+    check(refused, "a client without a certificate was not refused")
+    p.wait_log(r"closing \[::1\]:\d+: .*certificate")
+    check(not any("without a certificate" in x.get("message", "") for x in records(p)),
+          "a message from a client without a certificate was accepted")
 
 
 @test
