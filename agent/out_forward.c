@@ -1,10 +1,13 @@
 /* The `forward` output: configuration, the disk buffer between the pipeline
  * and the collectors (agent/out_forward_int.h), and the plugin hooks. The
  * connections live in out_forward_conn.c. */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/out_forward_int.h"
 #include "common/err.h"
@@ -144,7 +147,13 @@ void fchunk_free(struct fchunk *fc)
         return;
     lh_batch_free(fc->batch);
     free(fc->mem);
+    free(fc->extra);
     free(fc);
+}
+
+size_t fchunk_mem_bytes(const struct fchunk *fc)
+{
+    return fc->mem ? fc->len + fc->extra_len : 0;
 }
 
 static void fq_free(struct fq *q)
@@ -178,16 +187,14 @@ static void drain_waiting(struct fwd *f);
 static void drop_chunk(struct fwd *f, struct fchunk *fc, struct lh_metric *reason)
 {
     lh_metric_add(reason, (int64_t)fc->c->n_records);
-    if (fc->mem)
-        f->cached -= fc->len;
+    f->cached -= fchunk_mem_bytes(fc);
     lh_chunkq_ack(f->q, fc->c);
     fchunk_free(fc);
 }
 
 void fwd_delivered(struct fwd *f, struct fchunk *fc)
 {
-    if (fc->mem)
-        f->cached -= fc->len;
+    f->cached -= fchunk_mem_bytes(fc);
     lh_chunkq_ack(f->q, fc->c);
     fchunk_free(fc);
     report_queued(f);
@@ -201,7 +208,7 @@ int fwd_load(struct fwd *f, struct fchunk *fc)
     int rc = lh_chunkq_read(f->q, fc->c, &fc->mem);
     if (rc == LH_OK) {
         fc->len = fc->c->payload_len;
-        f->cached += fc->len;
+        f->cached += fchunk_mem_bytes(fc);
     } else if (rc == LH_ECORRUPT) {
         LH_ERROR(FWD_LOG, "buffered chunk %s in %s failed its checksum: %u records dropped",
                  fc->c->id, f->qdir, fc->c->n_records);
@@ -215,9 +222,13 @@ int fwd_load(struct fwd *f, struct fchunk *fc)
     return rc;
 }
 
+static size_t head_len(const struct lh_batch *b);
+
 static void on_synced(void *ud, struct lh_chunk *c, int rc)
 {
     struct fwd *f = ud;
+    if (f->closing)
+        return; /* destroy frees what is still appending */
     struct fchunk *fc = fq_pop(&f->appending);
     if (rc != 0)
         LH_ERROR(FWD_LOG, "buffer %s: chunk %s may not be durable: %s", f->qdir, c->id,
@@ -225,33 +236,55 @@ static void on_synced(void *ud, struct lh_chunk *c, int rc)
     struct lh_batch *b = fc->batch;
     fc->batch = NULL;
     /* The frame moves from the batch to the chunk when the cache has room. */
-    if (f->cached + b->wire.size <= f->cache_cap) {
-        fc->mem = b->wire.data;
-        fc->len = b->wire.size;
-        f->cached += fc->len;
+    if (f->cached + b->entries.size + b->wire.size <= f->cache_cap) {
+        fc->mem = b->entries.data;
+        fc->len = b->entries.size;
+        fc->extra = b->wire.data;
+        fc->extra_len = b->wire.size;
+        fc->head_len = head_len(b);
+        f->cached += fchunk_mem_bytes(fc);
+        msgpack_sbuffer_init(&b->entries);
         msgpack_sbuffer_init(&b->wire);
     }
     lh_output_acked(f->out, b);
     fq_push(&f->pending, fc);
 }
 
-/* The encoded frame is what a resend sends, so the entries are freed. */
+/* Bytes of the frame's head in wire (encode packs the head first). */
+static size_t head_len(const struct lh_batch *b)
+{
+    size_t n = b->entries.size, t = b->tag_len;
+    size_t str = t < 32 ? 1 : t < 256 ? 2 : t < 65536 ? 3 : 5;
+    size_t bin = n < 256 ? 2 : n < 65536 ? 3 : 5;
+    return 1 + str + t + bin;
+}
+
+/* Packs the head and tail of the frame into wire around the entries (which
+ * gzip replaces by their compressed form first). */
 static int encode(struct fwd *f, struct lh_batch *b)
 {
     if (b->wire.size)
         return LH_OK;
+    bool gzip = f->cfg->compress == COMPRESS_GZIP;
+    if (gzip) {
+        char *z;
+        size_t zlen;
+        int rc = lh_gzip(b->entries.data, b->entries.size, &z, &zlen);
+        if (rc != 0)
+            return rc;
+        msgpack_sbuffer_destroy(&b->entries);
+        b->entries = (msgpack_sbuffer){.data = z, .size = zlen, .alloc = zlen};
+    }
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b->wire, msgpack_sbuffer_write);
-    int rc = lh_fwd_pack_packed(&pk, b->tag, b->tag_len, b->entries.data, b->entries.size,
-                                b->n_records, b->chunk, strlen(b->chunk),
-                                f->cfg->compress == COMPRESS_GZIP);
-    if (rc != 0) {
+    int rc = lh_fwd_pack_packed_head(&pk, b->tag, b->tag_len, b->entries.size);
+    if (rc == 0 && b->wire.size != head_len(b))
+        rc = LH_EINVAL;
+    if (rc == 0)
+        rc = lh_fwd_pack_packed_tail(&pk, b->n_records, b->chunk, strlen(b->chunk), gzip);
+    if (rc != 0)
         msgpack_sbuffer_clear(&b->wire);
-        return rc;
-    }
-    msgpack_sbuffer_destroy(&b->entries);
-    msgpack_sbuffer_init(&b->entries);
-    return LH_OK;
+    return rc;
 }
 
 /* The file positions a batch covers: the furthest end per file. */
@@ -284,7 +317,11 @@ static int append_batch(struct fwd *f, struct lh_batch *b)
         struct lh_chunk_meta m = {.id = b->chunk, .tag = b->tag, .tag_len = b->tag_len,
                                   .n_records = (uint32_t)b->n_records, .pos = pos,
                                   .n_pos = n_pos};
-        rc = lh_chunkq_append(f->q, &m, b->wire.data, b->wire.size, on_synced, f, &fc->c);
+        size_t hl = head_len(b);
+        struct iovec iov[3] = {{b->wire.data, hl},
+                               {b->entries.data, b->entries.size},
+                               {b->wire.data + hl, b->wire.size - hl}};
+        rc = lh_chunkq_appendv(f->q, &m, iov, 3, on_synced, f, &fc->c);
     }
     if (fc)
         free(pos);
@@ -321,8 +358,8 @@ static void drain_waiting(struct fwd *f)
         struct lh_batch *b = f->wait_head;
         int rc = encode(f, b);
         if (rc == 0 && f->cfg->buffer.on_full == ON_FULL_DROP_OLDEST)
-            make_room(f, b->wire.size);
-        if (rc == 0 && lh_chunkq_full(f->q, b->wire.size))
+            make_room(f, b->entries.size + b->wire.size);
+        if (rc == 0 && lh_chunkq_full(f->q, b->entries.size + b->wire.size))
             break;
         if (rc == 0)
             rc = append_batch(f, b);
@@ -338,12 +375,61 @@ static void drain_waiting(struct fwd *f)
     report_queued(f);
 }
 
+static void *sync_main(void *arg)
+{
+    struct fwd *f = arg;
+    lh_chunkq_sync_run(f->job);
+    char one = 1;
+    while (write(f->wake[1], &one, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+static void end_job(struct fwd *f)
+{
+    struct lh_chunkq_job *job = f->job;
+    f->job = NULL;
+    lh_chunkq_sync_end(f->q, job);
+    report_queued(f);
+    fwd_send_pending(f);
+    if (f->resync) {
+        f->resync = false;
+        schedule_sync(f);
+    }
+}
+
+static void on_job_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct fwd *f = arg;
+    char buf[16];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    if (!f->job)
+        return;
+    pthread_join(f->sync_thread, NULL);
+    end_job(f);
+}
+
 static void on_sync(evutil_socket_t fd, short what, void *arg)
 {
     struct fwd *f = arg;
-    lh_chunkq_sync(f->q);
-    report_queued(f);
-    fwd_send_pending(f);
+    if (f->job) {
+        f->resync = true; /* what was appended meanwhile waits for this one */
+        return;
+    }
+    if (lh_chunkq_sync_begin(f->q, &f->job) != 0) {
+        LH_ERROR(FWD_LOG, "buffer %s: out of memory syncing (retrying)", f->qdir);
+        return;
+    }
+    if (!f->job) {
+        report_queued(f);
+        fwd_send_pending(f);
+        return;
+    }
+    if (pthread_create(&f->sync_thread, NULL, sync_main, f) != 0) {
+        lh_chunkq_sync_run(f->job);
+        end_job(f);
+    }
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -446,6 +532,7 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
     if (!f)
         return LH_ENOMEM;
     *state = f;
+    f->wake[0] = f->wake[1] = -1;
     f->cfg = (const struct fwd_cfg *)item;
     f->out = out;
     f->pl = ctx->pl;
@@ -457,7 +544,7 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
                                        f->cfg->batch.max_wait_ms, f->cfg->max_in_flight};
     /* Frames in memory (pending and in flight): a full window and as much
      * again queued behind it; older ones are read back from disk. */
-    f->cache_cap = (size_t)(2 * f->cfg->batch.max_bytes * f->cfg->max_in_flight);
+    f->cache_cap = (size_t)(f->cfg->batch.max_bytes * f->cfg->max_in_flight);
     get_metrics(f, ctx->metrics);
     if (lh_tls_on(&f->cfg->tls)) {
         char why[512] = "";
@@ -469,7 +556,9 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
     }
     f->sync_ev = evtimer_new(ctx->base, on_sync, f);
     f->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, f);
-    if (!f->sync_ev || !f->tick) {
+    if (pipe2(f->wake, O_CLOEXEC | O_NONBLOCK) == 0)
+        f->wake_ev = event_new(ctx->base, f->wake[0], EV_READ | EV_PERSIST, on_job_done, f);
+    if (!f->sync_ev || !f->tick || !f->wake_ev || event_add(f->wake_ev, NULL) != 0) {
         snprintf(err, errlen, "forward output: out of memory");
         return LH_ENOMEM;
     }
@@ -509,6 +598,11 @@ static void fwd_destroy(void *state)
     struct fwd *f = state;
     if (!f)
         return;
+    f->closing = true;
+    if (f->job) {
+        pthread_join(f->sync_thread, NULL);
+        lh_chunkq_sync_end(f->q, f->job);
+    }
     fwd_conns_free(f);
     while (f->wait_head) {
         struct lh_batch *b = f->wait_head;
@@ -524,6 +618,11 @@ static void fwd_destroy(void *state)
         event_free(f->sync_ev);
     if (f->tick)
         event_free(f->tick);
+    if (f->wake_ev)
+        event_free(f->wake_ev);
+    for (int i = 0; i < 2; i++)
+        if (f->wake[i] >= 0)
+            close(f->wake[i]);
     SSL_CTX_free(f->ssl_ctx);
     free(f->qdir);
     free(f);

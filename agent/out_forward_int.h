@@ -1,8 +1,9 @@
 /* The `forward` output's internals, shared by out_forward.c (config, the
  * disk buffer, hooks) and out_forward_conn.c (connections to collectors).
  *
- * A sealed batch is encoded once into its PackedForward frame and appended
- * to the output's chunk queue (data_dir/buffer/forward-N); once that is
+ * A sealed batch's entries become the middle of its PackedForward frame
+ * (a head and a tail are packed around them, nothing is copied) and are
+ * appended to the output's chunk queue (data_dir/buffer/forward-N); once that is
  * fsync'd the batch is acknowledged to the pipeline and the frame lives on
  * as a queued chunk (struct fchunk) until a collector acks its id. Frames
  * of recent chunks stay in memory up to a cap; older ones are read back
@@ -11,6 +12,7 @@
 #define LH_AGENT_OUT_FORWARD_INT_H
 
 #include <openssl/ssl.h>
+#include <pthread.h>
 
 #include "agent/pipeline.h"
 #include "common/chunkq.h"
@@ -54,8 +56,13 @@ struct fchunk {
     struct fchunk *next;        /* in pending, a connection's in-flight list, or appending */
     struct lh_chunk *c;         /* NULL until the append returned */
     struct lh_batch *batch;     /* until the append is durable */
-    char *mem;                  /* the frame, when in memory */
+    /* The frame, when in memory: mem alone once read back from disk; the
+     * batch's entries between the head and tail kept in extra while fresh
+     * (the entries are never copied into a frame buffer). */
+    char *mem;
     size_t len;
+    char *extra;                /* head then tail; NULL: none */
+    size_t head_len, extra_len;
     int64_t sent_ms;
     unsigned attempts;
 };
@@ -102,6 +109,13 @@ struct fwd {
     struct fq pending;          /* durable, not in flight */
     size_t cached, cache_cap;   /* frame bytes of pending chunks kept in memory */
     struct event *sync_ev, *tick;
+    /* Group commits run their fsyncs on a thread of their own (one at a
+     * time) while the loop goes on reading, appending and sending. */
+    struct lh_chunkq_job *job;
+    pthread_t sync_thread;
+    int wake[2];                /* the thread's "done" to the loop */
+    struct event *wake_ev;
+    bool resync, closing;
     struct lh_metric *retries, *connections, *batches_in_flight, *dropped_full,
         *dropped_corrupt, *skipped_torn, *skipped_corrupt;
 };
@@ -109,6 +123,8 @@ struct fwd {
 void fq_push(struct fq *q, struct fchunk *fc);
 struct fchunk *fq_pop(struct fq *q);
 void fchunk_free(struct fchunk *fc);
+/* Frame bytes fc holds in memory. */
+size_t fchunk_mem_bytes(const struct fchunk *fc);
 /* A collector acknowledged fc (taken off its in-flight list): consumes it. */
 void fwd_delivered(struct fwd *f, struct fchunk *fc);
 /* Loads fc's frame from disk when it is not in memory. 0, or an LH_E* code

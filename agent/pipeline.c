@@ -81,6 +81,11 @@ void lh_batch_free(struct lh_batch *b)
     free(b);
 }
 
+/* Room for a full batch and the record that crosses max_bytes: the buffer
+ * never grows by doubling (each step a copy of everything packed so far),
+ * and pages not written are not resident. */
+#define BATCH_SLACK (64u * 1024)
+
 static struct lh_batch *batch_new(struct lh_output *out, const char *tag)
 {
     struct lh_batch *b = calloc(1, sizeof *b);
@@ -88,6 +93,9 @@ static struct lh_batch *batch_new(struct lh_output *out, const char *tag)
         return NULL;
     msgpack_sbuffer_init(&b->entries);
     msgpack_sbuffer_init(&b->wire);
+    size_t want = (size_t)out->lim.max_bytes + BATCH_SLACK;
+    if ((b->entries.data = malloc(want)))
+        b->entries.alloc = want;
     msgpack_packer_init(&b->pk, &b->entries, msgpack_sbuffer_write);
     if (lh_fwd_chunk_id(b->chunk) != 0) {
         lh_batch_free(b);
@@ -261,7 +269,7 @@ static int output_new(struct lh_pipeline *pl, const struct lh_cfg_item *item, ch
     int rc = ops->create(item, &pl->ctx, out, &out->lim, &out->state, err, errlen);
     if (rc != 0)
         return rc;
-    out->cap = (size_t)(out->lim.max_in_flight * out->lim.max_bytes * 2);
+    out->cap = (size_t)(out->lim.max_in_flight * out->lim.max_bytes);
     return LH_OK;
 }
 

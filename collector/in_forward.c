@@ -27,6 +27,9 @@
 #define READ_HIGH_WATER (1024 * 1024)
 /* A connection keeps at most this much idle buffer after a large frame. */
 #define KEEP_BUF (1024 * 1024)
+/* The staging buffer is kept up to this size (a default agent batch is
+ * 2 MiB of entries). */
+#define KEEP_STAGE (8 * 1024 * 1024)
 
 enum reason { R_MALFORMED, R_TOO_BIG, R_PROTOCOL, R_HANDSHAKE, R_TLS, R_STORE, N_REASONS };
 static const char *const reason_names[N_REASONS] = {"malformed", "too_big", "protocol",
@@ -50,6 +53,10 @@ struct lh_in_forward {
     SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
     struct conn *conns;        /* owned; each freed by conn_free */
     struct fwd_metrics m;
+    /* Frames are handled one at a time on this thread: one staging buffer
+     * serves every connection, and keeping it spares an allocation (and
+     * the page faults of a fresh one) per frame. */
+    msgpack_sbuffer stage;
     void (*done)(void *ud);    /* set by shutdown */
     void *done_ud;
 };
@@ -72,7 +79,7 @@ struct conn {
 
 /* Events of one frame, packed as store events until the frame is whole. */
 struct stage {
-    msgpack_sbuffer sb;
+    msgpack_sbuffer *sb;        /* the listener's, reused frame after frame */
     msgpack_packer pk;
     size_t n;
     const char *host;
@@ -224,7 +231,7 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
         return send_ack(c, o->chunk, o->chunk_len) == 0 ? 0 : fault(c, R_STORE, "out of memory");
     }
     if (st->n > 0) {
-        const struct lh_coll_batch b = {o->chunk, o->chunk_len, st->sb.data, st->sb.size, st->n};
+        const struct lh_coll_batch b = {o->chunk, o->chunk_len, st->sb->data, st->sb->size, st->n};
         int rc = f->store_on ? lh_store_append(f->store, o->chunk, o->chunk_len, now, b.events,
                                                b.events_len, b.n_events)
                              : LH_OK;
@@ -244,10 +251,11 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
 
 static int on_events(struct conn *c, const msgpack_object *frame)
 {
-    struct stage st = {.host = c->host};
+    struct lh_in_forward *f = c->f;
+    struct stage st = {.host = c->host, .sb = &f->stage};
     struct lh_fwd_options o;
-    msgpack_sbuffer_init(&st.sb);
-    msgpack_packer_init(&st.pk, &st.sb, msgpack_sbuffer_write);
+    msgpack_sbuffer_clear(st.sb);
+    msgpack_packer_init(&st.pk, st.sb, msgpack_sbuffer_write);
     int rc = lh_fwd_decode(frame, (size_t)c->f->cfg->max_decompressed, stage_event, &st, &o, NULL);
     if (rc != 0)
         rc = decode_fault(c, rc);
@@ -255,7 +263,10 @@ static int on_events(struct conn *c, const msgpack_object *frame)
         rc = fault(c, R_PROTOCOL, "chunk id longer than %d bytes", LH_STORE_MAX_CHUNK_ID);
     else
         rc = commit(c, &st, &o);
-    msgpack_sbuffer_destroy(&st.sb);
+    if (f->stage.alloc > KEEP_STAGE) {
+        msgpack_sbuffer_destroy(&f->stage);
+        msgpack_sbuffer_init(&f->stage);
+    }
     return rc;
 }
 
@@ -545,6 +556,7 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    msgpack_sbuffer_init(&f->stage);
     f->base = base;
     f->cfg = cfg;
     f->store = store;
@@ -626,5 +638,6 @@ void lh_in_forward_free(struct lh_in_forward *f)
     if (f->ssl_ctx)
         SSL_CTX_free(f->ssl_ctx);
     lh_coll_outputs_free(f->outs);
+    msgpack_sbuffer_destroy(&f->stage);
     free(f);
 }

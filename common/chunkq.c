@@ -41,6 +41,7 @@ struct lh_chunkq {
     struct chunkq_seg *segs, *active;
     struct lh_chunk *head, *tail;             /* live chunks, oldest first */
     struct lh_chunk *unsynced, *unsynced_tail;
+    struct lh_chunk *syncing;                 /* the chunks of the job under way */
     uint64_t next_no;
     bool dir_dirty;
     struct lh_chunkq_stats st;
@@ -206,6 +207,9 @@ static void seg_release(struct lh_chunkq *q, struct chunkq_seg *s)
 static bool seg_unsynced(const struct lh_chunkq *q, const struct chunkq_seg *s)
 {
     for (const struct lh_chunk *c = q->unsynced; c; c = c->unsynced)
+        if (c->seg == s)
+            return true;
+    for (const struct lh_chunk *c = q->syncing; c; c = c->unsynced)
         if (c->seg == s)
             return true;
     return false;
@@ -607,20 +611,35 @@ int lh_chunkq_append(struct lh_chunkq *q, const struct lh_chunk_meta *m, const v
                      size_t len, void (*done)(void *ud, struct lh_chunk *c, int rc),
                      void *done_ud, struct lh_chunk **out)
 {
+    struct iovec iov = {(void *)payload, len};
+    return lh_chunkq_appendv(q, m, &iov, 1, done, done_ud, out);
+}
+
+int lh_chunkq_appendv(struct lh_chunkq *q, const struct lh_chunk_meta *m,
+                      const struct iovec *iov, int iovcnt,
+                      void (*done)(void *ud, struct lh_chunk *c, int rc), void *done_ud,
+                      struct lh_chunk **out)
+{
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
     struct hdr h;
     uint8_t *hb;
     int rc = build_header(m, len, &hb, &h);
     if (rc != 0)
         return rc;
-    uLong crc = crc32(header_crc(hb, h.hdr_len), payload, (uInt)len);
+    uLong crc = header_crc(hb, h.hdr_len);
+    for (int i = 0; i < iovcnt; i++)
+        crc = crc32(crc, iov[i].iov_base, (uInt)iov[i].iov_len);
     put32(hb + 20, (uint32_t)crc);
     if (!q->active || (q->active->size > 0 && q->active->size + h.rec_len > (uint64_t)q->seg_size))
         rc = roll(q);
     struct chunkq_seg *s = q->active;
+    uint64_t at = s ? s->size + h.hdr_len : 0;
     if (rc == 0)
         rc = pwrite_all(s->fd, hb, h.hdr_len, s->size);
-    if (rc == 0)
-        rc = pwrite_all(s->fd, payload, len, s->size + h.hdr_len);
+    for (int i = 0; i < iovcnt && rc == 0; at += iov[i].iov_len, i++)
+        rc = pwrite_all(s->fd, iov[i].iov_base, iov[i].iov_len, at);
     free(hb);
     struct lh_chunk *c = rc == 0 ? chunk_new(q, s, s->size, &h) : NULL;
     if (!c) {
@@ -653,27 +672,86 @@ bool lh_chunkq_dirty(const struct lh_chunkq *q)
     return false;
 }
 
-int lh_chunkq_sync(struct lh_chunkq *q)
+/* The fsyncs of one group commit, on descriptors of its own so that a
+ * segment released meanwhile cannot pull one from under it. */
+struct lh_chunkq_job {
+    int *fds;
+    size_t n_fds;
+    char *dir;                  /* NULL: the directory needs no fsync */
+    struct lh_chunk *chunks;    /* linked by ->unsynced, append order */
+    int rc;
+};
+
+static void job_free(struct lh_chunkq_job *job)
 {
-    int rc = LH_OK;
-    for (struct chunkq_seg *s = q->segs; s; s = s->next) {
-        if (s->data_dirty && fdatasync(s->fd) != 0) {
-            LH_ERROR(CQ_LOG, "syncing segment %016" PRIx64 ": %m", s->no);
-            rc = LH_EIO;
-        }
-        s->data_dirty = false;
-        if (s->ack_dirty && fdatasync(s->ack_fd) != 0)
-            LH_WARN(CQ_LOG, "syncing acks of segment %016" PRIx64 ": %m", s->no);
-        s->ack_dirty = false;
-    }
-    struct lh_chunk *c = q->unsynced;
-    q->unsynced = q->unsynced_tail = NULL;
+    for (size_t i = 0; i < job->n_fds; i++)
+        close(job->fds[i]);
+    free(job->fds);
+    free(job->dir);
+    free(job);
+}
+
+static int job_add_fd(struct lh_chunkq_job *job, int fd)
+{
+    int d = dup(fd);
+    if (d < 0)
+        return LH_EIO;
+    job->fds[job->n_fds++] = d;
+    return LH_OK;
+}
+
+int lh_chunkq_sync_begin(struct lh_chunkq *q, struct lh_chunkq_job **out)
+{
+    *out = NULL;
     release_idle(q);
-    if (q->dir_dirty && lh_fsync_dir(q->dir) != 0) {
-        LH_ERROR(CQ_LOG, "syncing %s: %m", q->dir);
-        rc = LH_EIO;
+    size_t n = 0;
+    for (struct chunkq_seg *s = q->segs; s; s = s->next)
+        n += s->data_dirty + s->ack_dirty;
+    if (n == 0 && !q->unsynced && !q->dir_dirty)
+        return LH_OK;
+    struct lh_chunkq_job *job = calloc(1, sizeof *job);
+    if (!job || !(job->fds = calloc(n ? n : 1, sizeof *job->fds)) ||
+        (q->dir_dirty && !(job->dir = strdup(q->dir)))) {
+        if (job)
+            job_free(job);
+        return LH_ENOMEM;
+    }
+    for (struct chunkq_seg *s = q->segs; s; s = s->next) {
+        if (s->data_dirty && job_add_fd(job, s->fd) != 0)
+            job->rc = LH_EIO;
+        if (s->ack_dirty && job_add_fd(job, s->ack_fd) != 0)
+            LH_WARN(CQ_LOG, "syncing acks of segment %016" PRIx64 ": %m", s->no);
+        s->data_dirty = s->ack_dirty = false;
     }
     q->dir_dirty = false;
+    job->chunks = q->syncing = q->unsynced;
+    q->unsynced = q->unsynced_tail = NULL;
+    *out = job;
+    return LH_OK;
+}
+
+void lh_chunkq_sync_run(struct lh_chunkq_job *job)
+{
+    for (size_t i = 0; i < job->n_fds; i++) {
+        if (fdatasync(job->fds[i]) != 0) {
+            LH_ERROR(CQ_LOG, "fdatasync in the disk buffer: %m");
+            job->rc = LH_EIO;
+        }
+    }
+    if (job->dir && lh_fsync_dir(job->dir) != 0) {
+        LH_ERROR(CQ_LOG, "syncing %s: %m", job->dir);
+        job->rc = LH_EIO;
+    }
+}
+
+int lh_chunkq_sync_end(struct lh_chunkq *q, struct lh_chunkq_job *job)
+{
+    if (!job)
+        return LH_OK;
+    struct lh_chunk *c = job->chunks;
+    int rc = job->rc;
+    q->syncing = NULL;
+    job_free(job);
     /* The callbacks may append or ack: the list is detached first. */
     while (c) {
         struct lh_chunk *next = c->unsynced;
@@ -683,6 +761,16 @@ int lh_chunkq_sync(struct lh_chunkq *q)
         c = next;
     }
     return rc;
+}
+
+int lh_chunkq_sync(struct lh_chunkq *q)
+{
+    struct lh_chunkq_job *job;
+    int rc = lh_chunkq_sync_begin(q, &job);
+    if (rc != 0 || !job)
+        return rc;
+    lh_chunkq_sync_run(job);
+    return lh_chunkq_sync_end(q, job);
 }
 
 /* ---- reading and consuming ---------------------------------------------- */

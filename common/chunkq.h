@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "common/forward.h"
 
@@ -113,11 +114,29 @@ bool lh_chunkq_full(const struct lh_chunkq *q, size_t payload_len);
 int lh_chunkq_append(struct lh_chunkq *q, const struct lh_chunk_meta *m, const void *payload,
                      size_t len, void (*done)(void *ud, struct lh_chunk *c, int rc),
                      void *done_ud, struct lh_chunk **out);
+/* The same with the payload in pieces (written and checksummed in order). */
+int lh_chunkq_appendv(struct lh_chunkq *q, const struct lh_chunk_meta *m,
+                      const struct iovec *iov, int iovcnt,
+                      void (*done)(void *ud, struct lh_chunk *c, int rc), void *done_ud,
+                      struct lh_chunk **out);
 /* True when appends or acks wait for lh_chunkq_sync(). */
 bool lh_chunkq_dirty(const struct lh_chunkq *q);
 /* One fsync for everything appended or acked since the last; then the done
  * callbacks. 0 or LH_EIO (the callbacks then get LH_EIO). */
 int lh_chunkq_sync(struct lh_chunkq *q);
+
+/* The same sync in three steps, so the fsyncs can run on another thread
+ * while the owner goes on appending and acking. At most one job at a time.
+ * begin (owner's thread): takes everything appended or acked so far; *job
+ * is NULL when nothing needed syncing. 0 or LH_ENOMEM. */
+struct lh_chunkq_job;
+int lh_chunkq_sync_begin(struct lh_chunkq *q, struct lh_chunkq_job **job);
+/* Any thread: the fsyncs of the job; touches nothing of the queue. */
+void lh_chunkq_sync_run(struct lh_chunkq_job *job);
+/* Owner's thread, after run: fires the done callbacks of the job's chunks
+ * in append order and frees the job. 0 or LH_EIO. A queue is closed only
+ * with no job between begin and end. */
+int lh_chunkq_sync_end(struct lh_chunkq *q, struct lh_chunkq_job *job);
 
 /* Reads a chunk's payload back into a malloc'd buffer (caller frees),
  * checking its CRC. 0, LH_ENOMEM, LH_EIO, or LH_ECORRUPT (counted). */

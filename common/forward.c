@@ -429,15 +429,28 @@ int lh_fwd_pack_packed(msgpack_packer *pk, const char *tag, size_t tag_len, cons
         entries = z;
         entries_len = zlen;
     }
-    rc = LH_ENOMEM;
-    if (msgpack_pack_array(pk, 3) != 0 || lh_pack_strn(pk, tag, tag_len) != 0 ||
-        msgpack_pack_bin(pk, entries_len) != 0 ||
-        msgpack_pack_bin_body(pk, entries, entries_len) != 0)
-        goto done;
-    rc = pack_packed_options(pk, n_entries, chunk, chunk_len, gzip);
-done:
+    rc = lh_fwd_pack_packed_head(pk, tag, tag_len, entries_len);
+    if (rc == 0 && msgpack_pack_bin_body(pk, entries, entries_len) != 0)
+        rc = LH_ENOMEM;
+    if (rc == 0)
+        rc = pack_packed_options(pk, n_entries, chunk, chunk_len, gzip);
     free(z);
     return rc;
+}
+
+int lh_fwd_pack_packed_head(msgpack_packer *pk, const char *tag, size_t tag_len,
+                            size_t entries_len)
+{
+    if (msgpack_pack_array(pk, 3) != 0 || lh_pack_strn(pk, tag, tag_len) != 0 ||
+        msgpack_pack_bin(pk, entries_len) != 0)
+        return LH_ENOMEM;
+    return 0;
+}
+
+int lh_fwd_pack_packed_tail(msgpack_packer *pk, size_t n_entries, const char *chunk,
+                            size_t chunk_len, bool gzip)
+{
+    return pack_packed_options(pk, n_entries, chunk, chunk_len, gzip);
 }
 
 /* ---- gzip --------------------------------------------------------------- */

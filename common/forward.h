@@ -81,6 +81,14 @@ int lh_fwd_pack_packed(msgpack_packer *pk, const char *tag, size_t tag_len, cons
                        size_t entries_len, size_t n_entries, const char *chunk, size_t chunk_len,
                        bool gzip);
 
+/* The same frame in three pieces, for a caller that keeps the (already
+ * compressed, if gzip) entries where they are: the head [tag, bin header
+ * for entries_len bytes, then the entries, then the tail (the options). */
+int lh_fwd_pack_packed_head(msgpack_packer *pk, const char *tag, size_t tag_len,
+                            size_t entries_len);
+int lh_fwd_pack_packed_tail(msgpack_packer *pk, size_t n_entries, const char *chunk,
+                            size_t chunk_len, bool gzip);
+
 /* gzip (one member) of in into a malloc'd buffer. 0 or LH_ENOMEM/LH_EIO. */
 int lh_gzip(const void *in, size_t len, char **out, size_t *out_len);
 /* Inflates every gzip member in in, up to max bytes. 0, LH_ETOOBIG, LH_EPROTO. */
