@@ -157,14 +157,28 @@ class LiveWriter(threading.Thread):
         self.done_at = time.monotonic()
 
 
+def start_log(log, corpus, scenario):
+    """The backlog is all there at start; the live file starts empty."""
+    if scenario == "live":
+        open(log, "wb").close()
+    else:
+        shutil.copyfile(corpus, log)
+
+
 def wait_count(count, n, procs, timeout, what):
-    """Polls count() until it reaches n; returns the monotonic time it did."""
+    """Polls count() until it reaches n. Returns (end, first): the monotonic
+    time it did, and (time, count) of the first poll that saw lines, for a
+    rate without the start-up (process start, TLS handshake)."""
     deadline = time.monotonic() + timeout
     last = -1
+    first = None
     while True:
         got = count()
+        now = time.monotonic()
+        if got > 0 and first is None:
+            first = (now, got)
         if got >= n:
-            return time.monotonic()
+            return now, first
         for p in procs:
             if p.poll() is not None:
                 raise SystemExit("%s: a process exited (status %s) at %d of %d lines"
@@ -185,7 +199,7 @@ def run_loghaul(run, a, corpus, n, scenario):
                                  extra={"store": {"enabled": False},
                                         "outputs": [{"type": "null"}]})
     log = run.path(name + ".log")
-    open(log, "wb").close() if scenario == "live" else shutil.copyfile(corpus, log)
+    start_log(log, corpus, scenario)
     batch = {}
     if a.max_records:
         batch["max_records"] = a.max_records
@@ -205,10 +219,10 @@ def run_loghaul(run, a, corpus, n, scenario):
         t0 = time.monotonic()
         writer = LiveWriter(corpus, log, a.live_rate, n, os.path.getsize(corpus))
         writer.start()
-    t1 = wait_count(col.records_in, n, (agent.proc.popen, col.proc.popen), a.timeout,
-                    "loghaul " + scenario)
+    t1, first = wait_count(col.records_in, n, (agent.proc.popen, col.proc.popen), a.timeout,
+                           "loghaul " + scenario)
     sampler.stop_ev.set()
-    res = {"secs": t1 - t0, "sender": usage(agent.proc.pid), "receiver": usage(col.proc.pid),
+    res = {"secs": t1 - t0, "first": first, "end": t1, "sender": usage(agent.proc.pid), "receiver": usage(col.proc.pid),
            "sender_max_rss": sampler.max_kib[agent.proc.pid] / 1024.0,
            "lag": t1 - writer.done_at if writer else None}
     agent.proc.stop()
@@ -280,7 +294,7 @@ def run_rsyslog(run, a, corpus, n, scenario, shm):
         work="{work}", ca=c["ca"], cert=c["server"], key=c["server-key"], port=port, out=out))
     lhtest.wait_until(lambda: _listening(port), 20, "rsyslog imtcp on port %d" % port)
     log = run.path(name + ".log")
-    open(log, "wb").close() if scenario == "live" else shutil.copyfile(corpus, log)
+    start_log(log, corpus, scenario)
     pin(recv.pid, 1)
     t0 = time.monotonic()
     send = start_rsyslogd(run, name + "-sender", SENDER_CONF.format(
@@ -293,10 +307,10 @@ def run_rsyslog(run, a, corpus, n, scenario, shm):
         t0 = time.monotonic()
         writer = LiveWriter(corpus, log, a.live_rate, n, os.path.getsize(corpus))
         writer.start()
-    t1 = wait_count(LineCounter(out), n, (send.popen, recv.popen), a.timeout,
-                    "rsyslog " + scenario)
+    t1, first = wait_count(LineCounter(out), n, (send.popen, recv.popen), a.timeout,
+                           "rsyslog " + scenario)
     sampler.stop_ev.set()
-    res = {"secs": t1 - t0, "sender": usage(send.pid), "receiver": usage(recv.pid),
+    res = {"secs": t1 - t0, "first": first, "end": t1, "sender": usage(send.pid), "receiver": usage(recv.pid),
            "sender_max_rss": sampler.max_kib[send.pid] / 1024.0,
            "lag": t1 - writer.done_at if writer else None}
     send.stop()
@@ -316,10 +330,18 @@ def _listening(port):
 
 # ---------------------------------------------------------------- report
 
+def steady(r):
+    t, got = r["first"]
+    return "%.0f" % ((r["n"] - got) / (r["end"] - t)) if r["end"] > t else "-"
+
+
 def report(a, n, size, results):
     gb = size / 1e9
+    for r in results.values():
+        r["n"] = n
     cols = [k for k in results]
     rows = [("lines/s", lambda r: "%.0f" % (n / r["secs"])),
+            ("lines/s after the first line", steady),
             ("MB/s", lambda r: "%.1f" % (size / 1e6 / r["secs"])),
             ("seconds", lambda r: "%.2f" % r["secs"]),
             ("live lag after last write (s)",
