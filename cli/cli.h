@@ -15,6 +15,12 @@ enum {
 int lh_cli_search(int argc, char **argv);
 void lh_cli_search_usage(FILE *out);
 
+int lh_cli_stats(int argc, char **argv);
+void lh_cli_stats_usage(FILE *out);
+
+int lh_cli_tail(int argc, char **argv);
+void lh_cli_tail_usage(FILE *out);
+
 int lh_cli_certs(int argc, char **argv);
 void lh_cli_certs_usage(FILE *out);
 

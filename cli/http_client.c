@@ -22,6 +22,7 @@ struct http_req {
     struct evhttp_connection *evcon; /* owns the bufferevent and its SSL */
     SSL *ssl;                        /* borrowed from the bufferevent; NULL for http */
     lh_http_cb cb;
+    lh_http_chunk_cb chunk; /* NULL: the whole body at the end */
     void *arg;
     bool have_error;
     enum evhttp_request_error error;
@@ -170,6 +171,29 @@ static void on_done(struct evhttp_request *req, void *arg)
         res.body = "";
     }
     r->cb(&res, r->arg);
+}
+
+/* A stream may stay quiet for long: once its answer has begun, only
+ * writes keep a timeout. */
+static int on_header(struct evhttp_request *req, void *arg)
+{
+    struct http_req *r = arg;
+    struct timeval wt = {r->client->opts.timeout_s, 0};
+    if (evhttp_request_get_response_code(req) == 200)
+        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(r->evcon), NULL, &wt);
+    return 0;
+}
+
+static void on_chunk(struct evhttp_request *req, void *arg)
+{
+    struct http_req *r = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    const char *p = n ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    if (p && evhttp_request_get_response_code(req) == 200) {
+        r->chunk(p, n, r->arg);
+        evbuffer_drain(in, n);
+    }
 }
 
 /* The target of the request: the URL's own path (a prefix, as behind a
@@ -327,6 +351,10 @@ static int start_request(struct http_req *r, const struct evhttp_uri *uri, const
         return LH_ENOMEM;
     }
     evhttp_request_set_error_cb(req, on_error);
+    if (r->chunk) {
+        evhttp_request_set_header_cb(req, on_header);
+        evhttp_request_set_chunked_cb(req, on_chunk);
+    }
     /* evhttp_make_request frees req itself when it fails. */
     rc = evhttp_make_request(r->evcon, req, EVHTTP_REQ_GET, target);
     free(target);
@@ -337,8 +365,9 @@ static int start_request(struct http_req *r, const struct evhttp_uri *uri, const
     return 0;
 }
 
-int lh_http_get(struct lh_http_client *c, const char *base_url, const char *path_query,
-                lh_http_cb cb, void *arg, char *err, size_t errlen)
+static int http_start(struct lh_http_client *c, const char *base_url, const char *path_query,
+                      lh_http_chunk_cb chunk, lh_http_cb cb, void *arg, char *err,
+                      size_t errlen)
 {
     struct evhttp_uri *uri = evhttp_uri_parse_with_flags(base_url, EVHTTP_URI_NONCONFORMANT);
     if (!uri) {
@@ -353,10 +382,23 @@ int lh_http_get(struct lh_http_client *c, const char *base_url, const char *path
     }
     r->client = c;
     r->cb = cb;
+    r->chunk = chunk;
     r->arg = arg;
     r->next = c->reqs;
     c->reqs = r;
     int rc = start_request(r, uri, base_url, path_query, err, errlen);
     evhttp_uri_free(uri);
     return rc;
+}
+
+int lh_http_get(struct lh_http_client *c, const char *base_url, const char *path_query,
+                lh_http_cb cb, void *arg, char *err, size_t errlen)
+{
+    return http_start(c, base_url, path_query, NULL, cb, arg, err, errlen);
+}
+
+int lh_http_stream(struct lh_http_client *c, const char *base_url, const char *path_query,
+                   lh_http_chunk_cb chunk, lh_http_cb cb, void *arg, char *err, size_t errlen)
+{
+    return http_start(c, base_url, path_query, chunk, cb, arg, err, errlen);
 }

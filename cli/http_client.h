@@ -43,4 +43,13 @@ void lh_http_client_destroy(struct lh_http_client *c);
 int lh_http_get(struct lh_http_client *c, const char *base_url, const char *path_query,
                 lh_http_cb cb, void *arg, char *err, size_t errlen);
 
+/* Receives a streamed answer's body as it arrives (HTTP 200 only). */
+typedef void (*lh_http_chunk_cb)(const char *data, size_t len, void *arg);
+
+/* Like lh_http_get, for answers that stream (GET /api/v1/tail): the body of
+ * a 200 answer goes to chunk as it arrives, with no read timeout once the
+ * answer has begun; cb runs once at the end, with an empty body then. */
+int lh_http_stream(struct lh_http_client *c, const char *base_url, const char *path_query,
+                   lh_http_chunk_cb chunk, lh_http_cb cb, void *arg, char *err, size_t errlen);
+
 #endif

@@ -13,6 +13,9 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"search", "search one or more collectors", lh_cli_search, lh_cli_search_usage},
+    {"tail", "follow new records on one or more collectors", lh_cli_tail, lh_cli_tail_usage},
+    {"stats", "count records per field value ('QUERY | stats count by F')", lh_cli_stats,
+     lh_cli_stats_usage},
     {"certs", "make a CA, server and client certificate for trying TLS", lh_cli_certs,
      lh_cli_certs_usage},
 };

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "collector/output.h"
+#include "collector/search/tail.h"
 #include "common/err.h"
 #include "common/forward.h"
 #include "common/log.h"
@@ -243,6 +244,7 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
             return fault(c, R_STORE, "cannot store a batch of %zu records (%s); not acked, the "
                          "sender will retry", st->n, lh_strerror(rc));
         lh_metric_add(f->m.records_in, (int64_t)st->n);
+        lh_tail_publish(st->sb->data, st->sb->size, st->n);
     }
     if (o->chunk && send_ack(c, o->chunk, o->chunk_len) != 0)
         return fault(c, R_STORE, "out of memory");

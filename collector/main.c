@@ -324,6 +324,8 @@ static int start(struct collector *col)
     if (rc == 0)
         rc = lh_http_api_new(col->base, l->http.address, col->store, col->metrics, token,
                              &col->api, err, sizeof err);
+    if (rc == 0)
+        rc = lh_http_api_set_peers(col->api, col->cfg.peers.v, col->cfg.peers.n, err, sizeof err);
     free(token);
     if (rc != 0) {
         LH_ERROR(MAIN_LOG, "%s", err[0] ? err : lh_strerror(rc));

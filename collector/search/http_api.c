@@ -14,7 +14,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "collector/search/routes.h"
 #include "collector/search/search.h"
+#include "collector/search/ui.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -43,6 +45,7 @@ struct lh_http_api {
     struct lh_store *store;
     struct lh_metrics *metrics;
     struct lh_metric *queries;
+    struct lh_routes *routes;  /* histogram, stats, tail, federation */
     struct latency latency;
     char *token;               /* NULL: open */
 };
@@ -267,9 +270,13 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, 405, "Method Not Allowed", "method not allowed", -1);
     } else if (strcmp(path, "/healthz") == 0) {
         reply(req, 200, "OK", "text/plain", "ok\n");
+    } else if (strcmp(path, "/") == 0) {
+        lh_ui_reply(req);
     } else if (!authorized(api, req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
         reply_error(req, 401, "Unauthorized", "unauthorized", -1);
+    } else if (lh_routes_handle(api->routes, req, path)) {
+        LH_DEBUG(HTTP_LOG, "%s answered by the search routes", path);
     } else if (strcmp(path, "/api/v1/search") == 0) {
         on_search(api, req);
     } else if (strcmp(path, "/metrics") == 0) {
@@ -312,6 +319,7 @@ int lh_http_api_new(struct event_base *base, const char *addr, struct lh_store *
     struct lh_http_api *api = calloc(1, sizeof *api);
     int rc = LH_ENOMEM;
     if (!api || !(api->http = evhttp_new(base)) || lh_http_api_set_token(api, token) != 0 ||
+        lh_routes_new(base, store, metrics, &api->routes) != 0 ||
         !(api->queries = lh_metrics_get(metrics, LH_METRIC_COUNTER,
                                         "loghaul_collector_queries_total", NULL,
                                         "search requests answered"))) {
@@ -333,6 +341,12 @@ fail:
     return rc;
 }
 
+int lh_http_api_set_peers(struct lh_http_api *api, char *const *peers, size_t n, char *err,
+                          size_t errlen)
+{
+    return lh_routes_set_peers(api->routes, peers, n, err, errlen);
+}
+
 int lh_http_api_set_token(struct lh_http_api *api, const char *token)
 {
     char *copy = NULL;
@@ -347,6 +361,7 @@ void lh_http_api_free(struct lh_http_api *api)
 {
     if (!api)
         return;
+    lh_routes_free(api->routes);
     if (api->http)
         evhttp_free(api->http);
     free(api->token);

@@ -22,6 +22,10 @@ int lh_http_api_new(struct event_base *base, const char *addr, struct lh_store *
                     char *err, size_t errlen);
 /* Replaces the token (copied; NULL: no token needed). 0 or LH_ENOMEM. */
 int lh_http_api_set_token(struct lh_http_api *api, const char *token);
+/* Peers that searches, histograms and stats federate over (SPEC section
+ * 7; URLs copied). 0, or LH_EINVAL / LH_ENOMEM with err. */
+int lh_http_api_set_peers(struct lh_http_api *api, char *const *peers, size_t n, char *err,
+                          size_t errlen);
 void lh_http_api_free(struct lh_http_api *api);
 
 /* Reads a token file: its contents with surrounding white space removed.

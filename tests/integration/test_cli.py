@@ -128,7 +128,7 @@ def usage_and_exit_codes(run):
         r = cli([sub, "--help"])
         check(r.returncode == 0 and word in r.stdout, "%s --help: %r" % (sub, r.stdout))
     bad = [
-        ["tail", "x"], ["stats", "x"], ["help", "nope"], [],
+        ["tail"], ["tail", "-s", "ftp://127.0.0.1:1", "x"], ["stats", "x"], ["help", "nope"], [],
         ["search"], ["search", "--limit", "0", "x"], ["search", "--limit", "ten", "x"],
         ["search", "--order", "up", "x"], ["search", "-o", "xml", "x"],
         ["search", "--since", "yesterday", "x"], ["search", "--from", "noon", "x"],

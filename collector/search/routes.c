@@ -1,0 +1,625 @@
+#include "collector/search/routes.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "collector/search/aggregate.h"
+#include "collector/search/federation.h"
+#include "collector/search/search.h"
+#include "collector/search/tail.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define ROUTES_LOG "http"
+#define DEFAULT_LIMIT 100
+#define HIST_DEFAULT_SPAN_S 3600
+#define HIST_DEFAULT_BUCKETS 60
+#define MAX_TIME_PARAM 64
+
+enum kind { K_SEARCH, K_HIST, K_STATS };
+
+/* A request waiting for its peers: the local answer is ready. */
+struct pending {
+    struct lh_routes *r;
+    struct evhttp_request *req;
+    enum kind kind;
+    struct evbuffer *lines;   /* K_SEARCH: local NDJSON */
+    bool asc;
+    size_t limit;
+    json_t *local;            /* K_HIST, K_STATS */
+    char **by;                /* K_STATS: group fields (copied) */
+    size_t n_by;
+    LIST_ENTRY(pending) link;
+};
+
+struct lh_routes {
+    struct event_base *base;
+    struct lh_store *store;
+    struct lh_tail *tail;
+    struct lh_fed *fed;       /* NULL without peers */
+    LIST_HEAD(, pending) pending;
+};
+
+/* The parameters every endpoint shares. */
+struct params {
+    struct evkeyvalq kv;
+    const char *q, *from, *to;
+    bool local;
+    struct lh_query *query;
+    int64_t from_ns, to_ns;
+};
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason,
+                       const char *type, const char *body, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf || evbuffer_add(buf, body, len) != 0) {
+        evhttp_send_error(req, 500, "out of memory");
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+        evhttp_send_reply(req, code, reason, buf);
+    }
+    if (buf)
+        evbuffer_free(buf);
+}
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!text) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    size_t n = strlen(text);
+    text[n] = '\n'; /* replaces the NUL: the length is known */
+    reply_text(req, code, reason, "application/json", text, n + 1);
+    free(text);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *msg, int position)
+{
+    json_t *o = position >= 0 ? json_pack("{s:s, s:i}", "error", msg, "position", position)
+                              : json_pack("{s:s}", "error", msg);
+    reply_json(req, code, code == 400 ? "Bad Request" : "Internal Server Error", o);
+    json_decref(o);
+}
+
+/* {"partial": true, "failed": [...]} for the peers that failed, or NULL. */
+static json_t *partial_marker(const struct lh_fed_answer *a, size_t n)
+{
+    json_t *failed = json_array();
+    for (size_t i = 0; failed && i < n; i++)
+        if (!a[i].ok)
+            json_array_append_new(failed, json_string(a[i].peer));
+    if (json_array_size(failed) == 0) {
+        json_decref(failed);
+        return NULL;
+    }
+    return json_pack("{s:b, s:o}", "partial", 1, "failed", failed);
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+/* Parses the query string, q, from and to; answers 400 itself on error. */
+static int parse_params(struct evhttp_request *req, struct params *p)
+{
+    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct lh_query_error qe = {.position = 0};
+    const char *msg = NULL;
+    *p = (struct params){.from_ns = INT64_MIN, .to_ns = INT64_MAX};
+    TAILQ_INIT(&p->kv);
+    if (qs && evhttp_parse_query_str(qs, &p->kv) != 0) {
+        reply_error(req, 400, "malformed query string", -1);
+        return LH_EINVAL;
+    }
+    p->q = evhttp_find_header(&p->kv, "q");
+    p->from = evhttp_find_header(&p->kv, "from");
+    p->to = evhttp_find_header(&p->kv, "to");
+    const char *local = evhttp_find_header(&p->kv, "local");
+    p->local = local && strcmp(local, "0") != 0;
+    if (p->from && p->from[0] && lh_parse_time(p->from, &p->from_ns) != 0)
+        msg = "from must be RFC 3339 or unix seconds";
+    else if (p->to && p->to[0] && lh_parse_time(p->to, &p->to_ns) != 0)
+        msg = "to must be RFC 3339 or unix seconds";
+    else if (p->from_ns > p->to_ns)
+        msg = "from is after to";
+    if (msg) {
+        reply_error(req, 400, msg, -1);
+        return LH_EINVAL;
+    }
+    if (lh_query_parse(p->q ? p->q : "", &p->query, &qe) != 0) {
+        reply_error(req, 400, qe.msg[0] ? qe.msg : "invalid query", qe.position);
+        return LH_EINVAL;
+    }
+    return 0;
+}
+
+static void params_free(struct params *p)
+{
+    lh_query_free(p->query);
+    evhttp_clear_headers(&p->kv);
+}
+
+static bool federate(const struct lh_routes *r, const struct params *p)
+{
+    return r->fed && !p->local;
+}
+
+/* The request's own query string with local=1 appended, as a path. */
+static char *peer_path(struct evhttp_request *req, const char *path)
+{
+    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    size_t n = strlen(path) + (qs ? strlen(qs) : 0) + 16;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s?%s%slocal=1", path, qs ? qs : "", qs && *qs ? "&" : "");
+    return s;
+}
+
+/* ---- federation --------------------------------------------------------- */
+
+static void pending_free(struct pending *pd)
+{
+    LIST_REMOVE(pd, link);
+    if (pd->lines)
+        evbuffer_free(pd->lines);
+    json_decref(pd->local);
+    for (size_t i = 0; i < pd->n_by; i++)
+        free(pd->by[i]);
+    free(pd->by);
+    free(pd);
+}
+
+static struct pending *pending_new(struct lh_routes *r, struct evhttp_request *req,
+                                   enum kind kind)
+{
+    struct pending *pd = calloc(1, sizeof *pd);
+    if (!pd)
+        return NULL;
+    pd->r = r;
+    pd->req = req;
+    pd->kind = kind;
+    LIST_INSERT_HEAD(&r->pending, pd, link);
+    return pd;
+}
+
+/* One line of a search answer, wherever it came from. */
+struct line {
+    int64_t ns;
+    size_t src, seq;
+    const char *p;
+    size_t len;
+};
+
+struct lines {
+    struct line *v;
+    size_t n, cap;
+    bool asc;
+};
+
+/* Takes the record lines of body (SPEC section 2: time comes first);
+ * other lines are control lines and are dropped. */
+static int take_lines(struct lines *ls, size_t src, const char *body, size_t len)
+{
+    static const char head[] = "{\"time\":\"";
+    for (const char *p = body, *end = body + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        const char *q = n > sizeof head ? memchr(p + sizeof head - 1, '"', n - sizeof head + 1)
+                                        : NULL;
+        char t[MAX_TIME_PARAM];
+        int64_t ns;
+        size_t tl = q ? (size_t)(q - p) - (sizeof head - 1) : 0;
+        if (q && memcmp(p, head, sizeof head - 1) == 0 && tl < sizeof t) {
+            memcpy(t, p + sizeof head - 1, tl);
+            t[tl] = '\0';
+            if (lh_parse_time(t, &ns) == 0) {
+                if (ls->n == ls->cap) {
+                    size_t cap = ls->cap ? ls->cap * 2 : 256;
+                    struct line *g = realloc(ls->v, cap * sizeof *g);
+                    if (!g)
+                        return LH_ENOMEM;
+                    ls->v = g;
+                    ls->cap = cap;
+                }
+                ls->v[ls->n] = (struct line){.ns = ns, .src = src, .seq = ls->n, .p = p, .len = n};
+                ls->n++;
+            }
+        }
+        p += n + 1;
+    }
+    return 0;
+}
+
+static bool asc_order;
+
+static int cmp_line(const void *a, const void *b)
+{
+    const struct line *x = a, *y = b;
+    if (x->ns != y->ns)
+        return (x->ns < y->ns) == asc_order ? -1 : 1;
+    if (x->src != y->src)
+        return x->src < y->src ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void finish_search(struct pending *pd, const struct lh_fed_answer *a, size_t n)
+{
+    struct lines ls = {.asc = pd->asc};
+    size_t local_len = evbuffer_get_length(pd->lines);
+    const char *local = local_len ? (const char *)evbuffer_pullup(pd->lines, -1) : "";
+    int rc = local ? take_lines(&ls, 0, local, local_len) : LH_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (a[i].ok)
+            rc = take_lines(&ls, i + 1, a[i].body, a[i].len);
+    struct evbuffer *out = evbuffer_new();
+    if (rc == 0 && out) {
+        asc_order = pd->asc; /* qsort has no context; one thread runs this */
+        if (ls.n)
+            qsort(ls.v, ls.n, sizeof *ls.v, cmp_line);
+        for (size_t i = 0; i < ls.n && i < pd->limit; i++)
+            if (evbuffer_add(out, ls.v[i].p, ls.v[i].len) != 0 || evbuffer_add(out, "\n", 1))
+                rc = LH_ENOMEM;
+        json_t *marker = partial_marker(a, n);
+        char *m = marker ? json_dumps(marker, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (m && evbuffer_add_printf(out, "%s\n", m) < 0)
+            rc = LH_ENOMEM;
+        free(m);
+        json_decref(marker);
+    }
+    if (rc == 0 && out) {
+        evhttp_add_header(evhttp_request_get_output_headers(pd->req), "Content-Type",
+                          "application/x-ndjson");
+        evhttp_send_reply(pd->req, 200, "OK", out);
+    } else {
+        reply_error(pd->req, 500, lh_strerror(rc ? rc : LH_ENOMEM), -1);
+    }
+    if (out)
+        evbuffer_free(out);
+    free(ls.v);
+}
+
+static void merge_json(struct pending *pd, const struct lh_fed_answer *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *theirs = a[i].ok ? json_loadb(a[i].body, a[i].len, 0, NULL) : NULL;
+        if (pd->kind == K_HIST && json_is_array(theirs))
+            lh_hist_merge(pd->local, theirs);
+        else if (json_is_array(theirs) &&
+                 lh_stats_merge(pd->local, theirs, (const char *const *)pd->by, pd->n_by) != 0)
+            LH_ERROR(ROUTES_LOG, "out of memory merging stats from %s", a[i].peer);
+        json_decref(theirs);
+    }
+    if (pd->kind == K_STATS)
+        lh_stats_finish(pd->local);
+    json_t *marker = partial_marker(a, n);
+    if (marker)
+        json_array_append_new(pd->local, marker);
+    reply_json(pd->req, 200, "OK", pd->local);
+}
+
+static void on_peers(void *ud, const struct lh_fed_answer *a, size_t n)
+{
+    struct pending *pd = ud;
+    if (pd->kind == K_SEARCH)
+        finish_search(pd, a, n);
+    else
+        merge_json(pd, a, n);
+    pending_free(pd);
+}
+
+/* Sends the request on to the peers; the reply comes from on_peers. */
+static void ask_peers(struct lh_routes *r, struct pending *pd, const char *path_query)
+{
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(pd->req),
+                                          "Authorization");
+    if (!path_query || lh_fed_ask(r->fed, path_query, auth, on_peers, pd) != 0) {
+        reply_error(pd->req, 500, "out of memory", -1);
+        pending_free(pd);
+    }
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+static int emit_line(void *ud, const char *line, size_t len)
+{
+    struct evbuffer *out = ud;
+    if (evbuffer_add(out, line, len) != 0 || evbuffer_add(out, "\n", 1) != 0)
+        return LH_ENOMEM;
+    return 0;
+}
+
+/* Reads limit and order as the local search does. */
+static const char *search_opts(const struct params *p, struct lh_search_req *sr)
+{
+    const char *limit = evhttp_find_header(&p->kv, "limit");
+    const char *order = evhttp_find_header(&p->kv, "order");
+    *sr = (struct lh_search_req){.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns,
+                                 .limit = DEFAULT_LIMIT};
+    if (limit) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(limit, &end, 10);
+        if (errno || end == limit || *end || v <= 0)
+            return "limit must be a positive integer";
+        sr->limit = v > LH_SEARCH_MAX_LIMIT ? LH_SEARCH_MAX_LIMIT : (size_t)v;
+    }
+    if (order && strcmp(order, "desc") != 0 && strcmp(order, "asc") != 0)
+        return "order must be desc or asc";
+    sr->asc = order && strcmp(order, "asc") == 0;
+    return NULL;
+}
+
+static void federated_search(struct lh_routes *r, struct evhttp_request *req, struct params *p)
+{
+    struct lh_search_req sr;
+    const char *msg = search_opts(p, &sr);
+    if (msg) {
+        reply_error(req, 400, msg, -1);
+        return;
+    }
+    struct pending *pd = pending_new(r, req, K_SEARCH);
+    int rc = pd && (pd->lines = evbuffer_new()) ? lh_search_run(r->store, &sr, emit_line,
+                                                                 pd->lines) : LH_ENOMEM;
+    if (rc != 0) {
+        LH_ERROR(ROUTES_LOG, "search failed: %s", lh_strerror(rc));
+        reply_error(req, 500, lh_strerror(rc), -1);
+        if (pd)
+            pending_free(pd);
+        return;
+    }
+    pd->asc = sr.asc;
+    pd->limit = sr.limit;
+    char *path = peer_path(req, "/api/v1/search");
+    ask_peers(r, pd, path);
+    free(path);
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+static int copy_by(struct pending *pd, const char *const *by, size_t n_by)
+{
+    if (n_by && !(pd->by = calloc(n_by, sizeof *pd->by)))
+        return LH_ENOMEM;
+    for (; pd->n_by < n_by; pd->n_by++)
+        if (!(pd->by[pd->n_by] = strdup(by[pd->n_by])))
+            return LH_ENOMEM;
+    return 0;
+}
+
+static void on_stats(struct lh_routes *r, struct evhttp_request *req, struct params *p,
+                     const char *path)
+{
+    const char *const *by;
+    size_t n_by;
+    if (!lh_query_stats(p->query, &by, &n_by)) {
+        reply_error(req, 400, "the query needs '| stats count by FIELD, ...'", -1);
+        return;
+    }
+    struct lh_stats_req sr = {.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns,
+                              .by = by, .n_by = n_by};
+    json_t *rows = NULL;
+    int rc = lh_stats_run(r->store, &sr, &rows);
+    if (rc == LH_EINVAL || rc == LH_ETOOBIG) {
+        char msg[128];
+        snprintf(msg, sizeof msg, rc == LH_EINVAL ? "stats: at most %d fields after 'by'"
+                                                  : "stats: more than %d groups",
+                 rc == LH_EINVAL ? LH_STATS_MAX_FIELDS : LH_STATS_MAX_GROUPS);
+        reply_error(req, 400, msg, -1);
+    } else if (rc != 0) {
+        reply_error(req, 500, lh_strerror(rc), -1);
+    } else if (!federate(r, p)) {
+        lh_stats_finish(rows);
+        reply_json(req, 200, "OK", rows);
+    } else {
+        struct pending *pd = pending_new(r, req, K_STATS);
+        if (!pd || copy_by(pd, by, n_by) != 0) {
+            reply_error(req, 500, "out of memory", -1);
+            if (pd)
+                pending_free(pd);
+        } else {
+            pd->local = json_incref(rows);
+            char *pq = peer_path(req, path);
+            ask_peers(r, pd, pq);
+            free(pq);
+        }
+    }
+    json_decref(rows);
+}
+
+/* ---- histogram ---------------------------------------------------------- */
+
+/* Fills from/to/step with their defaults: the last hour, about 60 buckets. */
+static const char *hist_opts(const struct params *p, struct lh_hist_req *hr)
+{
+    const char *step = evhttp_find_header(&p->kv, "step");
+    int64_t now = lh_now_ns();
+    *hr = (struct lh_hist_req){.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns};
+    if (!p->to || !p->to[0])
+        hr->to_ns = now;
+    if (!p->from || !p->from[0])
+        hr->from_ns = hr->to_ns - HIST_DEFAULT_SPAN_S * LH_NS_PER_SEC;
+    if (hr->from_ns > hr->to_ns)
+        return "from is after to";
+    int64_t ms;
+    if (step && (lh_parse_duration(step, &ms) != 0 || ms < 1000 || ms % 1000 != 0))
+        return "step must be a whole number of seconds, at least 1s (30s, 5m, 1h)";
+    hr->step_s = step ? ms / 1000 : 1;
+    if (!step) {
+        int64_t span_s = (hr->to_ns - hr->from_ns) / LH_NS_PER_SEC;
+        hr->step_s = span_s / HIST_DEFAULT_BUCKETS + 1;
+    }
+    if (lh_hist_buckets(hr) > LH_HIST_MAX_BUCKETS)
+        return "too many buckets (at most 10000): widen step or narrow from/to";
+    return NULL;
+}
+
+static int append_param(char **buf, const char *name, const char *value)
+{
+    char *enc = evhttp_uriencode(value, -1, 0);
+    size_t n = enc ? strlen(*buf) + strlen(name) + strlen(enc) + 3 : 0;
+    char *grown = enc ? realloc(*buf, n) : NULL;
+    if (grown) {
+        size_t used = strlen(grown);
+        snprintf(grown + used, n - used, "%s%s=%s", strchr(grown, '?') ? "&" : "?", name, enc);
+        *buf = grown;
+    }
+    free(enc);
+    return grown ? 0 : LH_ENOMEM;
+}
+
+/* The peers get the resolved window, so "now" is this collector's. */
+static char *hist_peer_path(const struct params *p, const struct lh_hist_req *hr)
+{
+    char from[LH_TIME_STRLEN], to[LH_TIME_STRLEN], step[32];
+    snprintf(step, sizeof step, "%llds", (long long)hr->step_s);
+    char *s = strdup("/api/v1/histogram");
+    if (!s || append_param(&s, "q", p->q ? p->q : "") != 0 ||
+        append_param(&s, "from", lh_format_time(hr->from_ns, from)) != 0 ||
+        append_param(&s, "to", lh_format_time(hr->to_ns, to)) != 0 ||
+        append_param(&s, "step", step) != 0 || append_param(&s, "local", "1") != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void on_histogram(struct lh_routes *r, struct evhttp_request *req, struct params *p)
+{
+    struct lh_hist_req hr;
+    const char *msg = hist_opts(p, &hr);
+    json_t *buckets = NULL;
+    int rc = msg ? LH_EINVAL : lh_hist_run(r->store, &hr, &buckets);
+    if (msg) {
+        reply_error(req, 400, msg, -1);
+    } else if (rc != 0) {
+        reply_error(req, 500, lh_strerror(rc), -1);
+    } else if (!federate(r, p)) {
+        reply_json(req, 200, "OK", buckets);
+    } else {
+        struct pending *pd = pending_new(r, req, K_HIST);
+        if (!pd) {
+            reply_error(req, 500, "out of memory", -1);
+        } else {
+            pd->local = json_incref(buckets);
+            char *pq = hist_peer_path(p, &hr);
+            ask_peers(r, pd, pq);
+            free(pq);
+        }
+    }
+    json_decref(buckets);
+}
+
+/* ---- tail --------------------------------------------------------------- */
+
+static void on_tail(struct lh_routes *r, struct evhttp_request *req, struct params *p)
+{
+    struct lh_query *q = p->query;
+    p->query = NULL; /* the stream owns it now */
+    int rc = lh_tail_start(r->tail, req, q);
+    if (rc == LH_ETOOBIG)
+        reply_error(req, 400, "too many live tail clients", -1);
+    else if (rc != 0)
+        reply_error(req, 500, lh_strerror(rc), -1);
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static bool claims_search(const struct lh_routes *r, struct evhttp_request *req)
+{
+    struct evkeyvalq kv;
+    TAILQ_INIT(&kv);
+    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (!qs || evhttp_parse_query_str(qs, &kv) != 0)
+        return r->fed != NULL;
+    const char *local = evhttp_find_header(&kv, "local");
+    bool mine = r->fed && !(local && strcmp(local, "0") != 0);
+    struct lh_query *q = NULL;
+    const char *const *by;
+    size_t n_by;
+    const char *text = evhttp_find_header(&kv, "q");
+    if (!mine && lh_query_parse(text ? text : "", &q, NULL) == 0)
+        mine = lh_query_stats(q, &by, &n_by);
+    lh_query_free(q);
+    evhttp_clear_headers(&kv);
+    return mine;
+}
+
+bool lh_routes_handle(struct lh_routes *r, struct evhttp_request *req, const char *path)
+{
+    bool search = strcmp(path, "/api/v1/search") == 0;
+    if (!(search && claims_search(r, req)) && strcmp(path, "/api/v1/histogram") != 0 &&
+        strcmp(path, "/api/v1/stats") != 0 && strcmp(path, "/api/v1/tail") != 0)
+        return false;
+    struct params p;
+    if (parse_params(req, &p) != 0) {
+        params_free(&p);
+        return true;
+    }
+    const char *const *by;
+    size_t n_by;
+    if (strcmp(path, "/api/v1/histogram") == 0)
+        on_histogram(r, req, &p);
+    else if (strcmp(path, "/api/v1/tail") == 0)
+        on_tail(r, req, &p);
+    else if (strcmp(path, "/api/v1/stats") == 0 || lh_query_stats(p.query, &by, &n_by))
+        on_stats(r, req, &p, path);
+    else
+        federated_search(r, req, &p);
+    params_free(&p);
+    return true;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+int lh_routes_new(struct event_base *base, struct lh_store *store, struct lh_metrics *metrics,
+                  struct lh_routes **out)
+{
+    struct lh_routes *r = calloc(1, sizeof *r);
+    if (!r)
+        return LH_ENOMEM;
+    r->base = base;
+    r->store = store;
+    LIST_INIT(&r->pending);
+    if (lh_tail_new(metrics, &r->tail) != 0) {
+        free(r);
+        return LH_ENOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+int lh_routes_set_peers(struct lh_routes *r, char *const *peers, size_t n, char *err,
+                        size_t errlen)
+{
+    struct lh_fed *fed = NULL;
+    if (n) {
+        int rc = lh_fed_new(r->base, peers, n, &fed, err, errlen);
+        if (rc != 0)
+            return rc;
+        LH_INFO(ROUTES_LOG, "searches federate over %zu peer(s)", n);
+    }
+    lh_fed_free(r->fed);
+    r->fed = fed;
+    return 0;
+}
+
+void lh_routes_free(struct lh_routes *r)
+{
+    if (!r)
+        return;
+    lh_fed_free(r->fed);
+    while (!LIST_EMPTY(&r->pending))
+        pending_free(LIST_FIRST(&r->pending));
+    lh_tail_free(r->tail);
+    free(r);
+}

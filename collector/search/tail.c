@@ -1,0 +1,232 @@
+#include "collector/search/tail.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/record.h"
+
+#define TAIL_LOG "tail"
+/* A client whose queue does not shrink for this long is gone or stuck. */
+#define TAIL_WRITE_TIMEOUT_S 60
+
+struct client {
+    struct lh_tail *t;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct lh_query *q;
+    struct evbuffer *batch;   /* lines of the batch being published */
+    uint64_t dropped;         /* not yet announced */
+    LIST_ENTRY(client) link;
+};
+
+struct lh_tail {
+    LIST_HEAD(, client) clients;
+    size_t n_clients;
+    struct lh_metric *gauge, *drops;
+    struct lh_tail *next;     /* in the process-wide list */
+};
+
+/* Every registry alive: the ingest path publishes to all of them. Only
+ * the event-loop thread touches it. */
+static struct lh_tail *registries;
+
+int lh_tail_new(struct lh_metrics *metrics, struct lh_tail **out)
+{
+    struct lh_tail *t = calloc(1, sizeof *t);
+    if (!t)
+        return LH_ENOMEM;
+    LIST_INIT(&t->clients);
+    t->gauge = lh_metrics_get(metrics, LH_METRIC_GAUGE, "loghaul_collector_tail_clients", NULL,
+                              "live tail streams open");
+    t->drops = lh_metrics_get(metrics, LH_METRIC_COUNTER, "loghaul_collector_tail_dropped_total",
+                              NULL, "records not sent to a live tail client that read too slowly");
+    if (!t->gauge || !t->drops) {
+        free(t);
+        return LH_ENOMEM;
+    }
+    t->next = registries;
+    registries = t;
+    *out = t;
+    return 0;
+}
+
+static void client_free(struct client *c)
+{
+    LIST_REMOVE(c, link);
+    c->t->n_clients--;
+    lh_metric_set(c->t->gauge, (int64_t)c->t->n_clients);
+    lh_query_free(c->q);
+    if (c->batch)
+        evbuffer_free(c->batch);
+    free(c);
+}
+
+void lh_tail_free(struct lh_tail *t)
+{
+    if (!t)
+        return;
+    for (struct lh_tail **p = &registries; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    }
+    struct client *c;
+    while ((c = LIST_FIRST(&t->clients)) != NULL) {
+        evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+        evhttp_send_reply_end(c->req);
+        client_free(c);
+    }
+    free(t);
+}
+
+/* The client went away. When evhttp detached the request from its dying
+ * connection, ending the reply is what frees the request; otherwise the
+ * connection frees it. */
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct client *c = arg;
+    (void)evcon;
+    LH_DEBUG(TAIL_LOG, "a live tail client left");
+    if (!evhttp_request_get_connection(c->req))
+        evhttp_send_reply_end(c->req);
+    client_free(c);
+}
+
+int lh_tail_start(struct lh_tail *t, struct evhttp_request *req, struct lh_query *q)
+{
+    if (t->n_clients >= LH_TAIL_MAX_CLIENTS) {
+        lh_query_free(q);
+        return LH_ETOOBIG;
+    }
+    struct client *c = calloc(1, sizeof *c);
+    if (!c || !(c->batch = evbuffer_new())) {
+        free(c);
+        lh_query_free(q);
+        return LH_ENOMEM;
+    }
+    c->t = t;
+    c->req = req;
+    c->q = q;
+    c->evcon = evhttp_request_get_connection(req);
+    LIST_INSERT_HEAD(&t->clients, c, link);
+    t->n_clients++;
+    lh_metric_set(t->gauge, (int64_t)t->n_clients);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/x-ndjson");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_connection_set_closecb(c->evcon, on_close, c);
+    evhttp_send_reply_start(req, 200, "OK");
+    /* The stream is idle for as long as nothing matches: no read timeout;
+     * a write that cannot drain for a minute ends it. */
+    struct timeval wt = {TAIL_WRITE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(c->evcon), NULL, &wt);
+    return 0;
+}
+
+/* ---- publishing --------------------------------------------------------- */
+
+struct event_view {
+    const char *tag;
+    size_t tag_len;
+    int64_t time_ns;
+    const msgpack_object *fields;
+    char *json;               /* rendered once, for the first client wanting it */
+    size_t json_len;
+};
+
+static size_t queued(const struct client *c)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    return evbuffer_get_length(bufferevent_get_output(bev)) + evbuffer_get_length(c->batch);
+}
+
+static void offer(struct client *c, struct event_view *ev)
+{
+    if (c->q) {
+        struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
+                                     .time_ns = ev->time_ns, .fields = ev->fields};
+        if (!lh_query_match(c->q, &qr))
+            return;
+    }
+    if (!ev->json) {
+        ev->json = lh_record_json(ev->tag, ev->tag_len, ev->time_ns, ev->fields, NULL);
+        ev->json_len = ev->json ? strlen(ev->json) : 0;
+    }
+    if (!ev->json || queued(c) + ev->json_len + 1 > LH_TAIL_MAX_BACKLOG) {
+        c->dropped++;
+        lh_metric_add(c->t->drops, 1);
+        return;
+    }
+    if (c->dropped && evbuffer_add_printf(c->batch, "{\"dropped\":%llu}\n",
+                                          (unsigned long long)c->dropped) > 0)
+        c->dropped = 0;
+    if (evbuffer_add(c->batch, ev->json, ev->json_len) != 0 ||
+        evbuffer_add(c->batch, "\n", 1) != 0) {
+        c->dropped++;
+        lh_metric_add(c->t->drops, 1);
+    }
+}
+
+static bool decode_event(const msgpack_object *o, struct event_view *ev)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3)
+        return false;
+    const msgpack_object *a = o->via.array.ptr;
+    if (!lh_obj_bytes(&a[0], &ev->tag, &ev->tag_len) ||
+        lh_time_from_obj(&a[1], &ev->time_ns) != 0 || a[2].type != MSGPACK_OBJECT_MAP)
+        return false;
+    ev->fields = &a[2];
+    return true;
+}
+
+static void publish_event(const msgpack_object *o)
+{
+    struct event_view ev = {0};
+    if (!decode_event(o, &ev))
+        return;
+    for (struct lh_tail *t = registries; t; t = t->next) {
+        struct client *c;
+        LIST_FOREACH(c, &t->clients, link)
+            offer(c, &ev);
+    }
+    free(ev.json);
+}
+
+static void flush_all(void)
+{
+    for (struct lh_tail *t = registries; t; t = t->next) {
+        struct client *c;
+        LIST_FOREACH(c, &t->clients, link)
+            if (evbuffer_get_length(c->batch))
+                evhttp_send_reply_chunk(c->req, c->batch);
+    }
+}
+
+void lh_tail_publish(const char *events, size_t len, size_t n_events)
+{
+    bool anyone = false;
+    for (struct lh_tail *t = registries; t && !anyone; t = t->next)
+        anyone = t->n_clients > 0;
+    if (!anyone)
+        return;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    for (size_t i = 0; i < n_events; i++) {
+        if (msgpack_unpack_next(&u, events, len, &off) != MSGPACK_UNPACK_SUCCESS)
+            break;
+        publish_event(&u.data);
+    }
+    msgpack_unpacked_destroy(&u);
+    flush_all();
+}
