@@ -59,7 +59,7 @@ int in_file_fingerprint(int fd, uint64_t size, struct in_file_fp *fp)
 /* The first fp->len bytes still hash the same. */
 static bool same_prefix(int fd, const struct in_file_fp *fp)
 {
-    struct in_file_fp now;
+    struct in_file_fp now = {0};
     return fp->len == 0 || (in_file_fingerprint(fd, fp->len, &now) == 0 &&
                             now.len == fp->len && now.hash == fp->hash);
 }

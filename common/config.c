@@ -104,6 +104,7 @@ static int expect_kind(struct loader *l, const yaml_node_t *n, yaml_node_type_t 
 /* The text of a scalar node; NUL bytes inside would silently cut it. */
 static int scalar(struct loader *l, const yaml_node_t *n, const char *key, const char **out)
 {
+    *out = NULL; /* set on every path, so optimisers see it initialised */
     int rc = expect_kind(l, n, YAML_SCALAR_NODE, key, "a scalar");
     if (rc)
         return rc;
