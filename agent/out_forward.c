@@ -170,6 +170,7 @@ static void report_queued(struct fwd *f)
     struct lh_chunkq_stats st;
     lh_chunkq_stats(f->q, &st);
     lh_output_queued(f->out, st.bytes);
+    lh_metric_set(f->buffer_chunks, (int64_t)st.chunks);
 }
 
 static void schedule_sync(struct fwd *f)
@@ -514,6 +515,12 @@ static void get_metrics(struct fwd *f, struct lh_metrics *m)
                                     NULL, "Connections established to collectors");
     f->batches_in_flight = lh_metrics_get(m, LH_METRIC_GAUGE, "loghaul_agent_batches_in_flight",
                                           NULL, "Batches sent and not yet acknowledged");
+    f->acks = lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_acks_total", NULL,
+                             "Acknowledgements received from collectors (one per batch)");
+    f->bytes_sent = lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_bytes_sent_total", NULL,
+                                   "Forward frame bytes written to collectors, resends included");
+    f->buffer_chunks = lh_metrics_get(m, LH_METRIC_GAUGE, "loghaul_agent_buffer_chunks", NULL,
+                                      "Batches in the disk buffer waiting for an ack");
     f->dropped_full = lh_pipeline_dropped(f->pl, "buffer_full");
     f->dropped_corrupt = lh_pipeline_dropped(f->pl, "buffer_corrupt");
     const char *help = "Buffered chunks skipped: torn (cut by a crash) or corrupt (checksum)";

@@ -223,6 +223,7 @@ static int on_ack(struct conn *c, const msgpack_object *o)
         return LH_OK;
     }
     lh_metric_add(c->f->batches_in_flight, -1);
+    lh_metric_add(c->f->acks, 1);
     c->fails = 0;
     fwd_delivered(c->f, fc);
     return LH_OK;
@@ -405,6 +406,7 @@ void fwd_send_pending(struct fwd *f)
         }
         if (fc->attempts++ > 0)
             lh_metric_add(f->retries, 1);
+        lh_metric_add(f->bytes_sent, (int64_t)(fc->len + (fc->extra ? fc->extra_len : 0)));
         fc->sent_ms = lh_mono_ms();
         fq_push(&c->inflight, fc);
         lh_metric_add(f->batches_in_flight, 1);

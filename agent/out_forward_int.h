@@ -117,7 +117,7 @@ struct fwd {
     struct event *wake_ev;
     bool resync, closing;
     struct lh_metric *retries, *connections, *batches_in_flight, *dropped_full,
-        *dropped_corrupt, *skipped_torn, *skipped_corrupt;
+        *dropped_corrupt, *skipped_torn, *skipped_corrupt, *acks, *bytes_sent, *buffer_chunks;
 };
 
 void fq_push(struct fq *q, struct fchunk *fc);

@@ -84,6 +84,13 @@ def metrics_move_with_records_and_rejections(run):
                "agent records_acked_total to reach 500")
     check(agent.metric("loghaul_agent_records_dropped_total") == 0, "nothing was dropped")
     wait_until(lambda: agent.metric("loghaul_agent_batches_in_flight") == 0, 20, "in flight 0")
+    # Every batch sent was acknowledged once, its bytes counted, and the
+    # disk buffer emptied.
+    acks = agent.metric("loghaul_agent_acks_total") or 0
+    check(acks >= 1, "acks_total counts the collector's acks: %r" % acks)
+    check((agent.metric("loghaul_agent_bytes_sent_total") or 0) > 500 * 10,
+          "bytes_sent_total covers 500 records")
+    wait_until(lambda: agent.metric("loghaul_agent_buffer_chunks") == 0, 20, "buffer drained")
 
     # /status: the file read to its end, nothing lagging; the output connected.
     code, body = lhtest.http_get(agent.url + "/status")
