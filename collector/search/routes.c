@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include "collector/search/aggregate.h"
 #include "collector/search/federation.h"
+#include "collector/search/reply.h"
 #include "collector/search/search.h"
 #include "collector/search/tail.h"
 #include "common/err.h"
@@ -39,12 +41,30 @@ struct pending {
     LIST_ENTRY(pending) link;
 };
 
+#define LATENCY_METRIC "loghaul_collector_query_duration_seconds"
+
+/* Upper bounds (seconds) of the query latency histogram's buckets. */
+static const double latency_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,   1,    2.5,   5,    10};
+#define N_BOUNDS (sizeof latency_bounds / sizeof latency_bounds[0])
+
+/* The registry has counters and gauges only: the histogram is kept here
+ * (every request runs on the one event_base thread) and rendered after it.
+ * It times the local part of a query; peers answer later. */
+struct latency {
+    uint64_t le[N_BOUNDS];     /* observations <= bound (not cumulative) */
+    uint64_t count;
+    double sum;
+};
+
 struct lh_routes {
     struct event_base *base;
     struct lh_store *store;
     struct lh_tail *tail;
     struct lh_fed *fed;       /* NULL without peers */
     LIST_HEAD(, pending) pending;
+    struct lh_metric *queries;
+    struct latency latency;
 };
 
 /* The parameters every endpoint shares. */
@@ -55,43 +75,6 @@ struct params {
     struct lh_query *query;
     int64_t from_ns, to_ns;
 };
-
-/* ---- replies ------------------------------------------------------------ */
-
-static void reply_text(struct evhttp_request *req, int code, const char *reason,
-                       const char *type, const char *body, size_t len)
-{
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf || evbuffer_add(buf, body, len) != 0) {
-        evhttp_send_error(req, 500, "out of memory");
-    } else {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
-        evhttp_send_reply(req, code, reason, buf);
-    }
-    if (buf)
-        evbuffer_free(buf);
-}
-
-static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *v)
-{
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    if (!text) {
-        evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
-    size_t n = strlen(text);
-    text[n] = '\n'; /* replaces the NUL: the length is known */
-    reply_text(req, code, reason, "application/json", text, n + 1);
-    free(text);
-}
-
-static void reply_error(struct evhttp_request *req, int code, const char *msg, int position)
-{
-    json_t *o = position >= 0 ? json_pack("{s:s, s:i}", "error", msg, "position", position)
-                              : json_pack("{s:s}", "error", msg);
-    reply_json(req, code, code == 400 ? "Bad Request" : "Internal Server Error", o);
-    json_decref(o);
-}
 
 /* {"partial": true, "failed": [...]} for the peers that failed, or NULL. */
 static json_t *partial_marker(const struct lh_fed_answer *a, size_t n)
@@ -118,7 +101,7 @@ static int parse_params(struct evhttp_request *req, struct params *p)
     *p = (struct params){.from_ns = INT64_MIN, .to_ns = INT64_MAX};
     TAILQ_INIT(&p->kv);
     if (qs && evhttp_parse_query_str(qs, &p->kv) != 0) {
-        reply_error(req, 400, "malformed query string", -1);
+        lh_reply_error(req, 400, "malformed query string", -1);
         return LH_EINVAL;
     }
     p->q = evhttp_find_header(&p->kv, "q");
@@ -133,11 +116,11 @@ static int parse_params(struct evhttp_request *req, struct params *p)
     else if (p->from_ns > p->to_ns)
         msg = "from is after to";
     if (msg) {
-        reply_error(req, 400, msg, -1);
+        lh_reply_error(req, 400, msg, -1);
         return LH_EINVAL;
     }
     if (lh_query_parse(p->q ? p->q : "", &p->query, &qe) != 0) {
-        reply_error(req, 400, qe.msg[0] ? qe.msg : "invalid query", qe.position);
+        lh_reply_error(req, 400, qe.msg[0] ? qe.msg : "invalid query", qe.position);
         return LH_EINVAL;
     }
     return 0;
@@ -277,11 +260,9 @@ static void finish_search(struct pending *pd, const struct lh_fed_answer *a, siz
         json_decref(marker);
     }
     if (rc == 0 && out) {
-        evhttp_add_header(evhttp_request_get_output_headers(pd->req), "Content-Type",
-                          "application/x-ndjson");
-        evhttp_send_reply(pd->req, 200, "OK", out);
+        lh_reply_buf(pd->req, 200, "application/x-ndjson", out);
     } else {
-        reply_error(pd->req, 500, lh_strerror(rc ? rc : LH_ENOMEM), -1);
+        lh_reply_error(pd->req, 500, lh_strerror(rc ? rc : LH_ENOMEM), -1);
     }
     if (out)
         evbuffer_free(out);
@@ -304,7 +285,7 @@ static void merge_json(struct pending *pd, const struct lh_fed_answer *a, size_t
     json_t *marker = partial_marker(a, n);
     if (marker)
         json_array_append_new(pd->local, marker);
-    reply_json(pd->req, 200, "OK", pd->local);
+    lh_reply_json(pd->req, 200, pd->local);
 }
 
 static void on_peers(void *ud, const struct lh_fed_answer *a, size_t n)
@@ -323,7 +304,7 @@ static void ask_peers(struct lh_routes *r, struct pending *pd, const char *path_
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(pd->req),
                                           "Authorization");
     if (!path_query || lh_fed_ask(r->fed, path_query, auth, on_peers, pd) != 0) {
-        reply_error(pd->req, 500, "out of memory", -1);
+        lh_reply_error(pd->req, 500, "out of memory", -1);
         pending_free(pd);
     }
 }
@@ -359,29 +340,35 @@ static const char *search_opts(const struct params *p, struct lh_search_req *sr)
     return NULL;
 }
 
-static void federated_search(struct lh_routes *r, struct evhttp_request *req, struct params *p)
+static void on_search(struct lh_routes *r, struct evhttp_request *req, struct params *p)
 {
     struct lh_search_req sr;
     const char *msg = search_opts(p, &sr);
     if (msg) {
-        reply_error(req, 400, msg, -1);
+        lh_reply_error(req, 400, msg, -1);
         return;
     }
-    struct pending *pd = pending_new(r, req, K_SEARCH);
-    int rc = pd && (pd->lines = evbuffer_new()) ? lh_search_run(r->store, &sr, emit_line,
-                                                                 pd->lines) : LH_ENOMEM;
+    struct evbuffer *lines = evbuffer_new();
+    int rc = lines ? lh_search_run(r->store, &sr, emit_line, lines) : LH_ENOMEM;
+    struct pending *pd = NULL;
     if (rc != 0) {
         LH_ERROR(ROUTES_LOG, "search failed: %s", lh_strerror(rc));
-        reply_error(req, 500, lh_strerror(rc), -1);
-        if (pd)
-            pending_free(pd);
-        return;
+        lh_reply_error(req, 500, lh_strerror(rc), -1);
+    } else if (!federate(r, p)) {
+        lh_reply_buf(req, 200, "application/x-ndjson", lines);
+    } else if (!(pd = pending_new(r, req, K_SEARCH))) {
+        lh_reply_error(req, 500, "out of memory", -1);
+    } else {
+        pd->lines = lines;
+        lines = NULL;
+        pd->asc = sr.asc;
+        pd->limit = sr.limit;
+        char *path = peer_path(req, "/api/v1/search");
+        ask_peers(r, pd, path);
+        free(path);
     }
-    pd->asc = sr.asc;
-    pd->limit = sr.limit;
-    char *path = peer_path(req, "/api/v1/search");
-    ask_peers(r, pd, path);
-    free(path);
+    if (lines)
+        evbuffer_free(lines);
 }
 
 /* ---- stats -------------------------------------------------------------- */
@@ -402,7 +389,7 @@ static void on_stats(struct lh_routes *r, struct evhttp_request *req, struct par
     const char *const *by;
     size_t n_by;
     if (!lh_query_stats(p->query, &by, &n_by)) {
-        reply_error(req, 400, "the query needs '| stats count by FIELD, ...'", -1);
+        lh_reply_error(req, 400, "the query needs '| stats count by FIELD, ...'", -1);
         return;
     }
     struct lh_stats_req sr = {.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns,
@@ -414,16 +401,16 @@ static void on_stats(struct lh_routes *r, struct evhttp_request *req, struct par
         snprintf(msg, sizeof msg, rc == LH_EINVAL ? "stats: at most %d fields after 'by'"
                                                   : "stats: more than %d groups",
                  rc == LH_EINVAL ? LH_STATS_MAX_FIELDS : LH_STATS_MAX_GROUPS);
-        reply_error(req, 400, msg, -1);
+        lh_reply_error(req, 400, msg, -1);
     } else if (rc != 0) {
-        reply_error(req, 500, lh_strerror(rc), -1);
+        lh_reply_error(req, 500, lh_strerror(rc), -1);
     } else if (!federate(r, p)) {
         lh_stats_finish(rows);
-        reply_json(req, 200, "OK", rows);
+        lh_reply_json(req, 200, rows);
     } else {
         struct pending *pd = pending_new(r, req, K_STATS);
         if (!pd || copy_by(pd, by, n_by) != 0) {
-            reply_error(req, 500, "out of memory", -1);
+            lh_reply_error(req, 500, "out of memory", -1);
             if (pd)
                 pending_free(pd);
         } else {
@@ -500,15 +487,15 @@ static void on_histogram(struct lh_routes *r, struct evhttp_request *req, struct
     json_t *buckets = NULL;
     int rc = msg ? LH_EINVAL : lh_hist_run(r->store, &hr, &buckets);
     if (msg) {
-        reply_error(req, 400, msg, -1);
+        lh_reply_error(req, 400, msg, -1);
     } else if (rc != 0) {
-        reply_error(req, 500, lh_strerror(rc), -1);
+        lh_reply_error(req, 500, lh_strerror(rc), -1);
     } else if (!federate(r, p)) {
-        reply_json(req, 200, "OK", buckets);
+        lh_reply_json(req, 200, buckets);
     } else {
         struct pending *pd = pending_new(r, req, K_HIST);
         if (!pd) {
-            reply_error(req, 500, "out of memory", -1);
+            lh_reply_error(req, 500, "out of memory", -1);
         } else {
             pd->local = json_incref(buckets);
             char *pq = hist_peer_path(p, &hr);
@@ -527,39 +514,57 @@ static void on_tail(struct lh_routes *r, struct evhttp_request *req, struct para
     p->query = NULL; /* the stream owns it now */
     int rc = lh_tail_start(r->tail, req, q);
     if (rc == LH_ETOOBIG)
-        reply_error(req, 400, "too many live tail clients", -1);
+        lh_reply_error(req, 400, "too many live tail clients", -1);
     else if (rc != 0)
-        reply_error(req, 500, lh_strerror(rc), -1);
+        lh_reply_error(req, 500, lh_strerror(rc), -1);
 }
 
 /* ---- routing ------------------------------------------------------------ */
 
-static bool claims_search(const struct lh_routes *r, struct evhttp_request *req)
+static double mono_seconds(void)
 {
-    struct evkeyvalq kv;
-    TAILQ_INIT(&kv);
-    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    if (!qs || evhttp_parse_query_str(qs, &kv) != 0)
-        return r->fed != NULL;
-    const char *local = evhttp_find_header(&kv, "local");
-    bool mine = r->fed && !(local && strcmp(local, "0") != 0);
-    struct lh_query *q = NULL;
-    const char *const *by;
-    size_t n_by;
-    const char *text = evhttp_find_header(&kv, "q");
-    if (!mine && lh_query_parse(text ? text : "", &q, NULL) == 0)
-        mine = lh_query_stats(q, &by, &n_by);
-    lh_query_free(q);
-    evhttp_clear_headers(&kv);
-    return mine;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void latency_observe(struct latency *l, double seconds)
+{
+    for (size_t i = 0; i < N_BOUNDS; i++) {
+        if (seconds <= latency_bounds[i]) {
+            l->le[i]++;
+            break;
+        }
+    }
+    l->count++;
+    l->sum += seconds;
+}
+
+int lh_routes_render_metrics(const struct lh_routes *r, struct evbuffer *out)
+{
+    const struct latency *l = &r->latency;
+    int rc = evbuffer_add_printf(out, "# HELP %s Time to answer a query (its local part)\n"
+                                      "# TYPE %s histogram\n", LATENCY_METRIC, LATENCY_METRIC);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < N_BOUNDS && rc >= 0; i++) {
+        cum += l->le[i];
+        rc = evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", LATENCY_METRIC,
+                                 latency_bounds[i], (unsigned long long)cum);
+    }
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
+                                 LATENCY_METRIC, (unsigned long long)l->count, LATENCY_METRIC,
+                                 l->sum, LATENCY_METRIC, (unsigned long long)l->count);
+    return rc < 0 ? LH_ENOMEM : 0;
 }
 
 bool lh_routes_handle(struct lh_routes *r, struct evhttp_request *req, const char *path)
 {
-    bool search = strcmp(path, "/api/v1/search") == 0;
-    if (!(search && claims_search(r, req)) && strcmp(path, "/api/v1/histogram") != 0 &&
-        strcmp(path, "/api/v1/stats") != 0 && strcmp(path, "/api/v1/tail") != 0)
+    bool tail = strcmp(path, "/api/v1/tail") == 0;
+    if (!tail && strcmp(path, "/api/v1/search") != 0 &&
+        strcmp(path, "/api/v1/histogram") != 0 && strcmp(path, "/api/v1/stats") != 0)
         return false;
+    double t0 = mono_seconds();
     struct params p;
     if (parse_params(req, &p) != 0) {
         params_free(&p);
@@ -569,13 +574,17 @@ bool lh_routes_handle(struct lh_routes *r, struct evhttp_request *req, const cha
     size_t n_by;
     if (strcmp(path, "/api/v1/histogram") == 0)
         on_histogram(r, req, &p);
-    else if (strcmp(path, "/api/v1/tail") == 0)
+    else if (tail)
         on_tail(r, req, &p);
     else if (strcmp(path, "/api/v1/stats") == 0 || lh_query_stats(p.query, &by, &n_by))
         on_stats(r, req, &p, path);
     else
-        federated_search(r, req, &p);
+        on_search(r, req, &p);
     params_free(&p);
+    if (!tail) {
+        lh_metric_add(r->queries, 1);
+        latency_observe(&r->latency, mono_seconds() - t0);
+    }
     return true;
 }
 
@@ -590,6 +599,8 @@ int lh_routes_new(struct event_base *base, struct lh_store *store, struct lh_met
     r->base = base;
     r->store = store;
     LIST_INIT(&r->pending);
+    r->queries = lh_metrics_get(metrics, LH_METRIC_COUNTER, "loghaul_collector_queries_total",
+                                NULL, "Queries answered (search, histogram, stats)");
     if (lh_tail_new(metrics, &r->tail) != 0) {
         free(r);
         return LH_ENOMEM;

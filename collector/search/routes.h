@@ -15,6 +15,7 @@
 #ifndef LH_ROUTES_H
 #define LH_ROUTES_H
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdbool.h>
@@ -36,8 +37,11 @@ void lh_routes_free(struct lh_routes *r);
 int lh_routes_set_peers(struct lh_routes *r, char *const *peers, size_t n, char *err,
                         size_t errlen);
 
-/* Answers req and returns true when path is one of the endpoints above,
- * or a search that needs federation or stats; false leaves req alone. */
+/* Answers req and returns true when path is /api/v1/search or one of the
+ * endpoints above; false leaves req alone. */
 bool lh_routes_handle(struct lh_routes *r, struct evhttp_request *req, const char *path);
+
+/* Appends loghaul_collector_query_duration_seconds (a histogram) to out. */
+int lh_routes_render_metrics(const struct lh_routes *r, struct evbuffer *out);
 
 #endif

@@ -1,0 +1,24 @@
+/* HTTP replies shared by the collector's API handlers. */
+#ifndef LH_REPLY_H
+#define LH_REPLY_H
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stddef.h>
+
+/* Standard reason phrase of the status codes the API answers. */
+const char *lh_reply_reason(int code);
+/* Sends body (copied) with a Content-Type. */
+void lh_reply_text(struct evhttp_request *req, int code, const char *type, const char *body,
+                   size_t len);
+/* Sends body (drained into the reply). */
+void lh_reply_buf(struct evhttp_request *req, int code, const char *type,
+                  struct evbuffer *body);
+/* v as compact JSON plus a newline (v is borrowed). */
+void lh_reply_json(struct evhttp_request *req, int code, json_t *v);
+/* {"error": msg} or, with position >= 0, {"error": msg, "position": N}
+ * (SPEC section 7's shape for a bad query). */
+void lh_reply_error(struct evhttp_request *req, int code, const char *msg, int position);
+
+#endif
