@@ -62,12 +62,29 @@ void lh_ckpt_free(struct lh_ckpt *c)
     free(c);
 }
 
+/* "fp"/"fp_len" came with fingerprints: files saved before have neither
+ * (fp_len 0: unknown, resumed by identity alone). */
+static int parse_fp(json_t *e, struct lh_ckpt_saved *s)
+{
+    json_t *fp = json_object_get(e, "fp"), *len = json_object_get(e, "fp_len");
+    if (!fp && !len)
+        return LH_OK;
+    const char *hex = json_string_value(fp);
+    if (!hex || strlen(hex) != 16 || strspn(hex, "0123456789abcdefABCDEF") != 16 ||
+        !json_is_integer(len) || json_integer_value(len) < 0 ||
+        json_integer_value(len) > UINT32_MAX)
+        return LH_ECORRUPT;
+    s->fp_hash = strtoull(hex, NULL, 16);
+    s->fp_len = (uint32_t)json_integer_value(len);
+    return LH_OK;
+}
+
 static int parse_entry(json_t *e, struct lh_ckpt_saved *s)
 {
     json_t *dev = json_object_get(e, "dev"), *ino = json_object_get(e, "inode");
     json_t *path = json_object_get(e, "path"), *off = json_object_get(e, "offset");
     if (!json_is_integer(dev) || !json_is_integer(ino) || !json_is_string(path) ||
-        !json_is_integer(off) || json_integer_value(off) < 0)
+        !json_is_integer(off) || json_integer_value(off) < 0 || parse_fp(e, s) != LH_OK)
         return LH_ECORRUPT;
     s->path = strdup(json_string_value(path));
     if (!s->path)
@@ -88,7 +105,7 @@ static int parse_files(struct lh_ckpt *c, json_t *files, char *err, size_t errle
         int rc = parse_entry(json_array_get(files, i), &c->saved[c->n_saved]);
         if (rc != LH_OK) {
             snprintf(err, errlen, "%s: entry %zu: %s", c->path, i,
-                     rc == LH_ECORRUPT ? "needs dev, inode, path and offset" : lh_strerror(rc));
+                     rc == LH_ECORRUPT ? "needs dev, inode, path and offset (fp: 16 hex digits with fp_len)" : lh_strerror(rc));
             return rc;
         }
         c->n_saved++;
@@ -130,8 +147,11 @@ int lh_ckpt_load(struct lh_ckpt *c, char *err, size_t errlen)
 
 static json_t *file_json(const struct lh_ckpt_file *f)
 {
-    return json_pack("{sIsIsssI}", "dev", (json_int_t)f->dev, "inode", (json_int_t)f->ino,
-                     "path", f->path, "offset", (json_int_t)f->committed);
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)f->fp_hash);
+    return json_pack("{sIsIsssIsssI}", "dev", (json_int_t)f->dev, "inode", (json_int_t)f->ino,
+                     "path", f->path, "offset", (json_int_t)f->committed, "fp", fp, "fp_len",
+                     (json_int_t)f->fp_len);
 }
 
 int lh_ckpt_save(struct lh_ckpt *c)
@@ -183,8 +203,8 @@ int lh_ckpt_recover(struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end)
     return LH_OK;
 }
 
-bool lh_ckpt_lookup(const struct lh_ckpt *c, uint64_t dev, uint64_t ino, const char *path,
-                    uint64_t size, uint64_t *offset)
+const struct lh_ckpt_saved *lh_ckpt_find(const struct lh_ckpt *c, uint64_t dev, uint64_t ino,
+                                         const char *path, uint64_t size)
 {
     /* Identity is dev+inode (a rotated file keeps it under a new name); an
      * entry that also has the same path wins when an inode was reused. */
@@ -196,9 +216,16 @@ bool lh_ckpt_lookup(const struct lh_ckpt *c, uint64_t dev, uint64_t ino, const c
         if (!best || strcmp(s->path, path) == 0)
             best = s;
     }
-    if (best)
-        *offset = best->offset;
-    return best != NULL;
+    return best;
+}
+
+bool lh_ckpt_lookup(const struct lh_ckpt *c, uint64_t dev, uint64_t ino, const char *path,
+                    uint64_t size, uint64_t *offset)
+{
+    const struct lh_ckpt_saved *s = lh_ckpt_find(c, dev, ino, path, size);
+    if (s)
+        *offset = s->offset;
+    return s != NULL;
 }
 
 struct lh_ckpt_file *lh_ckpt_file_open(struct lh_ckpt *c, uint64_t dev, uint64_t ino,
@@ -233,6 +260,15 @@ static void forget_if_done(struct lh_ckpt *c, struct lh_ckpt_file *f)
         }
     }
     file_free(f);
+    c->dirty = true;
+}
+
+void lh_ckpt_file_set_fp(struct lh_ckpt *c, struct lh_ckpt_file *f, uint64_t hash, uint32_t len)
+{
+    if (f->fp_hash == hash && f->fp_len == len)
+        return;
+    f->fp_hash = hash;
+    f->fp_len = len;
     c->dirty = true;
 }
 

@@ -35,6 +35,8 @@ struct lh_ckpt_file {
     struct lh_ckpt_file *next;
     uint64_t dev, ino;
     char *path;
+    uint64_t fp_hash;         /* fingerprint of the first fp_len bytes */
+    uint32_t fp_len;          /* 0: not known (empty file) */
     uint64_t committed;       /* every record before it is acknowledged */
     struct lh_ckpt_seg *head; /* oldest pending segment */
     struct lh_ckpt_seg *tail; /* newest; the only one records may join */
@@ -46,6 +48,8 @@ struct lh_ckpt_saved {
     uint64_t dev, ino;
     char *path;
     uint64_t offset;
+    uint64_t fp_hash;
+    uint32_t fp_len;           /* 0: no fingerprint saved (older file, empty file) */
 };
 
 struct lh_ckpt {
@@ -75,16 +79,22 @@ int lh_ckpt_save(struct lh_ckpt *c);
  * LH_ENOMEM. */
 int lh_ckpt_recover(struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end);
 
-/* Offset to resume a file from: the saved entry with the same dev and inode,
- * when the file is at least that long (else the inode was reused). A saved
- * entry for the same path but another inode means the file was replaced:
- * no resume. True when an offset was found. */
+/* The saved entry to resume a file from: same dev and inode, an offset the
+ * file is at least as long as (else the inode was reused), the entry with
+ * the same path preferred. A saved entry for the same path but another
+ * inode means the file was replaced: no resume. NULL when none. The caller
+ * compares the entry's fingerprint with the file's first fp_len bytes. */
+const struct lh_ckpt_saved *lh_ckpt_find(const struct lh_ckpt *c, uint64_t dev, uint64_t ino,
+                                         const char *path, uint64_t size);
+/* lh_ckpt_find's offset, ignoring the fingerprint. True when found. */
 bool lh_ckpt_lookup(const struct lh_ckpt *c, uint64_t dev, uint64_t ino, const char *path,
                     uint64_t size, uint64_t *offset);
 
 /* Starts tracking a file read from offset. NULL on OOM. */
 struct lh_ckpt_file *lh_ckpt_file_open(struct lh_ckpt *c, uint64_t dev, uint64_t ino,
                                        const char *path, uint64_t offset);
+/* The fingerprint of f (saved with its offset); dirty when it changed. */
+void lh_ckpt_file_set_fp(struct lh_ckpt *c, struct lh_ckpt_file *f, uint64_t hash, uint32_t len);
 /* The input no longer reads f; it is forgotten once its segments drain. */
 void lh_ckpt_file_close(struct lh_ckpt *c, struct lh_ckpt_file *f);
 /* The file was truncated and is read again from 0: committed follows. */

@@ -292,17 +292,39 @@ static bool followed_before(const struct in_file *in, const char *path)
     return false;
 }
 
-static uint64_t start_offset(struct in_file *in, const struct stat *st, const char *path)
+/* The saved entry describes the file fd holds: its first fp_len bytes hash
+ * the same (an inode reused by another file while stopped does not). */
+static bool saved_matches(int fd, const struct lh_ckpt_saved *s)
 {
-    uint64_t off = 0;
-    if (lh_ckpt_lookup(in->ctx.ckpt, (uint64_t)st->st_dev, (uint64_t)st->st_ino, path,
-                       (uint64_t)st->st_size, &off))
-        return off;
+    struct in_file_fp fp = {.hash = s->fp_hash, .len = s->fp_len};
+    return same_prefix(fd, &fp);
+}
+
+static uint64_t start_offset(struct in_file *in, int fd, const struct stat *st, const char *path)
+{
+    const struct lh_ckpt_saved *s = lh_ckpt_find(in->ctx.ckpt, (uint64_t)st->st_dev,
+                                                 (uint64_t)st->st_ino, path,
+                                                 (uint64_t)st->st_size);
+    if (s && saved_matches(fd, s))
+        return s->offset;
+    if (s) {
+        LH_WARN(IN_FILE_LOG, "[%s] %s reuses the inode of %s but its first bytes differ: a new "
+                "file, read from 0", in->cfg->tag, path, s->path[0] ? s->path : "a file read before");
+        return 0;
+    }
     /* Only files already there at start may skip their content: a file that
      * appears later is new, every line of it unread. */
     if (!in->started && in->cfg->read_from == READ_FROM_TAIL && !followed_before(in, path))
         return (uint64_t)st->st_size;
     return 0;
+}
+
+/* The fingerprint changed: the checkpoint keeps it with the offset. */
+static void take_fingerprint(struct in_file *in, struct tfile *tf, uint64_t size)
+{
+    in_file_fingerprint(tf->fd, size, &tf->fp);
+    if (tf->ck)
+        lh_ckpt_file_set_fp(in->ctx.ckpt, tf->ck, tf->fp.hash, tf->fp.len);
 }
 
 static int tfile_open(struct in_file *in, struct tfile *tf, int fd, const struct stat *st)
@@ -311,12 +333,12 @@ static int tfile_open(struct in_file *in, struct tfile *tf, int fd, const struct
     tf->dev = (uint64_t)st->st_dev;
     tf->ino = (uint64_t)st->st_ino;
     tf->size = (uint64_t)st->st_size;
-    in_file_fingerprint(fd, tf->size, &tf->fp);
-    tf->offset = start_offset(in, st, tf->path);
+    tf->offset = start_offset(in, fd, st, tf->path);
     tf->ready = true;
     tf->ck = lh_ckpt_file_open(in->ctx.ckpt, tf->dev, tf->ino, tf->path, tf->offset);
     if (!tf->ck)
         return ENOMEM;
+    take_fingerprint(in, tf, tf->size);
     LH_INFO(IN_FILE_LOG, "[%s] following %s from offset %llu", in->cfg->tag, tf->path,
             (unsigned long long)tf->offset);
     return 0;
@@ -475,7 +497,7 @@ static void restart(struct in_file *in, struct tfile *tf, const char *why)
             tf->path, why, (unsigned long long)tf->size, (unsigned long long)tf->offset);
     tf->offset = 0;
     in_file_forget_partial(tf);
-    in_file_fingerprint(tf->fd, tf->size, &tf->fp);
+    take_fingerprint(in, tf, tf->size);
     lh_ckpt_file_restart(in->ctx.ckpt, tf->ck);
     tf->ready = true;
 }
@@ -508,7 +530,7 @@ void in_file_check(struct in_file *in, struct tfile *tf)
     if (!same_prefix(tf->fd, &tf->fp))
         restart(in, tf, "was rewritten (its first bytes changed)");
     else if (tf->fp.len < IN_FILE_FP_MAX)
-        in_file_fingerprint(tf->fd, size, &tf->fp);
+        take_fingerprint(in, tf, size);
 }
 
 static void follow_renamed(struct in_file *in, const char *dir, const char *name)
@@ -536,8 +558,18 @@ static void follow_renamed(struct in_file *in, const char *dir, const char *name
     tf->drain_since_ms = lh_mono_ms();
 }
 
+static bool same_file_at(int dfd, const char *name, const struct lh_ckpt_saved *s)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    bool same = fd >= 0 && saved_matches(fd, s);
+    if (fd >= 0)
+        close(fd);
+    return same;
+}
+
 /* At start: a file we followed that was renamed while the agent was
- * stopped still sits in the same directory under another name. */
+ * stopped still sits in the same directory under another name (same
+ * identity, fingerprint included). */
 static void find_rotated(struct in_file *in, const struct lh_ckpt_saved *s)
 {
     char dir[PATH_MAX];
@@ -555,7 +587,7 @@ static void find_rotated(struct in_file *in, const struct lh_ckpt_saved *s)
         struct stat st;
         if ((uint64_t)e->d_ino != s->ino || fstatat(dirfd(d), e->d_name, &st, 0) != 0 ||
             (uint64_t)st.st_dev != s->dev || (uint64_t)st.st_size < s->offset ||
-            !S_ISREG(st.st_mode))
+            !S_ISREG(st.st_mode) || !same_file_at(dirfd(d), e->d_name, s))
             continue;
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)

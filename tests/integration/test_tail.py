@@ -1,7 +1,8 @@
 """File tailing counted by sequence number end to end (no loss, no
 duplicate): rename rotations during a fast write, copytruncate, the agent
 SIGKILLed twice during rotations, a file rotated while the agent is down,
-a file deleted and recreated, a 1 MiB line, a missing trailing newline,
+a file deleted and recreated, an inode reused by another file while the
+agent is stopped, a 1 MiB line, a missing trailing newline,
 and 1000 files under a `**` pattern.
 
 Run alone: LH_BIN_DIR=build LH_SRC_DIR=. python3 tests/integration/test_tail.py
@@ -154,12 +155,12 @@ def deleted_and_recreated(run):
 
 # ---- content, through the stdout output -----------------------------------
 
-def stdout_agent(run, paths, **inp):
+def stdout_agent(run, paths, name="agent", **inp):
     i = {"type": "file", "tag": "t", "paths": paths, "read_from": "head"}
     i.update(inp)
     cfg = {"agent": {"name": "a", "data_dir": run.path("data"), "http": "127.0.0.1:0"},
            "inputs": [i], "outputs": [{"type": "stdout", "match": "*"}]}
-    return lhtest.start_agent(run, "agent", cfg=cfg)
+    return lhtest.start_agent(run, name, cfg=cfg)
 
 
 def records(agent):
@@ -171,6 +172,63 @@ def records(agent):
         if line.startswith(b"{"):
             out.append(json.loads(line))
     return out
+
+
+def saved_offsets(run):
+    with open(run.path("data", "checkpoints.json")) as f:
+        return {e["path"]: e for e in json.load(f)["files"]}
+
+
+def reuse_inode(path, ino, tries=3000):
+    """Creates files beside path until one gets inode ino, renames it to
+    path and returns True; the misses are removed afterwards. ext4 hands
+    out the lowest free inode of the group, so keeping the misses walks up
+    to the freed one."""
+    d = os.path.dirname(path)
+    misses = []
+    try:
+        for k in range(tries):
+            p = os.path.join(d, "probe%d" % k)
+            open(p, "w").close()
+            if os.stat(p).st_ino == ino:
+                os.rename(p, path)
+                return True
+            misses.append(p)
+        return False
+    finally:
+        for p in misses:
+            os.unlink(p)
+
+
+@test
+def inode_reused_across_restart(run):
+    log = run.path("logs", "app.log")
+    os.makedirs(os.path.dirname(log))
+    lhtest.write_lines(log, 0, 1000)
+    agent = stdout_agent(run, [log])
+    wait_until(lambda: len(records(agent)) >= 1000, 30, "the first file")
+    check(agent.proc.stop() == 0, "agent did not stop cleanly")
+    run.procs.remove(agent.proc)
+    st = os.stat(log)
+    e = saved_offsets(run).get(log)
+    check(e and e["offset"] == st.st_size and e["fp_len"] > 0,
+          "checkpoint of the first file: %r" % e)
+    os.unlink(log)
+    if not reuse_inode(log, st.st_ino):
+        print("note: this file system did not hand inode %d out again; the reuse is "
+              "simulated by the saved identity only" % st.st_ino)
+        return
+    # Another file with the old inode, longer than the old offset: only its
+    # first bytes tell it apart.
+    lhtest.write_lines(log, 1000, 4000)
+    check(os.stat(log).st_size > e["offset"], "new file longer than the saved offset")
+    a2 = stdout_agent(run, [log], name="agent-r1")
+    wait_until(lambda: len(records(a2)) >= 3000, 30, "every line of the new file")
+    a2.proc.wait_log(r"reuses the inode")
+    seqs = collections.Counter(int(r["message"].split()[1]) for r in records(a2))
+    check(set(seqs) == set(range(1000, 4000)) and max(seqs.values()) == 1,
+          "new file read once from its start: %d distinct, first %r"
+          % (len(seqs), sorted(seqs)[:3]))
 
 
 @test

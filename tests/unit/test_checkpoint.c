@@ -160,6 +160,60 @@ START_TEST(test_corrupt_files)
 }
 END_TEST
 
+/* The fingerprint travels with the offset, so a restart can tell a file
+ * from another that got its inode; files saved before fingerprints load. */
+START_TEST(test_fingerprint_saved)
+{
+    struct lh_ckpt *c = load_store();
+    struct lh_ckpt_file *f = lh_ckpt_file_open(c, 7, 1001, "/var/log/a.log", 300);
+    ck_assert_int_eq(lh_ckpt_save(c), 0);
+    lh_ckpt_file_set_fp(c, f, 0xfedcba9876543210ULL, 512);
+    ck_assert(c->dirty);
+    ck_assert_int_eq(lh_ckpt_save(c), 0);
+    lh_ckpt_file_set_fp(c, f, 0xfedcba9876543210ULL, 512);
+    ck_assert(!c->dirty);
+    lh_ckpt_free(c);
+
+    c = load_store();
+    const struct lh_ckpt_saved *s = lh_ckpt_find(c, 7, 1001, "/var/log/a.log", 1000);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->offset, 300);
+    ck_assert_uint_eq(s->fp_hash, 0xfedcba9876543210ULL);
+    ck_assert_uint_eq(s->fp_len, 512);
+    ck_assert_ptr_null(lh_ckpt_find(c, 7, 1001, "/var/log/a.log", 299));
+    lh_ckpt_free(c);
+
+    write_text(ckpt_path, "{\"files\": [{\"dev\": 1, \"inode\": 2, \"path\": \"/a\", "
+                          "\"offset\": 3}]}");
+    c = load_store();
+    s = lh_ckpt_find(c, 1, 2, "/a", 3);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->fp_len, 0);
+    lh_ckpt_free(c);
+}
+END_TEST
+
+START_TEST(test_fingerprint_corrupt)
+{
+    const char *head = "{\"files\": [{\"dev\": 1, \"inode\": 2, \"path\": \"/a\", "
+                       "\"offset\": 3, ";
+    char text[256];
+    static const char *const bad[] = {
+        "\"fp\": \"12\", \"fp_len\": 4",
+        "\"fp\": \"-123456789abcdef\", \"fp_len\": 4",
+        "\"fp\": \"0123456789abcdeg\", \"fp_len\": 4",
+        "\"fp\": \"0123456789abcdef\"",
+        "\"fp_len\": 4",
+        "\"fp\": \"0123456789abcdef\", \"fp_len\": -1",
+        "\"fp\": 5, \"fp_len\": 4",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%s%s}]}", head, bad[i]);
+        expect_corrupt(text, "entry 0");
+    }
+}
+END_TEST
+
 START_TEST(test_out_of_order_acks)
 {
     struct lh_ckpt *c = load_store();
@@ -242,6 +296,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_crash_leaves_tmp);
     tcase_add_test(tc, test_recover_from_buffer);
     tcase_add_test(tc, test_corrupt_files);
+    tcase_add_test(tc, test_fingerprint_saved);
+    tcase_add_test(tc, test_fingerprint_corrupt);
     tcase_add_test(tc, test_out_of_order_acks);
     tcase_add_test(tc, test_every_output_must_ack);
     tcase_add_test(tc, test_unrouted_and_close);
