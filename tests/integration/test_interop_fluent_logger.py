@@ -47,9 +47,11 @@ def every_mode_is_acked_and_searchable(run):
     col = lhtest.start_collector(run, "collector", shared_key=KEY)
     for mode in ("Message", "PackedForward", "CompressedPackedForward"):
         tag = "interop." + mode.lower()
+        before = col.records_in()
         r = send(col, certs, mode, tag)
         check(r.returncode == 0 and "acked %d" % COUNT in r.stdout,
-              "%s: sender exit %d, out %r, err %r" % (mode, r.returncode, r.stdout, r.stderr))
+              "%s: sender exit %d, out %r, err %r; collector acked %d records meanwhile"
+              % (mode, r.returncode, r.stdout, r.stderr[:300], col.records_in() - before))
         res, recs, ctl = lhtest.search([col.url], "tag:%s" % tag, "--limit", "1000")
         check(res.returncode == 0 and not ctl, "search %s: %s" % (mode, res.stderr))
         seqs = sorted(x["seq"] for x in recs)
