@@ -88,6 +88,7 @@ struct in_file {
     struct event *more;
     struct event *ml_timer;
     char *buf;
+    int64_t read_ns;          /* record time of the lines being emitted */
     size_t walked;            /* directories seen by the current walk */
     unsigned ticks;
     bool paused, stopped, started;

@@ -37,9 +37,7 @@ static void emit(struct in_file *in, struct tfile *tf, const char *p, size_t n, 
 {
     struct lh_tx_line l = {p,        n,         in->ctx.host, in->host_len,
                            tf->path, tf->path_len, truncated};
-    /* Read time per line (a vDSO clock read): lines of one chunk keep
-     * their file order when results are sorted by time. */
-    int64_t ns = lh_now_ns();
+    int64_t ns = in->read_ns;
     if (!lh_transform_line(in->tx, &in->rb, &l, &ns)) {
         tf->skipped_end = end;
         return;
@@ -159,6 +157,7 @@ void in_file_forget_partial(struct tfile *tf)
 
 void in_file_flush(struct in_file *in, struct tfile *tf)
 {
+    in->read_ns = lh_now_ns();
     if (tf->partial_len) {
         size_t n = tf->partial_len;
         tf->partial_len = 0;
@@ -208,7 +207,14 @@ static int read_some(struct in_file *in, struct tfile *tf)
             return READ_IDLE;
         }
         tf->ml_last_ms = lh_mono_ms();
-        if (split_lines(in, tf, in->buf, (size_t)n) != 0)
+        /* One clock read per chunk, not per line: the lines of a read share
+         * its time (equal times keep file order), and no line is stamped
+         * later than the moment it was read. */
+        in->read_ns = lh_now_ns();
+        lh_route_hold(in->route);
+        int rc = split_lines(in, tf, in->buf, (size_t)n);
+        lh_route_release(in->route);
+        if (rc != 0)
             LH_ERROR(IN_FILE_LOG, "[%s] %s: out of memory splitting lines", in->cfg->tag,
                      tf->path);
         tf->offset += (uint64_t)n;
@@ -243,8 +249,13 @@ void in_file_read_all(struct in_file *in)
     }
     if (in->paused)
         in->all_ready = true;
-    if (more)
-        event_active(in->more, EV_TIMEOUT, 0);
+    /* A zero timer, not event_active: libevent runs events activated from
+     * a callback in the same pass, so a backlog would starve every socket
+     * (acks, /metrics) until it is read; a timer waits for the next poll. */
+    if (more) {
+        struct timeval now = {0, 0};
+        event_add(in->more, &now);
+    }
     in_file_ml_expire(in);
 }
 

@@ -45,6 +45,8 @@ struct lh_route {
     struct target *t;
     size_t n;
     struct lh_metric *read;
+    bool held;                  /* inside lh_route_hold/lh_route_release */
+    uint64_t held_reads;        /* records emitted while held, not yet counted */
 };
 
 struct input {
@@ -377,7 +379,10 @@ int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int6
                   lh_pack_fields_fn fn, void *ud)
 {
     struct lh_pipeline *pl = r->pl;
-    lh_metric_add(r->read, 1);
+    if (r->held)
+        r->held_reads++;
+    else
+        lh_metric_add(r->read, 1);
     bool fresh = false;
     /* Inputs without a file position (syslog) have nothing to checkpoint. */
     struct lh_ckpt_seg *seg =
@@ -397,9 +402,25 @@ int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int6
         lh_metric_add(pl->dropped_encode, 1);
         rc = LH_ENOMEM;
     }
-    if (!pl->paused && over_cap(pl))
+    if (!r->held && !pl->paused && over_cap(pl))
         set_paused(pl, true);
     return rc;
+}
+
+void lh_route_hold(struct lh_route *r)
+{
+    r->held = true;
+}
+
+void lh_route_release(struct lh_route *r)
+{
+    struct lh_pipeline *pl = r->pl;
+    r->held = false;
+    if (r->held_reads)
+        lh_metric_add(r->read, (int64_t)r->held_reads);
+    r->held_reads = 0;
+    if (!pl->paused && over_cap(pl))
+        set_paused(pl, true);
 }
 
 /* ---- the pipeline ------------------------------------------------------- */

@@ -178,6 +178,13 @@ int lh_pipeline_route(struct lh_pipeline *pl, const char *tag, struct lh_route *
 int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int64_t ns,
                   lh_pack_fields_fn fn, void *ud);
 
+/* Brackets the records of one read (a chunk of a file): the read counter
+ * and the outputs' cap are then looked at once per chunk, not once per
+ * record. Past the cap, inputs are paused at lh_route_release, so the
+ * outputs may hold one chunk's records more than the cap. */
+void lh_route_hold(struct lh_route *r);
+void lh_route_release(struct lh_route *r);
+
 /* Outputs: a batch was acknowledged (or delivered, for stdout, or made
  * durable in a buffer). Frees it. */
 void lh_output_acked(struct lh_output *out, struct lh_batch *b);

@@ -50,11 +50,9 @@ void lh_rb_key(const struct lh_recbuilder *rb, size_t idx, const char **k, size_
     *kn = rb->f[idx].kn;
 }
 
-static struct lh_rb_field *slot_for(struct lh_recbuilder *rb, const char *k, size_t kn, int *rc)
+static struct lh_rb_field *append_slot(struct lh_recbuilder *rb, const char *k, size_t kn,
+                                       int *rc)
 {
-    int at = lh_rb_find(rb, k, kn);
-    if (at >= 0)
-        return &rb->f[at];
     if (rb->n == LH_RB_MAX_FIELDS) {
         *rc = LH_ETOOBIG;
         return NULL;
@@ -74,6 +72,21 @@ static struct lh_rb_field *slot_for(struct lh_recbuilder *rb, const char *k, siz
     f->kn = kn;
     f->k_scratch = false;
     return f;
+}
+
+static struct lh_rb_field *slot_for(struct lh_recbuilder *rb, const char *k, size_t kn, int *rc)
+{
+    int at = lh_rb_find(rb, k, kn);
+    return at >= 0 ? &rb->f[at] : append_slot(rb, k, kn, rc);
+}
+
+int lh_rb_add_str(struct lh_recbuilder *rb, const char *k, size_t kn, const char *s, size_t n)
+{
+    int rc = LH_OK;
+    struct lh_rb_field *f = append_slot(rb, k, kn, &rc);
+    if (f)
+        f->v = (struct lh_rb_val){.kind = LH_RBV_STR, .p = s, .n = n};
+    return rc;
 }
 
 int lh_rb_set(struct lh_recbuilder *rb, const char *k, size_t kn, const struct lh_rb_val *v)

@@ -67,6 +67,9 @@ void lh_rb_reset(struct lh_recbuilder *rb);
  * 0, LH_ENOMEM, or LH_ETOOBIG past LH_RB_MAX_FIELDS. */
 int lh_rb_set(struct lh_recbuilder *rb, const char *k, size_t kn, const struct lh_rb_val *v);
 int lh_rb_set_str(struct lh_recbuilder *rb, const char *k, size_t kn, const char *s, size_t n);
+/* Appends a field whose name the record does not have yet, without
+ * looking (a fresh record's first fields). */
+int lh_rb_add_str(struct lh_recbuilder *rb, const char *k, size_t kn, const char *s, size_t n);
 /* Copies s into scratch first (for values whose memory goes away). */
 int lh_rb_set_copy(struct lh_recbuilder *rb, const char *k, size_t kn, const char *s, size_t n);
 /* Raw values: pack into rb->spk between begin (returns the scratch offset)

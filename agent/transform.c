@@ -161,9 +161,9 @@ uint64_t lh_transform_filtered(const struct lh_transform *t)
 static int base_fields(struct lh_recbuilder *rb, const struct lh_tx_line *l)
 {
     lh_rb_reset(rb);
-    int rc = lh_rb_set_str(rb, "message", 7, l->p, l->n);
-    rc = rc ? rc : lh_rb_set_str(rb, "host", 4, l->host, l->host_len);
-    rc = rc ? rc : lh_rb_set_str(rb, "source", 6, l->source, l->source_len);
+    int rc = lh_rb_add_str(rb, "message", 7, l->p, l->n);
+    rc = rc ? rc : lh_rb_add_str(rb, "host", 4, l->host, l->host_len);
+    rc = rc ? rc : lh_rb_add_str(rb, "source", 6, l->source, l->source_len);
     if (rc == 0 && l->truncated) {
         struct lh_rb_val v = {.kind = LH_RBV_BOOL, .num.b = true};
         rc = lh_rb_set(rb, "truncated", 9, &v);
