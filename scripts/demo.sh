@@ -96,7 +96,5 @@ show --limit 3 -o json '*'
 show --limit 5 -o text '503 OR 502'
 show --limit 3 -o text '"POST /api"'
 echo
-echo "The demo stops both daemons now. To run them again yourself:"
-echo "  $BUILD/collector/loghaul-collector -c demo-run/collector.yaml &"
-echo "  $BUILD/agent/loghaul-agent -c demo-run/agent.yaml &"
-echo "(the configs use port 0: the collector logs the ports it chose)."
+echo "The demo stops both daemons now. Their configs, logs and certificates stay in"
+echo "demo-run/ to read; conf/*.yaml are the configs the packages install."
