@@ -1,7 +1,6 @@
 /* loghaul-agent: flags, configuration, event loop, signals. */
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include "agent/checkpoint.h"
 #include "agent/http_status.h"
 #include "agent/pipeline.h"
+#include "common/daemon.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -19,17 +19,9 @@
 
 #define MAIN_LOG "agent"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
-struct opts {
-    const char *config;
-    const char *log_level;      /* NULL: from the config */
-    bool check_only;
-};
-
 /* What runs; main owns all of it. */
 struct agent {
-    struct opts opts;
+    struct lh_daemon_opts opts;
     struct lh_agent_config cfg;
     struct event_base *base;
     struct evdns_base *dns;
@@ -45,67 +37,9 @@ struct agent {
     bool stopping, reloading, failed;
 };
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: loghaul-agent [-c FILE] [--check-config] [--log-level LEVEL]\n"
-            "                     [--version] [--help]\n"
-            "  -c, --config FILE   configuration (default " LH_AGENT_DEFAULT_CONFIG ")\n"
-            "  --check-config      validate the configuration and exit\n"
-            "  --log-level LEVEL   error | warn | info | debug (overrides the config)\n"
-            "  --version           print the version and exit\n"
-            "  -h, --help          this help\n");
-}
-
-/* 0 to run, else the exit code (-1 for a clean exit). */
-static int parse_args(int argc, char **argv, struct opts *o)
-{
-    enum { OPT_CHECK = 256, OPT_LEVEL, OPT_VERSION };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, OPT_CHECK},
-        {"log-level", required_argument, NULL, OPT_LEVEL},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    o->config = LH_AGENT_DEFAULT_CONFIG;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o->config = optarg; break;
-        case OPT_CHECK: o->check_only = true; break;
-        case OPT_LEVEL: o->log_level = optarg; break;
-        case OPT_VERSION: printf("loghaul-agent %s\n", LOGHAUL_VERSION); return -1;
-        case 'h': usage(stdout); return -1;
-        default: usage(stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "loghaul-agent: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    enum lh_log_level lvl;
-    if (o->log_level && lh_log_parse_level(o->log_level, &lvl) != 0) {
-        fprintf(stderr, "loghaul-agent: --log-level must be error, warn, info or debug\n");
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
 static void apply_log_level(const struct agent *a, const struct lh_agent_config *cfg)
 {
-    enum lh_log_level lvl = (enum lh_log_level)cfg->agent.log_level;
-    if (a->opts.log_level)
-        lh_log_parse_level(a->opts.log_level, &lvl);
-    lh_log_set_level(lvl);
-}
-
-static void print_warnings(const struct lh_cfg_diag *d)
-{
-    for (size_t i = 0; i < d->n_warnings; i++)
-        fprintf(stderr, "warning: %s\n", d->warnings[i]);
+    lh_daemon_apply_log_level(&a->opts, cfg->agent.log_level);
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -345,28 +279,31 @@ static void teardown(struct agent *a)
 int main(int argc, char **argv)
 {
     struct agent a = {0};
-    int rc = parse_args(argc, argv, &a.opts);
+    static const struct lh_daemon_desc desc = {
+        "loghaul-agent", LH_AGENT_DEFAULT_CONFIG,
+        "Tails files and receives syslog, buffers records on disk, ships them to collectors."};
+    int rc = lh_daemon_parse_args(&desc, argc, argv, &a.opts);
     if (rc != 0)
-        return rc < 0 ? EXIT_OK : rc;
+        return rc < 0 ? LH_EXIT_OK : rc;
     struct lh_cfg_diag d = {.file = a.opts.config};
     if (lh_agent_config_load(a.opts.config, &a.cfg, &d) != 0) {
         fprintf(stderr, "%s\n", d.error[0] ? d.error : "configuration could not be loaded");
         lh_agent_config_free(&a.cfg);
         lh_cfg_diag_free(&d);
-        return EXIT_USAGE;
+        return LH_EXIT_USAGE;
     }
-    print_warnings(&d);
+    lh_daemon_print_warnings(&d);
     lh_cfg_diag_free(&d);
     if (a.opts.check_only) {
         printf("%s: ok\n", a.opts.config);
         lh_agent_config_free(&a.cfg);
-        return EXIT_OK;
+        return LH_EXIT_OK;
     }
     apply_log_level(&a, &a.cfg);
-    int code = EXIT_RUNTIME;
+    int code = LH_EXIT_RUNTIME;
     if (start(&a) == 0 && event_base_dispatch(a.base) == 0 && !a.failed) {
         LH_INFO(MAIN_LOG, "stopped");
-        code = EXIT_OK;
+        code = LH_EXIT_OK;
     }
     teardown(&a);
     return code;

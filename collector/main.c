@@ -3,7 +3,6 @@
  * Single-threaded for now: one event_base runs the Forward listener, the
  * store (synchronous appends) and the HTTP API. */
 #include <event2/event.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include "collector/in_forward.h"
 #include "collector/search/http_api.h"
 #include "collector/store/store.h"
+#include "common/daemon.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -24,17 +24,9 @@
 #define RETENTION_EVERY_S 3600
 #define STOP_TIMEOUT_S 10
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
-struct opts {
-    const char *config;
-    const char *log_level;      /* NULL: from the config */
-    bool check_only;
-};
-
 /* What runs; main owns all of it. */
 struct collector {
-    struct opts opts;
+    struct lh_daemon_opts opts;
     struct lh_collector_config cfg;
     struct event_base *base;
     struct lh_metrics *metrics;
@@ -45,65 +37,9 @@ struct collector {
     bool stopping;
 };
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: loghaul-collector [-c FILE] [--check-config] [--log-level LEVEL]\n"
-            "                         [--version] [--help]\n"
-            "Receives Forward batches, stores them durably, answers searches over HTTP.\n"
-            "  -c, --config FILE   configuration (default " LH_COLLECTOR_DEFAULT_CONFIG ")\n"
-            "  --check-config      validate the configuration, print \"FILE: ok\" and exit;\n"
-            "                      files it names that do not exist yet are warnings\n"
-            "  --log-level LEVEL   error | warn | info | debug (overrides the config)\n"
-            "  --version           print the version and exit\n"
-            "  -h, --help          this help\n"
-            "Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.\n"
-            "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration.\n");
-}
-
-/* 0 to run, else the exit code (-1 for a clean exit). */
-static int parse_args(int argc, char **argv, struct opts *o)
-{
-    enum { OPT_CHECK = 256, OPT_LEVEL, OPT_VERSION };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, OPT_CHECK},
-        {"log-level", required_argument, NULL, OPT_LEVEL},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    o->config = LH_COLLECTOR_DEFAULT_CONFIG;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o->config = optarg; break;
-        case OPT_CHECK: o->check_only = true; break;
-        case OPT_LEVEL: o->log_level = optarg; break;
-        case OPT_VERSION: printf("loghaul-collector %s\n", LOGHAUL_VERSION); return -1;
-        case 'h': usage(stdout); return -1;
-        default: usage(stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "loghaul-collector: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    enum lh_log_level lvl;
-    if (o->log_level && lh_log_parse_level(o->log_level, &lvl) != 0) {
-        fprintf(stderr, "loghaul-collector: --log-level must be error, warn, info or debug\n");
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
 static void apply_log_level(const struct collector *col, const struct lh_collector_config *cfg)
 {
-    enum lh_log_level lvl = (enum lh_log_level)cfg->collector.log_level;
-    if (col->opts.log_level)
-        lh_log_parse_level(col->opts.log_level, &lvl);
-    lh_log_set_level(lvl);
+    lh_daemon_apply_log_level(&col->opts, cfg->collector.log_level);
 }
 
 /* The token of cfg (NULL without auth_token_file). 0 or an error in err. */
@@ -364,8 +300,8 @@ static int load_config(struct collector *col)
     int rc = lh_collector_config_load(col->opts.config, &col->cfg, &d);
     if (rc != 0)
         fprintf(stderr, "%s\n", d.error[0] ? d.error : "configuration could not be loaded");
-    for (size_t i = 0; rc == 0 && i < d.n_warnings; i++)
-        fprintf(stderr, "warning: %s\n", d.warnings[i]);
+    if (rc == 0)
+        lh_daemon_print_warnings(&d);
     lh_cfg_diag_free(&d);
     return rc;
 }
@@ -373,23 +309,26 @@ static int load_config(struct collector *col)
 int main(int argc, char **argv)
 {
     struct collector col = {0};
-    int rc = parse_args(argc, argv, &col.opts);
+    static const struct lh_daemon_desc desc = {
+        "loghaul-collector", LH_COLLECTOR_DEFAULT_CONFIG,
+        "Receives Forward batches, stores them durably, answers searches over HTTP."};
+    int rc = lh_daemon_parse_args(&desc, argc, argv, &col.opts);
     if (rc != 0)
-        return rc < 0 ? EXIT_OK : rc;
+        return rc < 0 ? LH_EXIT_OK : rc;
     if (load_config(&col) != 0) {
         lh_collector_config_free(&col.cfg);
-        return EXIT_USAGE;
+        return LH_EXIT_USAGE;
     }
     if (col.opts.check_only) {
         printf("%s: ok\n", col.opts.config);
         lh_collector_config_free(&col.cfg);
-        return EXIT_OK;
+        return LH_EXIT_OK;
     }
     apply_log_level(&col, &col.cfg);
-    int code = EXIT_RUNTIME;
+    int code = LH_EXIT_RUNTIME;
     if (start(&col) == 0 && event_base_dispatch(col.base) == 0) {
         LH_INFO(MAIN_LOG, "stopped");
-        code = EXIT_OK;
+        code = LH_EXIT_OK;
     }
     teardown(&col);
     return code;
