@@ -1,48 +1,35 @@
 /* `loghaul search`: one query fanned out to every collector named with -s,
  * answers merged by time, --limit applied to the merged result. */
 #include <getopt.h>
-#include <stdarg.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "cli/api_opts.h"
 #include "cli/cli.h"
 #include "cli/http_client.h"
 #include "common/err.h"
 #include "common/util.h"
 
-#define DEFAULT_SERVER "http://127.0.0.1:9800"
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000000
-#define MAX_SERVERS 256
-#define MAX_TOKEN_FILE 4096
 #define MAX_QUERY 65536
 #define MAX_BODY ((size_t)1 << 30)
 #define DEFAULT_TIMEOUT_S 30
-#define MAX_TIMEOUT_S 3600
-
-enum out_format { OUT_AUTO, OUT_TEXT, OUT_JSON };
 
 struct search_opts {
-    const char *servers[MAX_SERVERS];
-    size_t n_servers;
-    char *query; /* the QUERY words joined by spaces; owned */
+    struct lh_cli_conn conn; /* -s, -o, --token-file, --ca, --insecure, --timeout */
+    char *query;             /* the QUERY words joined by spaces; owned */
     long limit;
     bool asc;
-    enum out_format format;
     const char *since, *from, *to;
     char from_buf[LH_TIME_STRLEN];
-    const char *token_file, *ca_file;
-    bool insecure;
-    int timeout_s;
-    char *token; /* trimmed contents of token_file; owned */
 };
 
 /* One record line of one server's answer. line is owned by the record. */
@@ -86,7 +73,7 @@ void lh_cli_search_usage(FILE *out)
           "options:\n"
           "  -s, --server URL     collector API (http:// or https://); repeat to search\n"
           "                       several at once and merge by time\n"
-          "                       (default " DEFAULT_SERVER ")\n"
+          "                       (default " LH_CLI_DEFAULT_SERVER ")\n"
           "      --since DUR      records of the last DUR (30s, 15m, 2h, 7d)\n"
           "      --from T         records at or after T (RFC 3339 or unix seconds)\n"
           "      --to T           records before T\n"
@@ -108,36 +95,6 @@ void lh_cli_search_usage(FILE *out)
           out);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("loghaul search: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'loghaul search --help'.\n", stderr);
-    return LH_EXIT_USAGE;
-}
-
-static char *join_words(char **words, int n)
-{
-    size_t len = 1;
-    for (int i = 0; i < n; i++)
-        len += strlen(words[i]) + 1;
-    char *q = malloc(len);
-    if (!q)
-        return NULL;
-    q[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (i)
-            strcat(q, " ");
-        strcat(q, words[i]);
-    }
-    return q;
-}
-
 static int parse_limit(const char *s, long *out)
 {
     char *end;
@@ -150,40 +107,24 @@ static int parse_limit(const char *s, long *out)
 
 static int parse_option(struct search_opts *o, int c, const char *arg)
 {
-    int64_t ms;
+    int rc = lh_cli_conn_option(&o->conn, c, arg);
+    if (rc != 1)
+        return rc;
     switch (c) {
-    case 's':
-        if (o->n_servers == MAX_SERVERS)
-            return usage_error("too many servers (at most %d)", MAX_SERVERS);
-        o->servers[o->n_servers++] = arg;
-        return 0;
     case 'S': o->since = arg; return 0;
     case 'F': o->from = arg; return 0;
     case 'T': o->to = arg; return 0;
-    case 'K': o->token_file = arg; return 0;
-    case 'C': o->ca_file = arg; return 0;
-    case 'I': o->insecure = true; return 0;
     case 'L':
         if (parse_limit(arg, &o->limit))
-            return usage_error("--limit must be a whole number from 1 to 1000000, not '%s'", arg);
-        return 0;
-    case 'W':
-        if (lh_parse_duration(arg, &ms) || ms < 1000 || ms > MAX_TIMEOUT_S * 1000LL)
-            return usage_error("--timeout wants a duration from 1s to 1h, not '%s'", arg);
-        o->timeout_s = (int)(ms / 1000);
+            return lh_cli_usage_error("search", "--limit must be a whole number from 1 to 1000000, not '%s'", arg);
         return 0;
     case 'O':
         if (strcmp(arg, "asc") && strcmp(arg, "desc"))
-            return usage_error("--order must be asc or desc, not '%s'", arg);
+            return lh_cli_usage_error("search", "--order must be asc or desc, not '%s'", arg);
         o->asc = strcmp(arg, "asc") == 0;
         return 0;
-    case 'o':
-        if (strcmp(arg, "text") && strcmp(arg, "json"))
-            return usage_error("-o must be text or json, not '%s'", arg);
-        o->format = strcmp(arg, "text") == 0 ? OUT_TEXT : OUT_JSON;
-        return 0;
     }
-    return usage_error("%s", "unknown option");
+    return lh_cli_usage_error("search", "%s", "unknown option");
 }
 
 /* Checks --since / --from / --to and turns --since into a start time. */
@@ -191,34 +132,32 @@ static int check_times(struct search_opts *o)
 {
     int64_t from_ns = 0, to_ns = 0, ms;
     if (o->since && (o->from || o->to))
-        return usage_error("%s", "--since cannot be combined with --from or --to");
+        return lh_cli_usage_error("search", "%s", "--since cannot be combined with --from or --to");
     if (o->since) {
         if (lh_parse_duration(o->since, &ms) || ms <= 0)
-            return usage_error("--since wants a duration such as 30s, 15m, 2h or 7d, not '%s'",
+            return lh_cli_usage_error("search", "--since wants a duration such as 30s, 15m, 2h or 7d, not '%s'",
                                o->since);
         lh_format_time(lh_now_ns() - ms * 1000000, o->from_buf);
         o->from = o->from_buf;
         return 0;
     }
     if (o->from && lh_parse_time(o->from, &from_ns))
-        return usage_error("--from wants RFC 3339 or unix seconds, not '%s'", o->from);
+        return lh_cli_usage_error("search", "--from wants RFC 3339 or unix seconds, not '%s'", o->from);
     if (o->to && lh_parse_time(o->to, &to_ns))
-        return usage_error("--to wants RFC 3339 or unix seconds, not '%s'", o->to);
+        return lh_cli_usage_error("search", "--to wants RFC 3339 or unix seconds, not '%s'", o->to);
     if (o->from && o->to && from_ns > to_ns)
-        return usage_error("%s", "--from is later than --to");
+        return lh_cli_usage_error("search", "%s", "--from is later than --to");
     return 0;
 }
 
 static int parse_args(struct search_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"server", required_argument, NULL, 's'},   {"since", required_argument, NULL, 'S'},
-        {"from", required_argument, NULL, 'F'},     {"to", required_argument, NULL, 'T'},
-        {"limit", required_argument, NULL, 'L'},    {"order", required_argument, NULL, 'O'},
-        {"output", required_argument, NULL, 'o'},   {"token-file", required_argument, NULL, 'K'},
-        {"ca", required_argument, NULL, 'C'},       {"insecure", no_argument, NULL, 'I'},
-        {"timeout", required_argument, NULL, 'W'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        LH_CLI_CONN_LONGOPTS,
+        {"since", required_argument, NULL, 'S'}, {"from", required_argument, NULL, 'F'},
+        {"to", required_argument, NULL, 'T'},    {"limit", required_argument, NULL, 'L'},
+        {"order", required_argument, NULL, 'O'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c, rc;
     opterr = 0;
@@ -229,76 +168,20 @@ static int parse_args(struct search_opts *o, int argc, char **argv)
             return -1;
         }
         if (c == '?')
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return lh_cli_usage_error("search", "unknown option '%s'", argv[optind - 1]);
         if (c == ':')
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
+            return lh_cli_usage_error("search", "option '%s' needs a value", argv[optind - 1]);
         if ((rc = parse_option(o, c, optarg)) != 0)
             return rc;
     }
     if (optind >= argc)
-        return usage_error("%s", "missing QUERY (use '' to match every record)");
-    o->query = join_words(argv + optind, argc - optind);
+        return lh_cli_usage_error("search", "%s", "missing QUERY (use '' to match every record)");
+    o->query = lh_cli_join_words(argv + optind, argc - optind);
     if (!o->query || strlen(o->query) > MAX_QUERY)
-        return usage_error("%s", "the query is too long");
-    if (o->n_servers == 0)
-        o->servers[o->n_servers++] = DEFAULT_SERVER;
-    return check_times(o);
-}
-
-/* Prints a query error with a caret under the byte at pos. */
-static void print_query_error(const char *query, const char *msg, long pos)
-{
-    fprintf(stderr, "loghaul search: bad query: %s\n  %s\n  ", msg, query);
-    long qlen = (long)strlen(query);
-    for (long i = 0; i < pos && i < qlen; i++)
-        if (((unsigned char)query[i] & 0xC0) != 0x80) /* one column per UTF-8 character */
-            fputc(query[i] == '\t' ? '\t' : ' ', stderr);
-    fputs("^\n", stderr);
-}
-
-static int load_token(struct search_opts *o)
-{
-    char *data = NULL;
-    size_t len = 0;
-    int rc = lh_read_file(o->token_file, MAX_TOKEN_FILE, &data, &len);
-    if (rc) {
-        fprintf(stderr, "loghaul search: --token-file %s: %s\n", o->token_file, lh_strerror(rc));
-        return LH_EXIT_USAGE;
-    }
-    char *start = data, *end = data + len;
-    while (start < end && strchr(" \t\r\n", *start))
-        start++;
-    while (end > start && strchr(" \t\r\n", end[-1]))
-        end--;
-    *end = '\0';
-    if (start == end || memchr(start, '\n', (size_t)(end - start)) ||
-        memchr(start, '\r', (size_t)(end - start)) || strlen(start) != (size_t)(end - start)) {
-        fprintf(stderr, "loghaul search: --token-file %s: want one line holding the token\n",
-                o->token_file);
-        free(data);
-        return LH_EXIT_USAGE;
-    }
-    o->token = strdup(start);
-    free(data);
-    return o->token ? 0 : LH_EXIT_FAIL;
-}
-
-static int append_param(char **buf, const char *name, const char *value)
-{
-    char *enc = evhttp_uriencode(value, -1, 0);
-    if (!enc)
-        return LH_ENOMEM;
-    size_t n = strlen(*buf) + strlen(name) + strlen(enc) + 3;
-    char *grown = realloc(*buf, n);
-    if (grown) {
-        strcat(grown, strchr(grown, '?') ? "&" : "?");
-        strcat(grown, name);
-        strcat(grown, "=");
-        strcat(grown, enc);
-        *buf = grown;
-    }
-    free(enc);
-    return grown ? 0 : LH_ENOMEM;
+        return lh_cli_usage_error("search", "%s", "the query is too long");
+    if ((rc = check_times(o)) != 0)
+        return rc;
+    return lh_cli_conn_finish(&o->conn);
 }
 
 /* "/api/v1/search?q=...&limit=N&order=...&from=...&to=..." (malloc'd). */
@@ -307,10 +190,10 @@ static char *build_path(const struct search_opts *o)
     char limit[24];
     snprintf(limit, sizeof(limit), "%ld", o->limit);
     char *p = strdup("/api/v1/search");
-    if (!p || append_param(&p, "q", o->query) || append_param(&p, "limit", limit) ||
-        append_param(&p, "order", o->asc ? "asc" : "desc") ||
-        (o->from && append_param(&p, "from", o->from)) ||
-        (o->to && append_param(&p, "to", o->to))) {
+    if (!p || lh_cli_append_param(&p, "q", o->query) || lh_cli_append_param(&p, "limit", limit) ||
+        lh_cli_append_param(&p, "order", o->asc ? "asc" : "desc") ||
+        (o->from && lh_cli_append_param(&p, "from", o->from)) ||
+        (o->to && lh_cli_append_param(&p, "to", o->to))) {
         free(p);
         return NULL;
     }
@@ -412,44 +295,19 @@ static int take_body(struct server *s, size_t idx, const char *body, size_t len)
 
 /* The message of a JSON error body ({"error": "...", "position": N}), or
  * the start of the body itself. */
-static void error_from_body(const struct lh_http_response *res, char *msg, size_t msglen,
-                            long *pos)
-{
-    json_error_t jerr;
-    json_t *obj = json_loadb(res->body, res->body_len, 0, &jerr);
-    const char *e = json_string_value(json_object_get(obj, "error"));
-    json_t *p = json_object_get(obj, "position");
-    *pos = json_is_integer(p) ? (long)json_integer_value(p) : -1;
-    if (e)
-        snprintf(msg, msglen, "%s", e);
-    else
-        snprintf(msg, msglen, "%.*s", (int)(res->body_len < 200 ? res->body_len : 200),
-                 res->body);
-    msg[strcspn(msg, "\r\n")] = '\0';
-    json_decref(obj);
-}
-
 static void judge_answer(struct server *s, size_t idx, const struct lh_http_response *res)
 {
-    char msg[400];
     if (res->status == 200) {
         if (take_body(s, idx, res->body, res->body_len))
             s->ctx->oom = true;
         return;
     }
     s->failed = true;
-    if (res->status == 0) {
-        snprintf(s->reason, sizeof(s->reason), "%s", res->reason);
-    } else if (res->status == 400) {
+    if (res->status == 400) {
         s->bad_query = true;
-        error_from_body(res, s->query_error, sizeof(s->query_error), &s->query_pos);
-    } else if (res->status == 401) {
-        snprintf(s->reason, sizeof(s->reason), "unauthorized: use --token-file");
+        lh_cli_error_body(res, s->query_error, sizeof(s->query_error), &s->query_pos);
     } else {
-        long pos;
-        error_from_body(res, msg, sizeof(msg), &pos);
-        snprintf(s->reason, sizeof(s->reason), "HTTP %d %s%s%s", res->status,
-                 res->reason ? res->reason : "", *msg ? ": " : "", msg);
+        lh_cli_failure(res, s->reason, sizeof(s->reason));
     }
 }
 
@@ -593,7 +451,7 @@ static int judge_servers(struct search_ctx *ctx, const struct search_opts *o)
     for (size_t i = 0; i < ctx->n_servers; i++) {
         struct server *s = &ctx->servers[i];
         if (s->bad_query) {
-            print_query_error(o->query, s->query_error, s->query_pos < 0 ? 0 : s->query_pos);
+            lh_cli_query_error("search", o->query, s->query_error, s->query_pos < 0 ? 0 : s->query_pos);
             return LH_EXIT_USAGE;
         }
     }
@@ -620,7 +478,7 @@ static int start_all(struct search_ctx *ctx, struct lh_http_client *client,
     for (size_t i = 0; i < ctx->n_servers; i++) {
         struct server *s = &ctx->servers[i];
         s->ctx = ctx;
-        s->url = o->servers[i];
+        s->url = o->conn.servers[i];
         int rc = lh_http_get(client, s->url, path, on_answer, s, err, sizeof(err));
         if (rc == LH_EINVAL) {
             fprintf(stderr, "loghaul search: %s\n", err);
@@ -638,19 +496,13 @@ static int start_all(struct search_ctx *ctx, struct lh_http_client *client,
 
 static int run_search(const struct search_opts *o, struct search_ctx *ctx, const char *path)
 {
-    struct lh_http_opts hopts = {
-        .ca_file = o->ca_file,
-        .insecure = o->insecure,
-        .timeout_s = o->timeout_s,
-        .bearer_token = o->token,
-        .max_body = MAX_BODY,
-    };
+    struct lh_http_opts hopts = lh_cli_conn_http(&o->conn, MAX_BODY);
     struct lh_http_client *client = NULL;
     char err[512];
     int rc = LH_EXIT_FAIL;
     ctx->base = event_base_new();
-    ctx->servers = calloc(o->n_servers, sizeof(*ctx->servers));
-    ctx->n_servers = o->n_servers;
+    ctx->servers = calloc(o->conn.n_servers, sizeof(*ctx->servers));
+    ctx->n_servers = o->conn.n_servers;
     if (!ctx->base || !ctx->servers) {
         fputs("loghaul search: out of memory\n", stderr);
         goto out;
@@ -665,8 +517,7 @@ static int run_search(const struct search_opts *o, struct search_ctx *ctx, const
         event_base_dispatch(ctx->base);
     rc = judge_servers(ctx, o);
     if (rc != LH_EXIT_USAGE && !ctx->oom) {
-        bool json = o->format == OUT_JSON || (o->format == OUT_AUTO && !isatty(STDOUT_FILENO));
-        print_results(ctx, o, json);
+        print_results(ctx, o, lh_cli_conn_json(&o->conn));
     }
 out:
     lh_http_client_destroy(client);
@@ -688,7 +539,8 @@ static void free_ctx(struct search_ctx *ctx)
 
 int lh_cli_search(int argc, char **argv)
 {
-    struct search_opts o = {.limit = DEFAULT_LIMIT, .timeout_s = DEFAULT_TIMEOUT_S};
+    struct search_opts o = {.conn = {.cmd = "search", .timeout_s = DEFAULT_TIMEOUT_S},
+                            .limit = DEFAULT_LIMIT};
     struct search_ctx ctx = {0};
     char *path = NULL;
     int rc = parse_args(&o, argc, argv);
@@ -697,8 +549,6 @@ int lh_cli_search(int argc, char **argv)
         goto out;
     }
     if (rc)
-        goto out;
-    if (o.token_file && (rc = load_token(&o)) != 0)
         goto out;
     if (!(path = build_path(&o))) {
         fputs("loghaul search: out of memory\n", stderr);
@@ -714,6 +564,6 @@ out:
     free_ctx(&ctx);
     free(path);
     free(o.query);
-    free(o.token);
+    lh_cli_conn_free(&o.conn);
     return rc;
 }
