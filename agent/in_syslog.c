@@ -1,6 +1,5 @@
 /* The syslog input: configuration, hooks, and messages → records (SPEC
  * sections 2 and 5). The sockets are in in_syslog_net.c. */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,39 +149,14 @@ void sl_emit(struct in_syslog *in, const char *p, size_t n, bool truncated, cons
         LH_ERROR(SYSLOG_LOG, "[%s] out of memory building a record", in->cfg->tag);
         return;
     }
-    for (size_t i = 0; i < in->n_filters; i++) {
-        if (in->filters[i].ops->apply(in->filters[i].state, &in->rb) == LH_FILTER_DROP) {
-            lh_metric_add(in->m_filtered, 1);
-            return;
-        }
+    if (!lh_filter_chain_keep(&in->filters, &in->rb)) {
+        lh_metric_add(in->m_filtered, 1);
+        return;
     }
     lh_route_emit(in->route, NULL, 0, ns, lh_rb_pack, &in->rb);
 }
 
 /* ---- hooks -------------------------------------------------------------- */
-
-/* The `filters:` whose match accepts the tag, as lh_transform picks them
- * for file inputs. */
-static int make_filters(struct in_syslog *in, char *err, size_t errlen)
-{
-    const struct lh_cfg_list *list = lh_transform_filters();
-    if (!list || list->n == 0)
-        return LH_OK;
-    if (!(in->filters = calloc(list->n, sizeof *in->filters)))
-        return LH_ENOMEM;
-    for (const struct lh_cfg_item *it = list->head; it; it = it->next) {
-        const struct lh_filter_cfg *fc = (const struct lh_filter_cfg *)it;
-        const struct lh_filter_ops *ops = lh_filter_ops_find(it);
-        if (!ops || fnmatch(fc->match, in->cfg->tag, 0) != 0)
-            continue;
-        struct sl_filter *f = &in->filters[in->n_filters++];
-        f->ops = ops;
-        int rc = ops->create(it, &f->state, err, errlen);
-        if (rc != 0)
-            return rc;
-    }
-    return LH_OK;
-}
 
 static int make_metrics(struct in_syslog *in)
 {
@@ -240,7 +214,8 @@ static int in_syslog_create(const struct lh_cfg_item *item, const struct lh_agen
     in->host_len = strlen(ctx->host);
     lh_rb_init(&in->rb);
     int rc = make_metrics(in);
-    rc = rc ? rc : make_filters(in, err, errlen);
+    rc = rc ? rc : lh_filter_chain_init(&in->filters, in->cfg->tag, lh_transform_filters(), err,
+                                        errlen);
     rc = rc ? rc : make_tls(in, err, errlen);
     if (rc == 0 && !(in->scratch = malloc((size_t)in->cfg->max_message)))
         rc = LH_ENOMEM;
@@ -292,10 +267,7 @@ static void in_syslog_destroy(void *state)
     if (!in)
         return;
     sl_listeners_free(in);
-    for (size_t i = 0; i < in->n_filters; i++)
-        if (in->filters[i].ops->destroy)
-            in->filters[i].ops->destroy(in->filters[i].state);
-    free(in->filters);
+    lh_filter_chain_free(&in->filters);
     if (in->drops_tick)
         event_free(in->drops_tick);
     SSL_CTX_free(in->ssl_ctx);

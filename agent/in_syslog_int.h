@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/filter.h"
 #include "agent/pipeline.h"
 #include "agent/recbuilder.h"
 #include "common/syslog.h"
@@ -54,11 +55,6 @@ struct sl_listener {
     uint64_t received;
 };
 
-struct sl_filter {
-    const struct lh_filter_ops *ops;
-    void *state;
-};
-
 struct in_syslog {
     const struct in_syslog_cfg *cfg;
     struct lh_agent_ctx ctx;
@@ -67,8 +63,7 @@ struct in_syslog {
     struct lh_recbuilder rb;
     struct lh_syslog_msg msg;    /* the message being turned into a record */
     char *scratch;               /* max_message bytes: unescaped SD values */
-    struct sl_filter *filters;
-    size_t n_filters;
+    struct lh_filter_chain filters;
     SSL_CTX *ssl_ctx;            /* when a tls:// listener is configured */
     struct sl_listener *listeners;
     struct sl_rx *rx;            /* datagram receive buffers, shared by the listeners */

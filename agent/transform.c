@@ -1,6 +1,5 @@
 #include "agent/transform.h"
 
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,23 +8,6 @@
 #include "common/log.h"
 
 const char *const lh_parser_names[] = {"none", "json", "logfmt", "regex", NULL};
-
-const struct lh_cfg_plugin_type lh_filter_types[] = {
-    {"grep", &lh_filter_grep_schema},
-    {"modify", &lh_filter_modify_schema},
-    {NULL, NULL},
-};
-
-static const struct lh_filter_ops *const filter_ops[] = {&lh_filter_grep_ops,
-                                                         &lh_filter_modify_ops, NULL};
-
-const struct lh_filter_ops *lh_filter_ops_find(const struct lh_cfg_item *item)
-{
-    for (size_t i = 0; filter_ops[i]; i++)
-        if (filter_ops[i]->schema == item->schema)
-            return filter_ops[i];
-    return NULL;
-}
 
 static const struct lh_cfg_list *loaded_filters;
 
@@ -39,17 +21,11 @@ const struct lh_cfg_list *lh_transform_filters(void)
     return loaded_filters;
 }
 
-struct filter {
-    const struct lh_filter_ops *ops;
-    void *state;
-};
-
 struct lh_transform {
     const struct lh_tx_cfg *cfg;
     struct lh_regex *re;
     struct lh_time_fmt tf;
-    struct filter *filters;
-    size_t n_filters;
+    struct lh_filter_chain filters;
     json_t *doc;                 /* the last JSON line, alive until the next */
     uint64_t parse_errors, filtered;
     struct lh_metric *m_parse_errors, *m_filtered;
@@ -81,33 +57,6 @@ int lh_tx_cfg_check(const struct lh_tx_cfg *c, char *err, size_t errlen)
     return rc ? LH_ECONFIG : LH_OK;
 }
 
-static int add_filters(struct lh_transform *t, const char *tag, const struct lh_cfg_list *list,
-                       char *err, size_t errlen)
-{
-    if (!list || list->n == 0)
-        return LH_OK;
-    t->filters = calloc(list->n, sizeof *t->filters);
-    if (!t->filters)
-        return LH_ENOMEM;
-    size_t i = 0;
-    for (const struct lh_cfg_item *it = list->head; it; it = it->next, i++) {
-        const struct lh_filter_cfg *fc = (const struct lh_filter_cfg *)it;
-        const struct lh_filter_ops *ops = lh_filter_ops_find(it);
-        if (!ops) {
-            snprintf(err, errlen, "filter '%s': unknown type", it->type);
-            return LH_ECONFIG;
-        }
-        if (fnmatch(fc->match, tag, 0) != 0)
-            continue;
-        struct filter *f = &t->filters[t->n_filters++];
-        f->ops = ops;
-        int rc = ops->create(it, &f->state, err, errlen);
-        if (rc != 0)
-            return rc;
-    }
-    return LH_OK;
-}
-
 int lh_transform_new(const struct lh_tx_cfg *c, const char *tag, const struct lh_cfg_list *filters,
                      struct lh_metrics *metrics, struct lh_transform **out, char *err,
                      size_t errlen)
@@ -121,7 +70,7 @@ int lh_transform_new(const struct lh_tx_cfg *c, const char *tag, const struct lh
     if (rc == 0 && c->parser == LH_PARSER_REGEX)
         rc = lh_regex_new(c->regex ? c->regex : "", &t->re, err, errlen);
     if (rc == 0)
-        rc = add_filters(t, tag, filters, err, errlen);
+        rc = lh_filter_chain_init(&t->filters, tag, filters, err, errlen);
     if (rc != 0 || !metrics)
         return rc;
     char labels[300];
@@ -139,10 +88,7 @@ void lh_transform_free(struct lh_transform *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n_filters; i++)
-        if (t->filters[i].ops->destroy)
-            t->filters[i].ops->destroy(t->filters[i].state);
-    free(t->filters);
+    lh_filter_chain_free(&t->filters);
     lh_regex_free(t->re);
     json_decref(t->doc);
     free(t);
@@ -228,13 +174,9 @@ bool lh_transform_line(struct lh_transform *t, struct lh_recbuilder *rb,
     }
     if (t->cfg->parser != LH_PARSER_NONE)
         parse(t, rb, l, ns);
-    for (size_t i = 0; i < t->n_filters; i++) {
-        int rc = t->filters[i].ops->apply(t->filters[i].state, rb);
-        if (rc == LH_FILTER_DROP) {
-            t->filtered++;
-            lh_metric_add(t->m_filtered, 1);
-            return false;
-        }
-    }
-    return true;
+    if (lh_filter_chain_keep(&t->filters, rb))
+        return true;
+    t->filtered++;
+    lh_metric_add(t->m_filtered, 1);
+    return false;
 }
