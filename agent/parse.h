@@ -13,14 +13,19 @@
 
 #include "agent/recbuilder.h"
 
-/* Nesting a JSON line may have; deeper lines stay raw. */
-#define LH_PARSE_JSON_MAX_DEPTH 64
+/* Nesting a JSON line may have, its object included; deeper lines stay
+ * raw. msgpack-c's unpacker gives up past 32 levels, and a record sits a
+ * few levels down in a Forward message: a deeper record would be sent but
+ * could not be read back. */
+#define LH_PARSE_JSON_MAX_DEPTH 24
 
 /* A JSON object line: top-level members become fields, nested objects
- * msgpack maps. String values point into *doc, which the caller releases
- * (json_decref) once the record is packed; *doc is NULL on failure.
- * 0, or LH_EINVAL (not JSON, not an object, too deep), LH_ETOOBIG,
- * LH_ENOMEM. */
+ * and arrays msgpack maps and arrays (packed into rb's scratch). Keys and
+ * strings point into line, or into scratch when they had escapes. The
+ * parser keeps no document: *doc is always set to NULL (json_decref of it
+ * is a no-op), the parameter stays for the callers written against the
+ * jansson version. 0, or LH_EINVAL (not JSON, not an object, too deep),
+ * LH_ETOOBIG, LH_ENOMEM. */
 int lh_parse_json(struct lh_recbuilder *rb, const char *line, size_t n, json_t **doc);
 
 /* key=value pairs separated by blanks; values may be double-quoted with

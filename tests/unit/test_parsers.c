@@ -131,6 +131,179 @@ START_TEST(json_malformed)
 }
 END_TEST
 
+/* Parses line (which must be accepted) and unpacks the fields. */
+static void parse_ok(struct lh_recbuilder *rb, const char *line, size_t n, struct packed *p)
+{
+    json_t *doc = NULL;
+    lh_rb_reset(rb);
+    ck_assert_msg(lh_parse_json(rb, line, n, &doc) == 0, "rejected %.*s", (int)n, line);
+    ck_assert_ptr_null(doc);
+    do_pack(rb, p);
+}
+
+static int parse_rc(struct lh_recbuilder *rb, const char *line, size_t n)
+{
+    json_t *doc = NULL;
+    lh_rb_reset(rb);
+    int rc = lh_parse_json(rb, line, n, &doc);
+    ck_assert_ptr_null(doc);
+    return rc;
+}
+
+/* {"a": + levels-1 arrays, the innermost holding 7 }: levels of nesting. */
+static size_t nested_line(char *buf, int levels)
+{
+    size_t n = (size_t)sprintf(buf, "{\"a\":");
+    for (int i = 1; i < levels; i++)
+        buf[n++] = '[';
+    buf[n++] = '7';
+    for (int i = 1; i < levels; i++)
+        buf[n++] = ']';
+    buf[n++] = '}';
+    return n;
+}
+
+START_TEST(json_depth_cap)
+{
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    char line[300];
+    /* Up to the cap, including the line's object, and readable back. */
+    size_t n = nested_line(line, LH_PARSE_JSON_MAX_DEPTH);
+    struct packed p;
+    parse_ok(&rb, line, n, &p);
+    const msgpack_object *o = lh_map_get(&p.u.data, "a");
+    for (int i = 1; i < LH_PARSE_JSON_MAX_DEPTH; i++) {
+        ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+        ck_assert_uint_eq(o->via.array.size, 1);
+        o = &o->via.array.ptr[0];
+    }
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    ck_assert_int_eq(o->via.i64, 7);
+    done(&p);
+    n = nested_line(line, LH_PARSE_JSON_MAX_DEPTH + 1);
+    ck_assert_int_eq(parse_rc(&rb, line, n), LH_EINVAL);
+    lh_rb_free(&rb);
+}
+END_TEST
+
+START_TEST(json_numbers)
+{
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    const char *line = "{\"max\":9223372036854775807,\"min\":-9223372036854775808,\"zero\":-0,"
+                       "\"e\":1e3,\"neg\":-0.25,\"in\":[3,-4,2.5]}";
+    struct packed p;
+    parse_ok(&rb, line, strlen(line), &p);
+    const msgpack_object *m = &p.u.data;
+    ck_assert_int_eq(get_int(m, "max"), INT64_MAX);
+    ck_assert_int_eq(get_int(m, "min"), INT64_MIN);
+    ck_assert_int_eq(get_int(m, "zero"), 0);
+    ck_assert_int_eq(lh_map_get(m, "e")->type, MSGPACK_OBJECT_FLOAT64);
+    ck_assert(lh_map_get(m, "e")->via.f64 == 1000.0);
+    ck_assert(lh_map_get(m, "neg")->via.f64 == -0.25);
+    const msgpack_object *in = lh_map_get(m, "in");
+    ck_assert_int_eq(in->via.array.ptr[0].via.i64, 3);
+    ck_assert_int_eq(in->via.array.ptr[1].via.i64, -4);
+    ck_assert_int_eq(in->via.array.ptr[2].type, MSGPACK_OBJECT_FLOAT64);
+    done(&p);
+    static const char *bad[] = {"{\"a\":9223372036854775808}", "{\"a\":1e999}", "{\"a\":01}",
+                                "{\"a\":1.}", "{\"a\":+1}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(parse_rc(&rb, bad[i], strlen(bad[i])) < 0, "accepted %s", bad[i]);
+    lh_rb_free(&rb);
+}
+END_TEST
+
+/* Escaped strings are unescaped into a buffer the parser reuses: every
+ * key and value must still be right once the whole line is parsed. */
+START_TEST(json_escapes)
+{
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    const char *line = "{\"k\\u00e9y\":\"caf\\u00e9 \\\"q\\\"\",\"t\\tab\":\"\\ud83d\\ude00\","
+                       "\"n\\u0041me\":{\"x\\u0042\":\"\\u0043\\n\",\"l\":[\"\\/\",\"plain\"]},"
+                       "\"plain\":\"a\\\\b\"}";
+    struct packed p;
+    parse_ok(&rb, line, strlen(line), &p);
+    const msgpack_object *m = &p.u.data;
+    ck_assert_uint_eq(m->via.map.size, 4);
+    assert_str(m, "k\xc3\xa9y", "caf\xc3\xa9 \"q\"");
+    assert_str(m, "t\tab", "\xf0\x9f\x98\x80");
+    assert_str(m, "plain", "a\\b");
+    const msgpack_object *nm = lh_map_get(m, "nAme");
+    ck_assert_ptr_nonnull(nm);
+    ck_assert_int_eq(nm->type, MSGPACK_OBJECT_MAP);
+    assert_str(nm, "xB", "C\n");
+    const msgpack_object *l = lh_map_get(nm, "l");
+    ck_assert_uint_eq(l->via.array.size, 2);
+    ck_assert_uint_eq(l->via.array.ptr[0].via.str.size, 1);
+    ck_assert(memcmp(l->via.array.ptr[0].via.str.ptr, "/", 1) == 0);
+    done(&p);
+    /* \u0000 is kept as a byte of the string. */
+    line = "{\"z\":\"x\\u0000y\"}";
+    parse_ok(&rb, line, strlen(line), &p);
+    const msgpack_object *z = lh_map_get(&p.u.data, "z");
+    ck_assert_uint_eq(z->via.str.size, 3);
+    ck_assert(memcmp(z->via.str.ptr, "x\0y", 3) == 0);
+    done(&p);
+    /* Raw bytes that are not UTF-8, and control characters, are not JSON. */
+    ck_assert_int_lt(parse_rc(&rb, "{\"a\":\"\xff\"}", 9), 0);
+    ck_assert_int_lt(parse_rc(&rb, "{\"a\":\"x\ty\"}", 11), 0);
+    lh_rb_free(&rb);
+}
+END_TEST
+
+/* Container headers are patched to the element counts, whatever size. */
+START_TEST(json_large_containers)
+{
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    const size_t counts[] = {0, 15, 16, 65535, 65536};
+    size_t cap = 16 + 16 * 65536;
+    char *line = malloc(cap);
+    ck_assert_ptr_nonnull(line);
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        size_t n = (size_t)sprintf(line, "{\"m\":{");
+        for (size_t i = 0; i < counts[c]; i++)
+            n += (size_t)sprintf(line + n, "%s\"%zx\":[%zu]", i ? "," : "", i, i);
+        n += (size_t)sprintf(line + n, "},\"z\":1}");
+        struct packed p;
+        parse_ok(&rb, line, n, &p);
+        const msgpack_object *m = lh_map_get(&p.u.data, "m");
+        ck_assert_int_eq(m->type, MSGPACK_OBJECT_MAP);
+        ck_assert_uint_eq(m->via.map.size, counts[c]);
+        if (counts[c] > 0) {
+            const msgpack_object_kv *last = &m->via.map.ptr[counts[c] - 1];
+            ck_assert_uint_eq(last->val.via.array.size, 1);
+            ck_assert_uint_eq(last->val.via.array.ptr[0].via.u64, counts[c] - 1);
+        }
+        ck_assert_int_eq(get_int(&p.u.data, "z"), 1);
+        done(&p);
+    }
+    free(line);
+    lh_rb_free(&rb);
+}
+END_TEST
+
+START_TEST(json_duplicate_and_message)
+{
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    lh_rb_add_str(&rb, "message", 7, "raw", 3);
+    json_t *doc = NULL;
+    const char *line = "{\"a\":1,\"message\":\"parsed\",\"a\":{\"b\":2}}";
+    ck_assert_int_eq(lh_parse_json(&rb, line, strlen(line), &doc), 0);
+    struct packed p;
+    do_pack(&rb, &p);
+    ck_assert_uint_eq(p.u.data.via.map.size, 2);
+    assert_str(&p.u.data, "message", "parsed");
+    ck_assert_int_eq(lh_map_get(&p.u.data, "a")->type, MSGPACK_OBJECT_MAP);
+    done(&p);
+    lh_rb_free(&rb);
+}
+END_TEST
+
 /* ---- logfmt --------------------------------------------------------------- */
 
 START_TEST(logfmt_pairs)
@@ -349,6 +522,11 @@ static Suite *suite(void)
     TCase *tc = tcase_create("all");
     tcase_add_test(tc, json_flat_and_nested);
     tcase_add_test(tc, json_malformed);
+    tcase_add_test(tc, json_depth_cap);
+    tcase_add_test(tc, json_numbers);
+    tcase_add_test(tc, json_escapes);
+    tcase_add_test(tc, json_large_containers);
+    tcase_add_test(tc, json_duplicate_and_message);
     tcase_add_test(tc, logfmt_pairs);
     tcase_add_test(tc, logfmt_malformed);
     tcase_add_test(tc, regex_named_groups);
