@@ -6,7 +6,6 @@
 #ifndef LH_AGENT_PARSE_H
 #define LH_AGENT_PARSE_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,12 +20,10 @@
 
 /* A JSON object line: top-level members become fields, nested objects
  * and arrays msgpack maps and arrays (packed into rb's scratch). Keys and
- * strings point into line, or into scratch when they had escapes. The
- * parser keeps no document: *doc is always set to NULL (json_decref of it
- * is a no-op), the parameter stays for the callers written against the
- * jansson version. 0, or LH_EINVAL (not JSON, not an object, too deep),
- * LH_ETOOBIG, LH_ENOMEM. */
-int lh_parse_json(struct lh_recbuilder *rb, const char *line, size_t n, json_t **doc);
+ * strings point into line, or into scratch when they had escapes, so the
+ * record lives until the line or rb changes. 0, or LH_EINVAL (not JSON,
+ * not an object, too deep), LH_ETOOBIG, LH_ENOMEM. */
+int lh_parse_json(struct lh_recbuilder *rb, const char *line, size_t n);
 
 /* key=value pairs separated by blanks; values may be double-quoted with
  * \" \\ \n \t escapes; a bare key is true. Unescaped values point into

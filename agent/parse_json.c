@@ -318,9 +318,8 @@ static const yajl_callbacks callbacks = {
     .yajl_end_array = close_container,
 };
 
-int lh_parse_json(struct lh_recbuilder *rb, const char *line, size_t n, json_t **doc)
+int lh_parse_json(struct lh_recbuilder *rb, const char *line, size_t n)
 {
-    *doc = NULL;
     /* Cheap reject before the parser is set up. */
     size_t i = 0;
     while (i < n && (line[i] == ' ' || line[i] == '\t'))

@@ -26,7 +26,6 @@ struct lh_transform {
     struct lh_regex *re;
     struct lh_time_fmt tf;
     struct lh_filter_chain filters;
-    json_t *doc;                 /* the last JSON line, alive until the next */
     uint64_t parse_errors, filtered;
     struct lh_metric *m_parse_errors, *m_filtered;
 };
@@ -90,7 +89,6 @@ void lh_transform_free(struct lh_transform *t)
         return;
     lh_filter_chain_free(&t->filters);
     lh_regex_free(t->re);
-    json_decref(t->doc);
     free(t);
 }
 
@@ -119,11 +117,9 @@ static int base_fields(struct lh_recbuilder *rb, const struct lh_tx_line *l)
 
 static int run_parser(struct lh_transform *t, struct lh_recbuilder *rb, const struct lh_tx_line *l)
 {
-    json_decref(t->doc);
-    t->doc = NULL;
     switch (t->cfg->parser) {
     case LH_PARSER_JSON:
-        return lh_parse_json(rb, l->p, l->n, &t->doc);
+        return lh_parse_json(rb, l->p, l->n);
     case LH_PARSER_LOGFMT:
         return lh_parse_logfmt(rb, l->p, l->n);
     case LH_PARSER_REGEX:
