@@ -90,6 +90,8 @@ static int validate(void *obj, struct lh_cfg_diag *d, int line, int col)
     char err[300];
     if (lh_tx_cfg_check(&c->tx, err, sizeof err) != 0)
         return lh_cfg_error(d, line, col, "file input: %s", err);
+    if (c->tx.regex && c->tx.parser != LH_PARSER_REGEX)
+        lh_cfg_warn(d, line, col, "file input: regex is ignored unless parser: regex");
     return 0;
 }
 
