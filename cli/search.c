@@ -116,7 +116,8 @@ static int parse_option(struct search_opts *o, int c, const char *arg)
     case 'T': o->to = arg; return 0;
     case 'L':
         if (parse_limit(arg, &o->limit))
-            return lh_cli_usage_error("search", "--limit must be a whole number from 1 to 1000000, not '%s'", arg);
+            return lh_cli_usage_error(
+                "search", "--limit must be a whole number from 1 to 1000000, not '%s'", arg);
         return 0;
     case 'O':
         if (strcmp(arg, "asc") && strcmp(arg, "desc"))
@@ -135,14 +136,16 @@ static int check_times(struct search_opts *o)
         return lh_cli_usage_error("search", "%s", "--since cannot be combined with --from or --to");
     if (o->since) {
         if (lh_parse_duration(o->since, &ms) || ms <= 0)
-            return lh_cli_usage_error("search", "--since wants a duration such as 30s, 15m, 2h or 7d, not '%s'",
-                               o->since);
+            return lh_cli_usage_error(
+                "search", "--since wants a duration such as 30s, 15m, 2h or 7d, not '%s'",
+                o->since);
         lh_format_time(lh_now_ns() - ms * 1000000, o->from_buf);
         o->from = o->from_buf;
         return 0;
     }
     if (o->from && lh_parse_time(o->from, &from_ns))
-        return lh_cli_usage_error("search", "--from wants RFC 3339 or unix seconds, not '%s'", o->from);
+        return lh_cli_usage_error("search", "--from wants RFC 3339 or unix seconds, not '%s'",
+                                  o->from);
     if (o->to && lh_parse_time(o->to, &to_ns))
         return lh_cli_usage_error("search", "--to wants RFC 3339 or unix seconds, not '%s'", o->to);
     if (o->from && o->to && from_ns > to_ns)
@@ -451,7 +454,8 @@ static int judge_servers(struct search_ctx *ctx, const struct search_opts *o)
     for (size_t i = 0; i < ctx->n_servers; i++) {
         struct server *s = &ctx->servers[i];
         if (s->bad_query) {
-            lh_cli_query_error("search", o->query, s->query_error, s->query_pos < 0 ? 0 : s->query_pos);
+            lh_cli_query_error("search", o->query, s->query_error,
+                               s->query_pos < 0 ? 0 : s->query_pos);
             return LH_EXIT_USAGE;
         }
     }
