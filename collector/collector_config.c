@@ -47,6 +47,11 @@ static const struct lh_cfg_field forward_fields[] = {
     {.key = "max_decompressed", .type = LH_CFG_SIZE,
      .offset = offsetof(struct lh_forward_listen_cfg, max_decompressed), .defval = "256MiB",
      .min = 16, .max = 4096 * MiB, .help = "largest inflated gzip payload of one frame"},
+    {.key = "handshake_timeout", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct lh_forward_listen_cfg, handshake_timeout_ms), .defval = "30s",
+     .min = 100, .max = 3600 * 1000,
+     .help = "a connection that has not finished TLS and the shared-key handshake by then "
+             "is closed (idle connections after it are left alone)"},
     {0},
 };
 

@@ -27,6 +27,7 @@ struct lh_forward_listen_cfg {
     char *hostname;          /* PONG hostname; default collector.name */
     int64_t max_frame;       /* bytes */
     int64_t max_decompressed;
+    int64_t handshake_timeout_ms; /* TLS + shared-key handshake must finish by then */
 };
 
 struct lh_http_listen_cfg {

@@ -74,6 +74,8 @@ struct conn {
     size_t len, cap;
     struct lh_mp_scan scan;
     bool authed;               /* handshake done, or none configured */
+    bool tls_done;             /* TLS handshake done, or plain TCP */
+    struct event *hs_timer;    /* until both handshakes are done; then NULL */
     bool closing;              /* no more reading; freed once acks are written */
     struct lh_fwd_helo helo;
 };
@@ -107,6 +109,8 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     lh_metric_add(f->m.conns_active, -1);
+    if (c->hs_timer)
+        event_free(c->hs_timer);
     if (c->bev)
         bufferevent_free(c->bev);
     free(c->buf);
@@ -136,6 +140,24 @@ __attribute__((format(printf, 3, 4))) static int fault(struct conn *c, enum reas
     lh_metric_add(c->f->m.rejected[r], 1);
     conn_free(c);
     return -1;
+}
+
+/* A peer that connects and never finishes TLS or the shared-key handshake
+ * would hold its socket forever; once both are done, idle is fine. */
+static void handshake_progress(struct conn *c)
+{
+    if (c->hs_timer && c->tls_done && c->authed) {
+        event_free(c->hs_timer);
+        c->hs_timer = NULL;
+    }
+}
+
+static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    fault(c, R_HANDSHAKE, "%s not finished within handshake_timeout (%lld ms)",
+          c->tls_done ? "shared-key handshake" : "TLS handshake",
+          (long long)c->f->cfg->handshake_timeout_ms);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -290,6 +312,7 @@ static int on_ping(struct conn *c, const msgpack_object *o)
         return -1;
     }
     c->authed = true;
+    handshake_progress(c);
     if (ping.hostname[0])
         snprintf(c->host, sizeof c->host, "%s", ping.hostname);
     LH_DEBUG(FWD_LOG, "%s: handshake done, client '%s'", c->peer, c->host);
@@ -369,6 +392,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t avail;
+    c->tls_done = true; /* decrypted bytes arrived */
+    handshake_progress(c);
     while (!c->closing && (avail = evbuffer_get_length(in)) > 0) {
         size_t step = avail < READ_STEP ? avail : READ_STEP;
         if (reserve(c, step) != 0) {
@@ -418,6 +443,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     char reason[256];
+    if (what & BEV_EVENT_CONNECTED) {
+        c->tls_done = true;
+        handshake_progress(c);
+        return;
+    }
     if (what & BEV_EVENT_ERROR) {
         int saved = errno;
         if (tls_reason(bev, reason, sizeof reason)) {
@@ -458,6 +488,14 @@ static int conn_start(struct conn *c)
         return LH_EIO;
     lh_mp_scan_init(&c->scan);
     c->authed = c->f->cfg->shared_key == NULL;
+    c->tls_done = c->f->ssl_ctx == NULL;
+    if (!c->authed || !c->tls_done) {
+        int64_t ms = c->f->cfg->handshake_timeout_ms;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        if (!(c->hs_timer = evtimer_new(c->f->base, on_handshake_timeout, c)) ||
+            evtimer_add(c->hs_timer, &tv) != 0)
+            return LH_ENOMEM;
+    }
     return c->authed ? 0 : send_helo(c);
 }
 

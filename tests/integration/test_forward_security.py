@@ -141,6 +141,54 @@ def oversized_frame_is_refused(run):
 
 
 @test
+def stalled_handshakes_are_cut_and_idle_connections_kept(run):
+    col = lhtest.start_collector(run, "collector", tls=True, mtls=True, shared_key=KEY,
+                                 extra={"listen": {"forward": {"handshake_timeout": "1s"}}})
+    certs = run.certs()
+    # TCP connected, TLS never started: cut after handshake_timeout.
+    import socket
+    raw = socket.create_connection(("127.0.0.1", col.forward_port), timeout=10)
+    t0 = time.monotonic()
+    raw.settimeout(10)
+    check(raw.recv(1) == b"", "a silent TCP client must be closed")
+    check(time.monotonic() - t0 < 8, "closed only after %.1fs" % (time.monotonic() - t0))
+    raw.close()
+    # TLS done, HELO read, no PING: cut too.
+    quiet = connect(col, certs)
+    helo = quiet.read_obj()
+    check(isinstance(helo, list) and helo[0] == "HELO", "HELO first: %r" % (helo,))
+    check(quiet.is_closed(), "a client that never sends PING must be closed")
+    quiet.close()
+    col.proc.wait_log(r"shared-key handshake not finished within handshake_timeout", timeout=10)
+    wait_until(lambda: (col.metric("loghaul_collector_frames_rejected_total",
+                                   {"reason": "handshake"}) or 0) >= 2, 10,
+               "two handshake rejections counted")
+    # A client that finished both handshakes may stay idle past the timeout.
+    idle = connect(col, certs)
+    pong = idle.handshake(KEY, hostname="idle-host")
+    check(isinstance(pong, list) and pong[1] is True, "handshake: %r" % (pong,))
+    # Idle on purpose for 2.5 timeouts (bounded): the property is "still open".
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+    ack, chunk = idle.send_batch("sec.idle", entries(["stillopen"]))
+    check(ack == {"ack": chunk}, "an idle, authenticated connection must stay usable")
+    idle.close()
+    # Without a shared key, finishing TLS is the whole handshake: an agent
+    # that connected and has nothing to send yet is not cut.
+    plain = lhtest.start_collector(run, "nokey", tls=True, mtls=True,
+                                   extra={"listen": {"forward": {"handshake_timeout": "1s"}}})
+    tls_idle = connect(plain, certs)
+    tls_idle.sock.do_handshake()
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+    ack, chunk = tls_idle.send_batch("sec.idle", entries(["tlsidle"]))
+    check(ack == {"ack": chunk}, "an idle TLS connection must stay usable: %r" % (ack,))
+    tls_idle.close()
+
+
+@test
 def agent_with_wrong_shared_key_ships_nothing(run):
     col = lhtest.start_collector(run, "collector", tls=True, mtls=True, shared_key=KEY)
     log = run.path("app.log")
