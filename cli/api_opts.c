@@ -106,6 +106,38 @@ struct lh_http_opts lh_cli_conn_http(const struct lh_cli_conn *o, size_t max_bod
                                  .max_body = max_body};
 }
 
+int lh_cli_window_option(struct lh_cli_window *w, int c, const char *arg)
+{
+    switch (c) {
+    case 'S': w->since = arg; return 0;
+    case 'F': w->from = arg; return 0;
+    case 'T': w->to = arg; return 0;
+    }
+    return 1;
+}
+
+int lh_cli_window_finish(const char *cmd, struct lh_cli_window *w)
+{
+    int64_t from_ns = 0, to_ns = 0, ms;
+    if (w->since && (w->from || w->to))
+        return lh_cli_usage_error(cmd, "%s", "--since cannot be combined with --from or --to");
+    if (w->since) {
+        if (lh_parse_duration(w->since, &ms) || ms <= 0)
+            return lh_cli_usage_error(
+                cmd, "--since wants a duration such as 30s, 15m, 2h or 7d, not '%s'", w->since);
+        w->from = lh_format_time(lh_now_ns() - ms * 1000000, w->from_buf);
+        return 0;
+    }
+    if (w->from && lh_parse_time(w->from, &from_ns))
+        return lh_cli_usage_error(cmd, "--from wants RFC 3339 or unix seconds, not '%s'",
+                                  w->from);
+    if (w->to && lh_parse_time(w->to, &to_ns))
+        return lh_cli_usage_error(cmd, "--to wants RFC 3339 or unix seconds, not '%s'", w->to);
+    if (w->from && w->to && from_ns > to_ns)
+        return lh_cli_usage_error(cmd, "%s", "--from is later than --to");
+    return 0;
+}
+
 int lh_cli_append_param(char **buf, const char *name, const char *value)
 {
     char *enc = evhttp_uriencode(value, -1, 0);

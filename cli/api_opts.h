@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "cli/http_client.h"
+#include "common/util.h"
 
 #define LH_CLI_DEFAULT_SERVER "http://127.0.0.1:9800"
 #define LH_CLI_MAX_SERVERS 256
@@ -41,6 +42,21 @@ void lh_cli_conn_free(struct lh_cli_conn *o);
 /* JSON on request, or when standard output is not a terminal. */
 bool lh_cli_conn_json(const struct lh_cli_conn *o);
 struct lh_http_opts lh_cli_conn_http(const struct lh_cli_conn *o, size_t max_body);
+
+/* --since / --from / --to, shared by search and stats. */
+struct lh_cli_window {
+    const char *since, *from, *to;   /* from points at from_buf after --since */
+    char from_buf[LH_TIME_STRLEN];
+};
+#define LH_CLI_WINDOW_LONGOPTS                                                          \
+    {"since", required_argument, NULL, 'S'}, {"from", required_argument, NULL, 'F'},     \
+        {"to", required_argument, NULL, 'T'}
+
+/* Takes -S/-F/-T (as in LH_CLI_WINDOW_LONGOPTS): 1 when c is none of them. */
+int lh_cli_window_option(struct lh_cli_window *w, int c, const char *arg);
+/* Checks the times, refuses --since with --from/--to, and turns --since into
+ * a start time. 0 or an exit code after a message. */
+int lh_cli_window_finish(const char *cmd, struct lh_cli_window *w);
 
 /* Prints "loghaul CMD: message" and the --help hint; returns 2. */
 int lh_cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -28,8 +28,7 @@ struct search_opts {
     char *query;             /* the QUERY words joined by spaces; owned */
     long limit;
     bool asc;
-    const char *since, *from, *to;
-    char from_buf[LH_TIME_STRLEN];
+    struct lh_cli_window win; /* --since, --from, --to */
 };
 
 /* One record line of one server's answer. line is owned by the record. */
@@ -108,12 +107,9 @@ static int parse_limit(const char *s, long *out)
 static int parse_option(struct search_opts *o, int c, const char *arg)
 {
     int rc = lh_cli_conn_option(&o->conn, c, arg);
-    if (rc != 1)
+    if (rc != 1 || (rc = lh_cli_window_option(&o->win, c, arg)) != 1)
         return rc;
     switch (c) {
-    case 'S': o->since = arg; return 0;
-    case 'F': o->from = arg; return 0;
-    case 'T': o->to = arg; return 0;
     case 'L':
         if (parse_limit(arg, &o->limit))
             return lh_cli_usage_error(
@@ -128,37 +124,12 @@ static int parse_option(struct search_opts *o, int c, const char *arg)
     return lh_cli_usage_error("search", "%s", "unknown option");
 }
 
-/* Checks --since / --from / --to and turns --since into a start time. */
-static int check_times(struct search_opts *o)
-{
-    int64_t from_ns = 0, to_ns = 0, ms;
-    if (o->since && (o->from || o->to))
-        return lh_cli_usage_error("search", "%s", "--since cannot be combined with --from or --to");
-    if (o->since) {
-        if (lh_parse_duration(o->since, &ms) || ms <= 0)
-            return lh_cli_usage_error(
-                "search", "--since wants a duration such as 30s, 15m, 2h or 7d, not '%s'",
-                o->since);
-        lh_format_time(lh_now_ns() - ms * 1000000, o->from_buf);
-        o->from = o->from_buf;
-        return 0;
-    }
-    if (o->from && lh_parse_time(o->from, &from_ns))
-        return lh_cli_usage_error("search", "--from wants RFC 3339 or unix seconds, not '%s'",
-                                  o->from);
-    if (o->to && lh_parse_time(o->to, &to_ns))
-        return lh_cli_usage_error("search", "--to wants RFC 3339 or unix seconds, not '%s'", o->to);
-    if (o->from && o->to && from_ns > to_ns)
-        return lh_cli_usage_error("search", "%s", "--from is later than --to");
-    return 0;
-}
-
 static int parse_args(struct search_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
         LH_CLI_CONN_LONGOPTS,
-        {"since", required_argument, NULL, 'S'}, {"from", required_argument, NULL, 'F'},
-        {"to", required_argument, NULL, 'T'},    {"limit", required_argument, NULL, 'L'},
+        LH_CLI_WINDOW_LONGOPTS,
+        {"limit", required_argument, NULL, 'L'},
         {"order", required_argument, NULL, 'O'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -182,7 +153,7 @@ static int parse_args(struct search_opts *o, int argc, char **argv)
     o->query = lh_cli_join_words(argv + optind, argc - optind);
     if (!o->query || strlen(o->query) > MAX_QUERY)
         return lh_cli_usage_error("search", "%s", "the query is too long");
-    if ((rc = check_times(o)) != 0)
+    if ((rc = lh_cli_window_finish("search", &o->win)) != 0)
         return rc;
     return lh_cli_conn_finish(&o->conn);
 }
@@ -195,8 +166,8 @@ static char *build_path(const struct search_opts *o)
     char *p = strdup("/api/v1/search");
     if (!p || lh_cli_append_param(&p, "q", o->query) || lh_cli_append_param(&p, "limit", limit) ||
         lh_cli_append_param(&p, "order", o->asc ? "asc" : "desc") ||
-        (o->from && lh_cli_append_param(&p, "from", o->from)) ||
-        (o->to && lh_cli_append_param(&p, "to", o->to))) {
+        (o->win.from && lh_cli_append_param(&p, "from", o->win.from)) ||
+        (o->win.to && lh_cli_append_param(&p, "to", o->win.to))) {
         free(p);
         return NULL;
     }

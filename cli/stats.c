@@ -20,8 +20,7 @@
 struct stats_opts {
     struct lh_cli_conn conn;
     char *query;              /* owned */
-    const char *since, *from, *to;
-    char from_buf[LH_TIME_STRLEN];
+    struct lh_cli_window win; /* --since, --from, --to */
     struct lh_query *parsed;  /* owned: names the group fields */
     const char *const *by;
     size_t n_by;
@@ -77,26 +76,6 @@ void lh_cli_stats_usage(FILE *out)
 
 /* ---- arguments ---------------------------------------------------------- */
 
-static int check_times(struct stats_opts *o)
-{
-    int64_t ms, a = 0, b = 0;
-    if (o->since && (o->from || o->to))
-        return lh_cli_usage_error("stats", "--since cannot be combined with --from or --to");
-    if (o->since) {
-        if (lh_parse_duration(o->since, &ms) || ms <= 0)
-            return lh_cli_usage_error("stats", "--since wants a duration such as 15m, not '%s'",
-                                      o->since);
-        o->from = lh_format_time(lh_now_ns() - ms * 1000000, o->from_buf);
-    }
-    if (o->from && lh_parse_time(o->from, &a))
-        return lh_cli_usage_error("stats", "--from wants RFC 3339 or unix seconds");
-    if (o->to && lh_parse_time(o->to, &b))
-        return lh_cli_usage_error("stats", "--to wants RFC 3339 or unix seconds");
-    if (o->from && o->to && a > b)
-        return lh_cli_usage_error("stats", "--from is later than --to");
-    return 0;
-}
-
 /* The query must end in `| stats count by ...`: checked here so a typo is
  * caught before any collector is asked. */
 static int check_query(struct stats_opts *o)
@@ -117,8 +96,8 @@ static int parse_args(struct stats_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
         LH_CLI_CONN_LONGOPTS,
-        {"since", required_argument, NULL, 'S'}, {"from", required_argument, NULL, 'F'},
-        {"to", required_argument, NULL, 'T'},    {"help", no_argument, NULL, 'h'},
+        LH_CLI_WINDOW_LONGOPTS,
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c, rc;
@@ -132,16 +111,16 @@ static int parse_args(struct stats_opts *o, int argc, char **argv)
         if (c == '?' || c == ':')
             return lh_cli_usage_error("stats", "%s '%s'", c == '?' ? "unknown option"
                                       : "missing value for", argv[optind - 1]);
-        if (c == 'S' || c == 'F' || c == 'T')
-            *(c == 'S' ? &o->since : c == 'F' ? &o->from : &o->to) = optarg;
-        else if ((rc = lh_cli_conn_option(&o->conn, c, optarg)) != 0)
+        if ((rc = lh_cli_window_option(&o->win, c, optarg)) == 1)
+            rc = lh_cli_conn_option(&o->conn, c, optarg);
+        if (rc != 0)
             return rc;
     }
     if (optind >= argc)
         return lh_cli_usage_error("stats", "missing 'QUERY | stats count by FIELD'");
     if (!(o->query = lh_cli_join_words(argv + optind, argc - optind)))
         return LH_EXIT_FAIL;
-    if ((rc = check_times(o)) != 0 || (rc = check_query(o)) != 0)
+    if ((rc = lh_cli_window_finish("stats", &o->win)) != 0 || (rc = check_query(o)) != 0)
         return rc;
     return lh_cli_conn_finish(&o->conn);
 }
@@ -320,8 +299,8 @@ static char *build_path(const struct stats_opts *o)
 {
     char *p = strdup("/api/v1/stats");
     if (!p || lh_cli_append_param(&p, "q", o->query) ||
-        (o->from && lh_cli_append_param(&p, "from", o->from)) ||
-        (o->to && lh_cli_append_param(&p, "to", o->to))) {
+        (o->win.from && lh_cli_append_param(&p, "from", o->win.from)) ||
+        (o->win.to && lh_cli_append_param(&p, "to", o->win.to))) {
         free(p);
         return NULL;
     }
