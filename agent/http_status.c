@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -88,28 +87,6 @@ static void on_other(struct evhttp_request *req, void *arg)
     reply(req, 404, "Not Found", "text/plain", "not found: try /metrics, /healthz, /status\n");
 }
 
-static int bind_and_log(struct lh_http_status *h, const char *addr, char *err, size_t errlen)
-{
-    char host[256];
-    int port = 0;
-    if (lh_split_hostport(addr, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "agent.http '%s' is not host:port", addr);
-        return LH_EINVAL;
-    }
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
-    if (!bs) {
-        snprintf(err, errlen, "cannot listen on %s for HTTP", addr);
-        return LH_EIO;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char bound[300] = "";
-    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
-        lh_net_addr_string((struct sockaddr *)&ss, bound, sizeof bound);
-    LH_INFO("http", "http listening on %s", bound[0] ? bound : addr);
-    return LH_OK;
-}
-
 int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metrics *metrics,
                        struct lh_pipeline *pl, struct lh_http_status **out, char *err,
                        size_t errlen)
@@ -128,7 +105,7 @@ int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metr
     evhttp_set_cb(h->http, "/healthz", on_healthz, h);
     evhttp_set_cb(h->http, "/status", on_status, h);
     evhttp_set_gencb(h->http, on_other, h);
-    int rc = bind_and_log(h, addr, err, errlen);
+    int rc = lh_net_http_bind(h->http, addr, "agent.http", err, errlen);
     if (rc != 0) {
         lh_http_status_free(h);
         return rc;

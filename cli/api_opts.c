@@ -138,20 +138,6 @@ int lh_cli_window_finish(const char *cmd, struct lh_cli_window *w)
     return 0;
 }
 
-int lh_cli_append_param(char **buf, const char *name, const char *value)
-{
-    char *enc = evhttp_uriencode(value, -1, 0);
-    size_t n = enc ? strlen(*buf) + strlen(name) + strlen(enc) + 3 : 0;
-    char *grown = enc ? realloc(*buf, n) : NULL;
-    if (grown) {
-        size_t used = strlen(grown);
-        snprintf(grown + used, n - used, "%s%s=%s", strchr(grown, '?') ? "&" : "?", name, enc);
-        *buf = grown;
-    }
-    free(enc);
-    return grown ? 0 : LH_ENOMEM;
-}
-
 char *lh_cli_join_words(char **words, int n)
 {
     size_t len = 1;

@@ -62,8 +62,6 @@ int lh_cli_window_finish(const char *cmd, struct lh_cli_window *w);
 int lh_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Appends name=value (URL-encoded) to *buf, with ? or &. 0 or LH_ENOMEM. */
-int lh_cli_append_param(char **buf, const char *name, const char *value);
 /* words joined by spaces (malloc'd) or NULL. */
 char *lh_cli_join_words(char **words, int n);
 

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/http_client.h"
 #include "common/err.h"
+#include "common/net.h"
 #include "common/util.h"
 
 #define DEFAULT_LIMIT 100
@@ -164,10 +165,10 @@ static char *build_path(const struct search_opts *o)
     char limit[24];
     snprintf(limit, sizeof(limit), "%ld", o->limit);
     char *p = strdup("/api/v1/search");
-    if (!p || lh_cli_append_param(&p, "q", o->query) || lh_cli_append_param(&p, "limit", limit) ||
-        lh_cli_append_param(&p, "order", o->asc ? "asc" : "desc") ||
-        (o->win.from && lh_cli_append_param(&p, "from", o->win.from)) ||
-        (o->win.to && lh_cli_append_param(&p, "to", o->win.to))) {
+    if (!p || lh_net_append_query(&p, "q", o->query) || lh_net_append_query(&p, "limit", limit) ||
+        lh_net_append_query(&p, "order", o->asc ? "asc" : "desc") ||
+        (o->win.from && lh_net_append_query(&p, "from", o->win.from)) ||
+        (o->win.to && lh_net_append_query(&p, "to", o->win.to))) {
         free(p);
         return NULL;
     }

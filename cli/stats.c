@@ -10,6 +10,7 @@
 #include "cli/api_opts.h"
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/net.h"
 #include "common/query/query.h"
 #include "common/util.h"
 
@@ -298,9 +299,9 @@ static void print_results(struct stats_ctx *ctx)
 static char *build_path(const struct stats_opts *o)
 {
     char *p = strdup("/api/v1/stats");
-    if (!p || lh_cli_append_param(&p, "q", o->query) ||
-        (o->win.from && lh_cli_append_param(&p, "from", o->win.from)) ||
-        (o->win.to && lh_cli_append_param(&p, "to", o->win.to))) {
+    if (!p || lh_net_append_query(&p, "q", o->query) ||
+        (o->win.from && lh_net_append_query(&p, "from", o->win.from)) ||
+        (o->win.to && lh_net_append_query(&p, "to", o->win.to))) {
         free(p);
         return NULL;
     }

@@ -12,6 +12,7 @@
 #include "cli/api_opts.h"
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/net.h"
 
 #define MAX_QUERY 65536
 #define MAX_LINE ((size_t)16 << 20)
@@ -251,7 +252,7 @@ int lh_cli_tail(int argc, char **argv)
         ctx.base = event_base_new();
         servers = calloc(conn.n_servers, sizeof *servers);
         path = strdup("/api/v1/tail");
-        if (!ctx.base || !servers || !path || lh_cli_append_param(&path, "q", query)) {
+        if (!ctx.base || !servers || !path || lh_net_append_query(&path, "q", query)) {
             fputs("loghaul tail: out of memory\n", stderr);
             rc = LH_EXIT_FAIL;
         } else {

@@ -6,11 +6,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #define LISTEN_BACKLOG 1024
@@ -155,4 +157,41 @@ struct bufferevent *lh_net_connect_bev(struct event_base *base, struct evdns_bas
         return NULL;
     }
     return bev;
+}
+
+int lh_net_http_bind(struct evhttp *http, const char *addr, const char *what, char *err,
+                     size_t errlen)
+{
+    char host[256];
+    int port = 0;
+    if (lh_split_hostport(addr, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "%s '%s' is not host:port", what, addr);
+        return LH_EINVAL;
+    }
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
+    if (!bs) {
+        snprintf(err, errlen, "cannot listen on %s for HTTP: %s", addr, strerror(errno));
+        return LH_EIO;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char bound[300] = "";
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
+        lh_net_addr_string((struct sockaddr *)&ss, bound, sizeof bound);
+    LH_INFO("http", "http listening on %s", bound[0] ? bound : addr);
+    return LH_OK;
+}
+
+int lh_net_append_query(char **buf, const char *name, const char *value)
+{
+    char *enc = evhttp_uriencode(value, -1, 0);
+    size_t n = enc ? strlen(*buf) + strlen(name) + strlen(enc) + 3 : 0;
+    char *grown = enc ? realloc(*buf, n) : NULL;
+    if (grown) {
+        size_t used = strlen(grown);
+        snprintf(grown + used, n - used, "%s%s=%s", strchr(grown, '?') ? "&" : "?", name, enc);
+        *buf = grown;
+    }
+    free(enc);
+    return grown ? 0 : LH_ENOMEM;
 }

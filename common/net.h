@@ -5,6 +5,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -27,5 +28,15 @@ struct bufferevent *lh_net_connect_bev(struct event_base *base, struct evdns_bas
 
 /* "ip:port" of a socket address, for logs and the `host` fallback. */
 void lh_net_addr_string(const struct sockaddr *sa, char *buf, size_t len);
+
+/* Binds an evhttp server to "host:port" (port 0: the kernel chooses) and
+ * logs "http listening on HOST:PORT" with the bound address. what names the
+ * setting in errors ("agent.http"). 0, or LH_EINVAL / LH_EIO with err. */
+int lh_net_http_bind(struct evhttp *http, const char *addr, const char *what, char *err,
+                     size_t errlen);
+
+/* Appends name=value (value URL-encoded) to the malloc'd path *buf, after
+ * '?' or '&'. 0 or LH_ENOMEM. */
+int lh_net_append_query(char **buf, const char *name, const char *value);
 
 #endif

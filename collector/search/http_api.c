@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "collector/search/reply.h"
@@ -90,29 +89,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- setup -------------------------------------------------------------- */
 
-static int bind_and_log(struct lh_http_api *api, const char *addr, char *err, size_t errlen)
-{
-    char host[256];
-    int port = 0;
-    if (lh_split_hostport(addr, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "listen.http.address '%s' is not host:port", addr);
-        return LH_EINVAL;
-    }
-    struct evhttp_bound_socket *bs =
-        evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port);
-    if (!bs) {
-        snprintf(err, errlen, "cannot listen on %s for HTTP: %s", addr, strerror(errno));
-        return LH_EIO;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char bound[300] = "";
-    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
-        lh_net_addr_string((struct sockaddr *)&ss, bound, sizeof bound);
-    LH_INFO(HTTP_LOG, "http listening on %s", bound[0] ? bound : addr);
-    return LH_OK;
-}
-
 int lh_http_api_new(struct event_base *base, const char *addr, struct lh_store *store,
                     struct lh_metrics *metrics, const char *token, struct lh_http_api **out,
                     char *err, size_t errlen)
@@ -128,7 +104,7 @@ int lh_http_api_new(struct event_base *base, const char *addr, struct lh_store *
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(api->http, on_request, api);
-    rc = bind_and_log(api, addr, err, errlen);
+    rc = lh_net_http_bind(api->http, addr, "listen.http.address", err, errlen);
     if (rc != 0)
         goto fail;
     *out = api;

@@ -17,6 +17,7 @@
 #include "collector/search/tail.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/util.h"
 
 #define ROUTES_LOG "http"
@@ -450,30 +451,16 @@ static const char *hist_opts(const struct params *p, struct lh_hist_req *hr)
     return NULL;
 }
 
-static int append_param(char **buf, const char *name, const char *value)
-{
-    char *enc = evhttp_uriencode(value, -1, 0);
-    size_t n = enc ? strlen(*buf) + strlen(name) + strlen(enc) + 3 : 0;
-    char *grown = enc ? realloc(*buf, n) : NULL;
-    if (grown) {
-        size_t used = strlen(grown);
-        snprintf(grown + used, n - used, "%s%s=%s", strchr(grown, '?') ? "&" : "?", name, enc);
-        *buf = grown;
-    }
-    free(enc);
-    return grown ? 0 : LH_ENOMEM;
-}
-
 /* The peers get the resolved window, so "now" is this collector's. */
 static char *hist_peer_path(const struct params *p, const struct lh_hist_req *hr)
 {
     char from[LH_TIME_STRLEN], to[LH_TIME_STRLEN], step[32];
     snprintf(step, sizeof step, "%llds", (long long)hr->step_s);
     char *s = strdup("/api/v1/histogram");
-    if (!s || append_param(&s, "q", p->q ? p->q : "") != 0 ||
-        append_param(&s, "from", lh_format_time(hr->from_ns, from)) != 0 ||
-        append_param(&s, "to", lh_format_time(hr->to_ns, to)) != 0 ||
-        append_param(&s, "step", step) != 0 || append_param(&s, "local", "1") != 0) {
+    if (!s || lh_net_append_query(&s, "q", p->q ? p->q : "") != 0 ||
+        lh_net_append_query(&s, "from", lh_format_time(hr->from_ns, from)) != 0 ||
+        lh_net_append_query(&s, "to", lh_format_time(hr->to_ns, to)) != 0 ||
+        lh_net_append_query(&s, "step", step) != 0 || lh_net_append_query(&s, "local", "1") != 0) {
         free(s);
         return NULL;
     }
