@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/http_reply.h"
 #include "common/net.h"
 #include "common/util.h"
 
@@ -18,27 +19,13 @@ struct lh_http_status {
     struct lh_pipeline *pl;
 };
 
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-                  const char *body)
-{
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf) {
-        evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
-    evbuffer_add(buf, body, strlen(body));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
-    evhttp_send_reply(req, code, reason, buf);
-    evbuffer_free(buf);
-}
-
 static bool only_get(struct evhttp_request *req)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
         return true;
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-    reply(req, 405, "Method Not Allowed", "text/plain", "method not allowed\n");
+    lh_reply_str(req, 405, "text/plain", "method not allowed\n");
     return false;
 }
 
@@ -52,14 +39,14 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
-    reply(req, 200, "OK", "text/plain; version=0.0.4", text);
+    lh_reply_str(req, 200, "text/plain; version=0.0.4", text);
     free(text);
 }
 
 static void on_healthz(struct evhttp_request *req, void *arg)
 {
     if (only_get(req))
-        reply(req, 200, "OK", "text/plain", "ok\n");
+        lh_reply_str(req, 200, "text/plain", "ok\n");
 }
 
 static void on_status(struct evhttp_request *req, void *arg)
@@ -68,7 +55,7 @@ static void on_status(struct evhttp_request *req, void *arg)
     if (!only_get(req))
         return;
     if (!h->pl) {
-        reply(req, 503, "Service Unavailable", "text/plain", "no pipeline is running\n");
+        lh_reply_str(req, 503, "text/plain", "no pipeline is running\n");
         return;
     }
     json_t *st = lh_pipeline_status(h->pl);
@@ -78,13 +65,13 @@ static void on_status(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
-    reply(req, 200, "OK", "application/json", text);
+    lh_reply_str(req, 200, "application/json", text);
     free(text);
 }
 
 static void on_other(struct evhttp_request *req, void *arg)
 {
-    reply(req, 404, "Not Found", "text/plain", "not found: try /metrics, /healthz, /status\n");
+    lh_reply_str(req, 404, "text/plain", "not found: try /metrics, /healthz, /status\n");
 }
 
 int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metrics *metrics,

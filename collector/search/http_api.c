@@ -13,7 +13,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
-#include "collector/search/reply.h"
+#include "common/http_reply.h"
 #include "collector/search/routes.h"
 #include "collector/search/ui.h"
 #include "common/err.h"
@@ -72,7 +72,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         lh_reply_error(req, 405, "method not allowed", -1);
     } else if (strcmp(path, "/healthz") == 0) {
-        lh_reply_text(req, 200, "text/plain", "ok\n", 3);
+        lh_reply_str(req, 200, "text/plain", "ok\n");
     } else if (strcmp(path, "/") == 0) {
         lh_ui_reply(req);
     } else if (!authorized(api, req)) {

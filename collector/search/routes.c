@@ -12,7 +12,7 @@
 
 #include "collector/search/aggregate.h"
 #include "collector/search/federation.h"
-#include "collector/search/reply.h"
+#include "common/http_reply.h"
 #include "collector/search/search.h"
 #include "collector/search/tail.h"
 #include "common/err.h"

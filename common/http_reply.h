@@ -1,6 +1,6 @@
-/* HTTP replies shared by the collector's API handlers. */
-#ifndef LH_REPLY_H
-#define LH_REPLY_H
+/* HTTP replies shared by the collector's API and the agent's status server. */
+#ifndef LH_HTTP_REPLY_H
+#define LH_HTTP_REPLY_H
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -12,6 +12,8 @@ const char *lh_reply_reason(int code);
 /* Sends body (copied) with a Content-Type. */
 void lh_reply_text(struct evhttp_request *req, int code, const char *type, const char *body,
                    size_t len);
+/* Sends a NUL-terminated body (copied). */
+void lh_reply_str(struct evhttp_request *req, int code, const char *type, const char *body);
 /* Sends body (drained into the reply). */
 void lh_reply_buf(struct evhttp_request *req, int code, const char *type,
                   struct evbuffer *body);

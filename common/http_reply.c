@@ -1,4 +1,4 @@
-#include "collector/search/reply.h"
+#include "common/http_reply.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +33,11 @@ void lh_reply_text(struct evhttp_request *req, int code, const char *type, const
         lh_reply_buf(req, code, type, buf);
     if (buf)
         evbuffer_free(buf);
+}
+
+void lh_reply_str(struct evhttp_request *req, int code, const char *type, const char *body)
+{
+    lh_reply_text(req, code, type, body, strlen(body));
 }
 
 void lh_reply_json(struct evhttp_request *req, int code, json_t *v)
