@@ -77,13 +77,10 @@ int lh_agent_config_load(const char *path, struct lh_agent_config *cfg, struct l
         if (!cfg->agent.name)
             return lh_cfg_error(d, 1, 1, "out of memory");
     }
-    lh_transform_use_filters(&cfg->filters);
     return 0;
 }
 
 void lh_agent_config_free(struct lh_agent_config *cfg)
 {
-    if (lh_transform_filters() == &cfg->filters)
-        lh_transform_use_filters(NULL);
     lh_cfg_free(&lh_agent_config_schema, cfg);
 }

@@ -132,7 +132,7 @@ static int in_file_create(const struct lh_cfg_item *item, const struct lh_agent_
     in->ctx = *ctx;
     in->host_len = strlen(ctx->host);
     lh_rb_init(&in->rb);
-    int rc = lh_transform_new(&in->cfg->tx, in->cfg->tag, lh_transform_filters(), ctx->metrics,
+    int rc = lh_transform_new(&in->cfg->tx, in->cfg->tag, ctx->filters, ctx->metrics,
                               &in->tx, err, errlen);
     if (rc == 0 && in->cfg->multiline.present)
         rc = lh_regex_new(in->cfg->multiline.start, &in->ml_start, err, errlen);

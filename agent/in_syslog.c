@@ -214,7 +214,7 @@ static int in_syslog_create(const struct lh_cfg_item *item, const struct lh_agen
     in->host_len = strlen(ctx->host);
     lh_rb_init(&in->rb);
     int rc = make_metrics(in);
-    rc = rc ? rc : lh_filter_chain_init(&in->filters, in->cfg->tag, lh_transform_filters(), err,
+    rc = rc ? rc : lh_filter_chain_init(&in->filters, in->cfg->tag, in->ctx.filters, err,
                                         errlen);
     rc = rc ? rc : make_tls(in, err, errlen);
     if (rc == 0 && !(in->scratch = malloc((size_t)in->cfg->max_message)))

@@ -153,7 +153,7 @@ static int build_pipeline(struct agent *a)
         return rc;
     struct lh_agent_ctx ctx = {.base = a->base, .dns = a->dns, .host = a->cfg.agent.name,
                                .metrics = a->metrics, .ckpt = a->ckpt,
-                               .data_dir = a->cfg.agent.data_dir};
+                               .data_dir = a->cfg.agent.data_dir, .filters = &a->cfg.filters};
     rc = lh_pipeline_new(&ctx, &a->cfg.inputs, &a->cfg.outputs, &a->pl, err, sizeof err);
     if (rc == 0)
         rc = lh_pipeline_start(a->pl, err, sizeof err);

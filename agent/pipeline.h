@@ -57,6 +57,7 @@ struct lh_agent_ctx {
     struct lh_ckpt *ckpt;
     struct lh_pipeline *pl;
     const char *data_dir;        /* agent.data_dir: outputs keep buffers under it */
+    const struct lh_cfg_list *filters; /* the `filters:` list (borrowed; may be NULL) */
 };
 
 /* Batch limits of an output. */

@@ -9,18 +9,6 @@
 
 const char *const lh_parser_names[] = {"none", "json", "logfmt", "regex", NULL};
 
-static const struct lh_cfg_list *loaded_filters;
-
-void lh_transform_use_filters(const struct lh_cfg_list *filters)
-{
-    loaded_filters = filters;
-}
-
-const struct lh_cfg_list *lh_transform_filters(void)
-{
-    return loaded_filters;
-}
-
 struct lh_transform {
     const struct lh_tx_cfg *cfg;
     struct lh_regex *re;

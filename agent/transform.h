@@ -36,12 +36,6 @@ struct lh_tx_cfg {
  * err filled. */
 int lh_tx_cfg_check(const struct lh_tx_cfg *c, char *err, size_t errlen);
 
-/* The loaded `filters:` list, set by lh_agent_config_load (borrowed from
- * the loaded config; NULL when there is none). Inputs made afterwards use
- * it. */
-void lh_transform_use_filters(const struct lh_cfg_list *filters);
-const struct lh_cfg_list *lh_transform_filters(void);
-
 struct lh_transform;
 
 /* metrics may be NULL (tests). filters may be NULL. 0, or LH_E* with err

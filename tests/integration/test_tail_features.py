@@ -69,6 +69,35 @@ def multiline_records_keep_every_line(run):
     check(len(records(agent)) == 3, "no record twice")
 
 
+# ---- filters ----------------------------------------------------------------
+
+@test
+def filters_drop_and_modify_records_of_matching_tags(run):
+    log = run.path("app.log")
+    append(log, "")
+    cfg = {"agent": {"name": "a", "data_dir": run.path("data"), "http": "127.0.0.1:0"},
+           "inputs": [{"type": "file", "tag": "web.access", "paths": [log],
+                       "read_from": "head"}],
+           "filters": [{"type": "grep", "match": "web.*",
+                        "exclude": {"field": "message", "regex": "healthcheck"}},
+                       {"type": "modify", "match": "web.*", "set": {"env": "prod"},
+                        "remove": ["source"]},
+                       {"type": "modify", "match": "other.*", "set": {"env": "never"}}],
+           "outputs": [{"type": "stdout", "match": "*"}]}
+    agent = lhtest.start_agent(run, "agent", cfg=cfg)
+    agent.proc.wait_log(r"following .*app\.log")
+    append(log, "GET /a\nGET /healthcheck\nGET /b\nGET /healthcheck\nGET /c\n")
+    recs = wait_until(at_least(agent, 3), 20, "the three records the grep keeps")
+    check([r["message"] for r in recs] == ["GET /a", "GET /b", "GET /c"],
+          "healthchecks dropped, order kept: %r" % [r["message"] for r in recs])
+    check(all(r.get("env") == "prod" and "source" not in r for r in recs),
+          "modify set env and removed source, the other tag's filter did not run: %r" % recs)
+    wait_until(lambda: agent.metric("loghaul_agent_records_filtered_total",
+                                    {"input": "web.access"}) == 2, 20,
+               "the two dropped records counted")
+    check(len(records(agent)) == 3, "no record twice")
+
+
 # ---- watch: poll -----------------------------------------------------------
 
 @test

@@ -28,14 +28,11 @@ static int load(const char *filters)
     diag.file = "test.yaml";
     int rc = lh_cfg_load_string("test.yaml", yaml, strlen(yaml), &lh_agent_config_schema, &cfg,
                                 &diag);
-    if (rc == 0)
-        lh_transform_use_filters(&cfg.filters);
     return rc;
 }
 
 static void unload(void)
 {
-    lh_transform_use_filters(NULL);
     lh_agent_config_free(&cfg);
     lh_cfg_diag_free(&diag);
 }
@@ -52,7 +49,7 @@ static void run_open(struct run *r, const char *tag, int parser)
     static struct lh_tx_cfg c;
     c = (struct lh_tx_cfg){.parser = parser, .keep_raw = true};
     char err[256] = "";
-    ck_assert_msg(lh_transform_new(&c, tag, lh_transform_filters(), NULL, &r->t, err,
+    ck_assert_msg(lh_transform_new(&c, tag, &cfg.filters, NULL, &r->t, err,
                                    sizeof err) == 0, "%s", err);
     lh_rb_init(&r->rb);
     msgpack_sbuffer_init(&r->sb);
