@@ -74,7 +74,6 @@ struct lh_batch {
     const char *tag;             /* owned by the output's slot */
     size_t tag_len;
     msgpack_sbuffer entries;     /* concatenated [time, record] */
-    msgpack_packer pk;
     size_t n_records;
     struct lh_ckpt_seg **segs;   /* borrowed, released on ack */
     size_t n_segs, cap_segs;
@@ -92,8 +91,10 @@ void lh_batch_free(struct lh_batch *b);
 
 /* ---- plugins ---------------------------------------------------------- */
 
-/* Packs the fields map of one record into pk. */
-typedef int (*lh_pack_fields_fn)(msgpack_packer *pk, void *ud);
+/* Appends the fields map of one record to sb (common/mpwrite.h writes it
+ * without msgpack_packer's per-value callback). 0 or LH_E*: what it
+ * appended before failing is cut off by the caller. */
+typedef int (*lh_pack_fields_fn)(msgpack_sbuffer *sb, void *ud);
 
 struct lh_input_ops {
     const char *type;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "common/record.h"
+#include "common/mpwrite.h"
 
 void lh_rb_init(struct lh_recbuilder *rb)
 {
@@ -183,39 +183,55 @@ bool lh_rb_text(const struct lh_recbuilder *rb, size_t idx, char *buf, size_t ca
     return true;
 }
 
-static int pack_val(msgpack_packer *pk, const struct lh_recbuilder *rb, const struct lh_rb_val *v)
+/* The largest encoding of every header and number: exact sizes would cost
+ * a second pass of the branches the writes take anyway. */
+static size_t pack_bound(const struct lh_recbuilder *rb)
+{
+    size_t n = LH_MPW_HDR_MAX;
+    for (size_t i = 0; i < rb->n; i++) {
+        const struct lh_rb_field *f = &rb->f[i];
+        n += LH_MPW_HDR_MAX + f->kn + LH_MPW_SCALAR_MAX;
+        if (f->v.kind == LH_RBV_STR || f->v.kind == LH_RBV_SCRATCH || f->v.kind == LH_RBV_RAW)
+            n += f->v.n;
+    }
+    return n;
+}
+
+static char *write_val(char *p, const struct lh_recbuilder *rb, const struct lh_rb_val *v)
 {
     switch (v->kind) {
     case LH_RBV_STR:
-        return lh_pack_strn(pk, v->p, v->n);
+        return lh_mpw_str(p, v->p, v->n);
     case LH_RBV_SCRATCH:
-        return lh_pack_strn(pk, rb->scratch.data + v->off, v->n);
+        return lh_mpw_str(p, rb->scratch.data + v->off, v->n);
     case LH_RBV_RAW:
-        /* Already msgpack: appended as is. */
-        return pk->callback(pk->data, rb->scratch.data + v->off, v->n);
+        return lh_mpw_raw(p, rb->scratch.data + v->off, v->n);
     case LH_RBV_INT:
-        return msgpack_pack_int64(pk, v->num.i);
+        return lh_mpw_int(p, v->num.i);
     case LH_RBV_UINT:
-        return msgpack_pack_uint64(pk, v->num.u);
+        return lh_mpw_uint(p, v->num.u);
     case LH_RBV_DOUBLE:
-        return msgpack_pack_double(pk, v->num.d);
+        return lh_mpw_double(p, v->num.d);
     case LH_RBV_BOOL:
-        return v->num.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        return lh_mpw_bool(p, v->num.b);
     case LH_RBV_NIL:
-        return msgpack_pack_nil(pk);
+        break;
     }
-    return -1;
+    return lh_mpw_nil(p);
 }
 
-int lh_rb_pack(msgpack_packer *pk, void *ud)
+int lh_rb_pack(msgpack_sbuffer *sb, void *ud)
 {
     const struct lh_recbuilder *rb = ud;
-    if (msgpack_pack_map(pk, rb->n) != 0)
+    char *p = lh_mpw_reserve(sb, pack_bound(rb));
+    if (!p)
         return LH_ENOMEM;
+    p = lh_mpw_map_hdr(p, rb->n);
     for (size_t i = 0; i < rb->n; i++) {
         const struct lh_rb_field *f = &rb->f[i];
-        if (lh_pack_strn(pk, key_of(rb, f), f->kn) != 0 || pack_val(pk, rb, &f->v) != 0)
-            return LH_ENOMEM;
+        p = lh_mpw_str(p, key_of(rb, f), f->kn);
+        p = write_val(p, rb, &f->v);
     }
+    lh_mpw_commit(sb, p);
     return LH_OK;
 }

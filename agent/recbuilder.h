@@ -90,8 +90,9 @@ void lh_rb_key(const struct lh_recbuilder *rb, size_t idx, const char **k, size_
 bool lh_rb_text(const struct lh_recbuilder *rb, size_t idx, char *buf, size_t cap,
                 const char **p, size_t *n);
 
-/* Packs the fields as one msgpack map. lh_pack_fields_fn-compatible when
- * ud is the builder. */
-int lh_rb_pack(msgpack_packer *pk, void *ud);
+/* Appends the fields as one msgpack map to sb, the bytes msgpack_packer
+ * would write, with one reservation per record. lh_pack_fields_fn-compatible
+ * when ud is the builder. 0 or LH_ENOMEM. */
+int lh_rb_pack(msgpack_sbuffer *sb, void *ud);
 
 #endif

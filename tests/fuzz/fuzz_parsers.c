@@ -45,9 +45,7 @@ static size_t read_fields(struct lh_recbuilder *rb, const struct lh_time_fmt *tf
     }
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
-    if (lh_rb_pack(&pk, rb) == 0)
+    if (lh_rb_pack(&out, rb) == 0)
         sum += out.size;
     msgpack_sbuffer_destroy(&out);
     return sum;

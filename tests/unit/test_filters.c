@@ -64,9 +64,7 @@ static const msgpack_object *line(struct run *r, const char *s)
     if (!lh_transform_line(r->t, &r->rb, &l, &ns))
         return NULL;
     r->sb.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &r->sb, msgpack_sbuffer_write);
-    ck_assert_int_eq(lh_rb_pack(&pk, &r->rb), 0);
+    ck_assert_int_eq(lh_rb_pack(&r->sb, &r->rb), 0);
     size_t off = 0;
     ck_assert_int_eq(msgpack_unpack_next(&r->u, r->sb.data, r->sb.size, &off),
                      MSGPACK_UNPACK_SUCCESS);
