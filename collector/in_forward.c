@@ -204,29 +204,29 @@ static int send_pong(struct conn *c, bool ok, const char *reason, const struct l
 
 /* ---- frames ------------------------------------------------------------- */
 
-static int pack_fields(msgpack_packer *pk, const msgpack_object *rec, const char *host)
+/* The record as it came, with a "host" field (the sender's handshake name
+ * or address) added when it has none. */
+static int pack_fields(msgpack_packer *pk, const struct lh_fwd_event *ev, const char *host)
 {
-    if (lh_map_get(rec, "host"))
-        return msgpack_pack_object(pk, *rec);
-    const msgpack_object_map *m = &rec->via.map;
-    int rc = msgpack_pack_map(pk, m->size + 1);
-    for (uint32_t i = 0; i < m->size && rc == 0; i++) {
-        rc = msgpack_pack_object(pk, m->ptr[i].key);
-        if (rc == 0)
-            rc = msgpack_pack_object(pk, m->ptr[i].val);
-    }
-    if (rc == 0)
-        rc = lh_pack_cstr(pk, "host");
-    if (rc == 0)
-        rc = lh_pack_cstr(pk, host);
-    return rc;
+    uint64_t n;
+    size_t hdr;
+
+    if (lh_mp_map_has_key(ev->record, ev->record_len, "host", 4))
+        return pk->callback(pk->data, ev->record, ev->record_len);
+    if (lh_mp_map_head(ev->record, ev->record_len, &n, &hdr) != 0 || n >= UINT32_MAX)
+        return LH_EPROTO;
+    if (msgpack_pack_map(pk, (size_t)n + 1) != 0 ||
+        pk->callback(pk->data, ev->record + hdr, ev->record_len - hdr) != 0 ||
+        lh_pack_cstr(pk, "host") != 0 || lh_pack_cstr(pk, host) != 0)
+        return LH_ENOMEM;
+    return 0;
 }
 
 static int stage_event(void *ud, const struct lh_fwd_event *ev)
 {
     struct stage *st = ud;
     if (msgpack_pack_array(&st->pk, 3) != 0 || lh_pack_strn(&st->pk, ev->tag, ev->tag_len) != 0 ||
-        lh_pack_time(&st->pk, ev->time_ns) != 0 || pack_fields(&st->pk, ev->record, st->host) != 0)
+        lh_pack_time(&st->pk, ev->time_ns) != 0 || pack_fields(&st->pk, ev, st->host) != 0)
         return LH_ENOMEM;
     st->n++;
     return 0;

@@ -164,6 +164,90 @@ int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
     return 0;
 }
 
+/* ---- raw msgpack -------------------------------------------------------- */
+
+/* Bytes of the one complete object at p[0..n); 0 when there is none. The
+ * checks of lh_mp_scan (every length and count bounded by the bytes left,
+ * nesting at most LH_MP_MAX_DEPTH) without its resumable state: this runs
+ * once per entry of every packed frame. */
+static size_t mp_extent(const uint8_t *p, size_t n)
+{
+    uint64_t left[LH_MP_MAX_DEPTH];
+    uint64_t owed = 1; /* objects not yet walked, each at least one byte */
+    unsigned depth = 0;
+    size_t pos = 0;
+    struct mp_head h;
+
+    do {
+        if (owed > n - pos || classify(p[pos], &h) != 0 || h.hdr > n - pos)
+            return 0;
+        if (h.lenw > 0)
+            head_set(&h, h.hdr, h.lenw, h.kind, read_be(p + pos + 1, h.lenw));
+        if (h.payload > n - pos - h.hdr)
+            return 0;
+        pos += h.hdr + (size_t)h.payload;
+        owed = owed - 1 + h.children;
+        if (depth > 0)
+            left[depth - 1]--;
+        if (h.children > 0) {
+            if (depth == LH_MP_MAX_DEPTH)
+                return 0;
+            left[depth++] = h.children;
+        }
+        while (depth > 0 && left[depth - 1] == 0)
+            depth--;
+    } while (depth > 0);
+    return pos;
+}
+
+/* The count and header bytes of the array or map header at p[0..n). */
+static int container_head(const uint8_t *p, size_t n, enum mp_kind kind, uint64_t *count,
+                          size_t *hdr)
+{
+    struct mp_head h;
+
+    if (n == 0 || classify(p[0], &h) != 0 || h.kind != kind || h.hdr > n)
+        return LH_EPROTO;
+    *count = h.lenw > 0 ? read_be(p + 1, h.lenw) : h.children / (kind == MP_MAP ? 2 : 1);
+    *hdr = h.hdr;
+    return 0;
+}
+
+int lh_mp_map_head(const char *map, size_t len, uint64_t *count, size_t *hdr)
+{
+    return container_head((const uint8_t *)map, len, MP_MAP, count, hdr);
+}
+
+/* True when p[0..n) is exactly a string equal to key. */
+static bool is_str(const uint8_t *p, size_t n, const char *key, size_t klen)
+{
+    struct mp_head h;
+
+    if (classify(p[0], &h) != 0 || h.kind != MP_BYTES || (p[0] >= 0xc4 && p[0] <= 0xc9))
+        return false; /* not a str (bin and ext share the kind) */
+    return n == h.hdr + klen && memcmp(p + h.hdr, key, klen) == 0;
+}
+
+bool lh_mp_map_has_key(const char *map, size_t len, const char *key, size_t klen)
+{
+    const uint8_t *p = (const uint8_t *)map;
+    uint64_t n;
+    size_t off, kl, vl;
+
+    if (container_head(p, len, MP_MAP, &n, &off) != 0)
+        return false;
+    for (uint64_t i = 0; i < n; i++) {
+        kl = mp_extent(p + off, len - off);
+        vl = kl ? mp_extent(p + off + kl, len - off - kl) : 0;
+        if (vl == 0)
+            return false;
+        if (is_str(p + off, kl, key, klen))
+            return true;
+        off += kl + vl;
+    }
+    return false;
+}
+
 /* ---- decoding events ---------------------------------------------------- */
 
 struct decoder {
@@ -171,18 +255,35 @@ struct decoder {
     void *ud;
     const char *tag;
     size_t tag_len;
+    msgpack_sbuffer *scratch; /* records of unpacked modes, packed again */
 };
 
+static int check_record(const struct lh_fwd_event *ev)
+{
+    uint64_t n;
+    size_t hdr;
+
+    return lh_mp_map_head(ev->record, ev->record_len, &n, &hdr);
+}
+
+/* An event whose record is a msgpack object (Message and Forward modes):
+ * the callback takes records as bytes, so it is packed again. */
 static int emit(const struct decoder *d, const msgpack_object *time, const msgpack_object *meta,
                 const msgpack_object *record)
 {
-    struct lh_fwd_event ev = {.tag = d->tag, .tag_len = d->tag_len, .metadata = meta,
-                              .record = record};
+    struct lh_fwd_event ev = {.tag = d->tag, .tag_len = d->tag_len, .metadata = meta};
 
     if (lh_time_from_obj(time, &ev.time_ns) != 0 || record->type != MSGPACK_OBJECT_MAP)
         return LH_EPROTO;
     if (meta != NULL && meta->type != MSGPACK_OBJECT_MAP)
         return LH_EPROTO;
+    d->scratch->size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, d->scratch, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *record) != 0)
+        return LH_ENOMEM;
+    ev.record = d->scratch->data;
+    ev.record_len = d->scratch->size;
     return d->cb(d->ud, &ev);
 }
 
@@ -213,41 +314,72 @@ static int decode_forward(const struct decoder *d, const msgpack_object *entries
     return 0;
 }
 
-/* Unpacks the next entry at p[0..n) into zone. The scan bounds every
- * claimed length and count by the bytes present, so msgpack-c never sizes
- * an allocation from an unchecked count. */
-static int unpack_entry(const char *p, size_t n, msgpack_zone *zone, msgpack_object *e,
-                        size_t *used)
+/* The head of a packed entry that is not a plain EventTime: unpacked (it
+ * is small, and already scanned whole, so every count in it is bounded). */
+static int entry_head(const uint8_t *p, size_t n, msgpack_zone *zone, struct lh_fwd_event *ev)
 {
-    struct lh_mp_scan sc;
+    msgpack_object h;
+    const msgpack_object *time = &h;
     size_t off = 0;
-    msgpack_unpack_return ur;
+    msgpack_unpack_return ur = msgpack_unpack((const char *)p, n, &off, zone, &h);
 
-    lh_mp_scan_init(&sc);
-    if (lh_mp_scan(&sc, (const uint8_t *)p, n, n, used) != 0)
-        return LH_EPROTO;
-    ur = msgpack_unpack(p, *used, &off, zone, e);
     if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
         return LH_ENOMEM;
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != *used)
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != n)
         return LH_EPROTO;
-    return 0;
+    if (h.type == MSGPACK_OBJECT_ARRAY) {
+        if (h.via.array.size != 2 || h.via.array.ptr[1].type != MSGPACK_OBJECT_MAP)
+            return LH_EPROTO;
+        time = &h.via.array.ptr[0];
+        ev->metadata = &h.via.array.ptr[1];
+    }
+    return lh_time_from_obj(time, &ev->time_ns) == 0 ? 0 : LH_EPROTO;
 }
 
+/* One packed entry, scanned whole: the record's bytes go to the callback
+ * as they are, never unpacked (the hot path of a collector). */
+static int decode_raw_entry(const struct decoder *d, const uint8_t *e, size_t len,
+                            msgpack_zone *zone)
+{
+    struct lh_fwd_event ev = {.tag = d->tag, .tag_len = d->tag_len};
+    uint64_t n;
+    size_t hdr, head_len;
+    int rc;
+
+    if (container_head(e, len, MP_ARRAY, &n, &hdr) != 0 || n != 2)
+        return LH_EPROTO;
+    head_len = mp_extent(e + hdr, len - hdr);
+    if (head_len == 0)
+        return LH_EPROTO;
+    if (head_len == 10 && e[hdr] == 0xd7 && e[hdr + 1] == 0)
+        ev.time_ns = lh_event_time_body_ns((const char *)e + hdr + 2);
+    else if ((rc = entry_head(e + hdr, head_len, zone, &ev)) != 0)
+        return rc;
+    ev.record = (const char *)e + hdr + head_len;
+    ev.record_len = len - hdr - head_len;
+    if (check_record(&ev) != 0)
+        return LH_EPROTO;
+    return d->cb(d->ud, &ev);
+}
+
+/* Entries back to back. The scan bounds every claimed length and count by
+ * the bytes present, so msgpack-c never sizes an allocation from an
+ * unchecked count. */
 static int decode_packed(const struct decoder *d, const char *p, size_t n)
 {
     msgpack_zone zone;
-    msgpack_object e;
-    size_t off = 0, used = 0;
+    size_t off = 0, used;
     int rc = 0;
 
-    if (!msgpack_zone_init(&zone, 4096))
+    if (!msgpack_zone_init(&zone, 1024))
         return LH_ENOMEM;
     while (rc == 0 && off < n) {
-        rc = unpack_entry(p + off, n - off, &zone, &e, &used);
-        if (rc != 0)
+        used = mp_extent((const uint8_t *)p + off, n - off);
+        if (used == 0) {
+            rc = LH_EPROTO;
             break;
-        rc = decode_entry(d, &e);
+        }
+        rc = decode_raw_entry(d, (const uint8_t *)p + off, used, &zone);
         msgpack_zone_clear(&zone);
         off += used;
     }
@@ -356,7 +488,8 @@ int lh_fwd_decode(const msgpack_object *frame, size_t max_decompressed, lh_fwd_e
     struct lh_fwd_options o;
     const msgpack_object *optobj, *body;
     enum lh_fwd_mode m;
-    struct decoder d = {.cb = cb, .ud = ud};
+    msgpack_sbuffer scratch;
+    struct decoder d = {.cb = cb, .ud = ud, .scratch = &scratch};
     int rc;
 
     rc = frame_shape(frame, &m, &optobj);
@@ -373,17 +506,23 @@ int lh_fwd_decode(const msgpack_object *frame, size_t max_decompressed, lh_fwd_e
     d.tag = frame->via.array.ptr[0].via.str.ptr;
     d.tag_len = frame->via.array.ptr[0].via.str.size;
     body = &frame->via.array.ptr[1];
+    msgpack_sbuffer_init(&scratch);
     switch (m) {
     case LH_FWD_MESSAGE:
-        return emit(&d, body, NULL, &frame->via.array.ptr[2]);
+        rc = emit(&d, body, NULL, &frame->via.array.ptr[2]);
+        break;
     case LH_FWD_FORWARD:
-        return decode_forward(&d, body);
+        rc = decode_forward(&d, body);
+        break;
     case LH_FWD_PACKED:
-        return decode_packed(&d, body->via.bin.ptr, body->via.bin.size);
+        rc = decode_packed(&d, body->via.bin.ptr, body->via.bin.size);
+        break;
     case LH_FWD_COMPRESSED:
-        return decode_compressed(&d, body->via.bin.ptr, body->via.bin.size, max_decompressed);
+        rc = decode_compressed(&d, body->via.bin.ptr, body->via.bin.size, max_decompressed);
+        break;
     }
-    return LH_EPROTO;
+    msgpack_sbuffer_destroy(&scratch);
+    return rc;
 }
 
 /* ---- encoding ----------------------------------------------------------- */

@@ -35,6 +35,15 @@ void lh_mp_scan_init(struct lh_mp_scan *s);
 int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
                size_t *frame_len);
 
+/* ---- raw msgpack -------------------------------------------------------- */
+
+/* The element count and header bytes of the map header at map[0..len).
+ * 0 or LH_EPROTO. */
+int lh_mp_map_head(const char *map, size_t len, uint64_t *count, size_t *hdr);
+/* True when the map at map[0..len) (one complete, scanned object) has a
+ * string key equal to key. */
+bool lh_mp_map_has_key(const char *map, size_t len, const char *key, size_t klen);
+
 /* ---- decoding events ---------------------------------------------------- */
 
 enum lh_fwd_mode { LH_FWD_MESSAGE, LH_FWD_FORWARD, LH_FWD_PACKED, LH_FWD_COMPRESSED };
@@ -43,7 +52,10 @@ struct lh_fwd_event {
     const char *tag;
     size_t tag_len;
     int64_t time_ns;
-    const msgpack_object *record;   /* a map */
+    /* The record, a msgpack map: in a PackedForward frame the entry's own
+     * bytes (never unpacked), otherwise the record object packed again. */
+    const char *record;
+    size_t record_len;
     const msgpack_object *metadata; /* Fluent Bit 2+ [[time, meta], record]; or NULL */
 };
 
@@ -59,8 +71,8 @@ struct lh_fwd_options {
  * returned by lh_fwd_decode. Events are only valid during the call. */
 typedef int (*lh_fwd_event_cb)(void *ud, const struct lh_fwd_event *ev);
 
-/* Decodes one transport frame in any mode. Packed entries are unpacked in a
- * private zone; compressed payloads (gzip, several members back to back)
+/* Decodes one transport frame in any mode. Packed entries are scanned, not
+ * unpacked (only an entry head that is not a plain EventTime is); compressed payloads (gzip, several members back to back)
  * are inflated up to max_decompressed bytes (LH_ETOOBIG past that).
  * A malformed frame is LH_EPROTO; callbacks may already have run for the
  * events before the fault, so callers stage events and commit on success.

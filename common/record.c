@@ -50,9 +50,14 @@ static bool is_event_time(const msgpack_object *o)
 
 /* Senders are not all careful with nanoseconds; values of 1e9 and above
  * simply carry into the seconds rather than failing a whole batch. */
+int64_t lh_event_time_body_ns(const char *body)
+{
+    return (int64_t)get_be32(body) * LH_NS_PER_SEC + get_be32(body + 4);
+}
+
 static int64_t event_time_ns(const msgpack_object *o)
 {
-    return (int64_t)get_be32(o->via.ext.ptr) * LH_NS_PER_SEC + get_be32(o->via.ext.ptr + 4);
+    return lh_event_time_body_ns(o->via.ext.ptr);
 }
 
 int lh_time_from_obj(const msgpack_object *o, int64_t *ns)

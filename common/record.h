@@ -18,6 +18,9 @@ int lh_pack_time(msgpack_packer *pk, int64_t ns);
  * (seconds), or EventTime ext (fixext8 or ext8 of 8 bytes, type 0).
  * 0 or LH_EINVAL. */
 int lh_time_from_obj(const msgpack_object *o, int64_t *ns);
+/* Nanoseconds of an EventTime's 8-byte body (big-endian seconds, then
+ * nanoseconds; nanoseconds past 1e9 carry into the seconds). */
+int64_t lh_event_time_body_ns(const char *body);
 
 /* Packs a C string as msgpack str. */
 int lh_pack_cstr(msgpack_packer *pk, const char *s);

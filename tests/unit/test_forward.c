@@ -46,9 +46,17 @@ static int collect(void *ud, const struct lh_fwd_event *ev)
     ck_assert_uint_lt(ev->tag_len, sizeof(g->tag));
     memcpy(g->tag, ev->tag, ev->tag_len);
     g->tag[ev->tag_len] = '\0';
-    ck_assert_int_eq(ev->record->type, MSGPACK_OBJECT_MAP);
+    /* The record arrives as bytes: exactly one map. */
+    msgpack_unpacked rec;
+    size_t off = 0;
+    msgpack_unpacked_init(&rec);
+    ck_assert_int_eq(msgpack_unpack_next(&rec, ev->record, ev->record_len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, ev->record_len);
+    ck_assert_int_eq(rec.data.type, MSGPACK_OBJECT_MAP);
     g->time[g->n] = ev->time_ns;
-    copy_field(ev->record, "message", g->msg[g->n], sizeof(g->msg[0]));
+    copy_field(&rec.data, "message", g->msg[g->n], sizeof(g->msg[0]));
+    msgpack_unpacked_destroy(&rec);
     if (ev->metadata != NULL)
         copy_field(ev->metadata, "k", g->meta[g->n], sizeof(g->meta[0]));
     else
