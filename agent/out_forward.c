@@ -184,20 +184,66 @@ static void schedule_sync(struct fwd *f)
 
 static void drain_waiting(struct fwd *f);
 
+/* A parked chunk's batch goes back to the pipeline (freeing its share of
+ * the inputs' cap); the frame stays with the chunk. */
+static void unpark(struct fwd *f, struct fchunk *fc)
+{
+    struct lh_batch *b = fc->batch;
+    fc->batch = NULL;
+    f->parked--;
+    lh_output_acked(f->out, b);
+}
+
+/* fc leaves memory accounting: the cache's, or the pipeline's if parked. */
+static void forget_frame(struct fwd *f, struct fchunk *fc)
+{
+    if (fc->batch)
+        unpark(f, fc);
+    else
+        f->cached -= fchunk_mem_bytes(fc);
+}
+
+/* Parked chunks move into the cache while it has room, oldest first. */
+static void promote(struct fwd *f)
+{
+    for (struct fchunk *fc = f->pending.head; fc && f->parked; fc = fc->next) {
+        if (!fc->batch)
+            continue;
+        if (f->cached + fchunk_mem_bytes(fc) > f->cache_cap)
+            break;
+        f->cached += fchunk_mem_bytes(fc);
+        unpark(f, fc);
+    }
+}
+
+void fwd_unpark_all(struct fwd *f)
+{
+    for (struct fchunk *fc = f->pending.head; fc && f->parked; fc = fc->next) {
+        if (!fc->batch)
+            continue;
+        free(fc->mem);
+        free(fc->extra);
+        fc->mem = fc->extra = NULL;
+        fc->len = fc->extra_len = 0;
+        unpark(f, fc);
+    }
+}
+
 /* Drops a pending chunk for good (counted under reason). */
 static void drop_chunk(struct fwd *f, struct fchunk *fc, struct lh_metric *reason)
 {
     lh_metric_add(reason, (int64_t)fc->c->n_records);
-    f->cached -= fchunk_mem_bytes(fc);
+    forget_frame(f, fc);
     lh_chunkq_ack(f->q, fc->c);
     fchunk_free(fc);
 }
 
 void fwd_delivered(struct fwd *f, struct fchunk *fc)
 {
-    f->cached -= fchunk_mem_bytes(fc);
+    forget_frame(f, fc);
     lh_chunkq_ack(f->q, fc->c);
     fchunk_free(fc);
+    promote(f);
     report_queued(f);
     drain_waiting(f);
 }
@@ -236,18 +282,28 @@ static void on_synced(void *ud, struct lh_chunk *c, int rc)
                  lh_strerror(rc));
     struct lh_batch *b = fc->batch;
     fc->batch = NULL;
-    /* The frame moves from the batch to the chunk when the cache has room. */
-    if (f->cached + b->entries.size + b->wire.size <= f->cache_cap) {
+    /* The frame moves from the batch to the chunk when the cache has room,
+     * or parks while a collector takes batches; otherwise it is read back
+     * from disk when its turn comes. */
+    bool fits = f->cached + b->entries.size + b->wire.size <= f->cache_cap;
+    if (fits || fwd_conns_ready(f)) {
         fc->mem = b->entries.data;
         fc->len = b->entries.size;
         fc->extra = b->wire.data;
         fc->extra_len = b->wire.size;
         fc->head_len = head_len(b);
-        f->cached += fchunk_mem_bytes(fc);
         msgpack_sbuffer_init(&b->entries);
         msgpack_sbuffer_init(&b->wire);
     }
-    lh_output_acked(f->out, b);
+    if (fits) {
+        f->cached += fchunk_mem_bytes(fc);
+        lh_output_acked(f->out, b);
+    } else if (fc->mem) {
+        fc->batch = b;
+        f->parked++;
+    } else {
+        lh_output_acked(f->out, b);
+    }
     fq_push(&f->pending, fc);
 }
 
@@ -376,14 +432,40 @@ static void drain_waiting(struct fwd *f)
     report_queued(f);
 }
 
+/* The sync thread: one for the output's life, running each job the loop
+ * hands it and answering through the wake pipe. */
 static void *sync_main(void *arg)
 {
     struct fwd *f = arg;
-    lh_chunkq_sync_run(f->job);
-    char one = 1;
-    while (write(f->wake[1], &one, 1) < 0 && errno == EINTR)
-        ;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->go && !f->quit)
+            pthread_cond_wait(&f->cv, &f->mu);
+        if (!f->go)
+            break;
+        f->go = false;
+        pthread_mutex_unlock(&f->mu);
+        lh_chunkq_sync_run(f->job);
+        char one = 1;
+        while (write(f->wake[1], &one, 1) < 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
     return NULL;
+}
+
+/* Stops the sync thread once it has run what it was handed. */
+static void stop_sync_thread(struct fwd *f)
+{
+    if (!f->thread_on)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->quit = true;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->sync_thread, NULL);
+    f->thread_on = false;
 }
 
 static void end_job(struct fwd *f)
@@ -405,10 +487,8 @@ static void on_job_done(evutil_socket_t fd, short what, void *arg)
     char buf[16];
     while (read(fd, buf, sizeof buf) > 0)
         ;
-    if (!f->job)
-        return;
-    pthread_join(f->sync_thread, NULL);
-    end_job(f);
+    if (f->job)
+        end_job(f);
 }
 
 static void on_sync(evutil_socket_t fd, short what, void *arg)
@@ -427,10 +507,15 @@ static void on_sync(evutil_socket_t fd, short what, void *arg)
         fwd_send_pending(f);
         return;
     }
-    if (pthread_create(&f->sync_thread, NULL, sync_main, f) != 0) {
+    if (!f->thread_on) {
         lh_chunkq_sync_run(f->job);
         end_job(f);
+        return;
     }
+    pthread_mutex_lock(&f->mu);
+    f->go = true;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -540,6 +625,8 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
         return LH_ENOMEM;
     *state = f;
     f->wake[0] = f->wake[1] = -1;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
     f->cfg = (const struct fwd_cfg *)item;
     f->out = out;
     f->pl = ctx->pl;
@@ -569,6 +656,8 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
         snprintf(err, errlen, "forward output: out of memory");
         return LH_ENOMEM;
     }
+    /* Without the thread, syncs run on the loop: slower, still correct. */
+    f->thread_on = pthread_create(&f->sync_thread, NULL, sync_main, f) == 0;
     int rc = open_buffer(f, ctx, err, errlen);
     if (rc == 0)
         rc = fwd_conns_new(f, err, errlen);
@@ -606,10 +695,9 @@ static void fwd_destroy(void *state)
     if (!f)
         return;
     f->closing = true;
-    if (f->job) {
-        pthread_join(f->sync_thread, NULL);
+    stop_sync_thread(f);
+    if (f->job)
         lh_chunkq_sync_end(f->q, f->job);
-    }
     fwd_conns_free(f);
     while (f->wait_head) {
         struct lh_batch *b = f->wait_head;
@@ -630,6 +718,8 @@ static void fwd_destroy(void *state)
     for (int i = 0; i < 2; i++)
         if (f->wake[i] >= 0)
             close(f->wake[i]);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
     SSL_CTX_free(f->ssl_ctx);
     free(f->qdir);
     free(f);

@@ -92,6 +92,8 @@ static void conn_failed_logged(struct conn *c)
     }
     requeue(f, c);
     set_state(c, ST_IDLE);
+    if (!fwd_conns_ready(f))
+        fwd_unpark_all(f);
     int64_t d = backoff_ms(++c->fails, f->cfg->backoff_max_ms);
     LH_INFO(FWD_LOG, "collector %s:%d benched for %lld ms", c->addr, c->port, (long long)d);
     schedule_connect(c, d);
@@ -384,6 +386,14 @@ static int send_frame(struct evbuffer *out, const struct fchunk *fc)
         return -1;
     return evbuffer_add_reference(out, fc->extra + fc->head_len, fc->extra_len - fc->head_len,
                                   NULL, NULL);
+}
+
+bool fwd_conns_ready(const struct fwd *f)
+{
+    for (size_t i = 0; i < f->n_conns; i++)
+        if (f->conns[i].st == ST_READY)
+            return true;
+    return false;
 }
 
 void fwd_send_pending(struct fwd *f)

@@ -55,7 +55,11 @@ struct fwd_cfg {
 struct fchunk {
     struct fchunk *next;        /* in pending, a connection's in-flight list, or appending */
     struct lh_chunk *c;         /* NULL until the append returned */
-    struct lh_batch *batch;     /* until the append is durable */
+    /* Until the append is durable; after that, while the chunk is parked:
+     * its frame is in mem but not in the cache, and the batch still counts
+     * against the pipeline's cap, so the inputs wait for acks rather than
+     * fill the disk buffer only to read it back. */
+    struct lh_batch *batch;
     /* The frame, when in memory: mem alone once read back from disk; the
      * batch's entries between the head and tail kept in extra while fresh
      * (the entries are never copied into a frame buffer). */
@@ -108,11 +112,15 @@ struct fwd {
     struct fq appending;        /* in the queue, fsync pending */
     struct fq pending;          /* durable, not in flight */
     size_t cached, cache_cap;   /* frame bytes of pending chunks kept in memory */
+    size_t parked;              /* chunks with a batch still held (see fchunk) */
     struct event *sync_ev, *tick;
     /* Group commits run their fsyncs on a thread of their own (one at a
      * time) while the loop goes on reading, appending and sending. */
-    struct lh_chunkq_job *job;
+    struct lh_chunkq_job *job;  /* the loop's until handed over by go */
     pthread_t sync_thread;
+    pthread_mutex_t mu;         /* guards go and quit */
+    pthread_cond_t cv;
+    bool go, quit, thread_on;
     int wake[2];                /* the thread's "done" to the loop */
     struct event *wake_ev;
     bool resync, closing;
@@ -127,6 +135,9 @@ void fchunk_free(struct fchunk *fc);
 size_t fchunk_mem_bytes(const struct fchunk *fc);
 /* A collector acknowledged fc (taken off its in-flight list): consumes it. */
 void fwd_delivered(struct fwd *f, struct fchunk *fc);
+/* No collector takes batches any more: parked frames leave memory (to be
+ * read back from disk) so the inputs go on into the disk buffer. */
+void fwd_unpark_all(struct fwd *f);
 /* Loads fc's frame from disk when it is not in memory. 0, or an LH_E* code
  * (a corrupt chunk has then been dropped and counted). */
 int fwd_load(struct fwd *f, struct fchunk *fc);
@@ -137,6 +148,8 @@ void fwd_conns_start(struct fwd *f);
 void fwd_conns_free(struct fwd *f);
 /* Hands pending chunks to ready connections while windows allow. */
 void fwd_send_pending(struct fwd *f);
+/* True when some collector connection has finished its handshake. */
+bool fwd_conns_ready(const struct fwd *f);
 /* Ack and handshake timeouts. */
 void fwd_conns_tick(struct fwd *f);
 void fwd_conns_status(struct fwd *f, json_t *outputs);

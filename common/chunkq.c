@@ -35,8 +35,17 @@ struct chunkq_seg {
     bool data_dirty, ack_dirty;
 };
 
+/* A released segment whose files wait to be unlinked: an unlink ends in
+ * the filesystem freeing (on some mounts discarding) every block, which
+ * is slow enough to keep off the owner's loop; the next sync job does it. */
+struct chunkq_gone {
+    struct chunkq_gone *next;
+    char path[]; /* DIR/q-<no> without the extension */
+};
+
 struct lh_chunkq {
     struct lh_chunkq_opts o;
+    struct chunkq_gone *gone;
     char *dir;
     int64_t seg_size;
     struct chunkq_seg *segs, *active;
@@ -209,16 +218,44 @@ static struct chunkq_seg *seg_add(struct lh_chunkq *q, uint64_t no, int fd, uint
 
 /* Deletes a consumed segment: the caller saves first what it derived from
  * the positions in it. */
+/* Unlinks BASE.seg and BASE.ack. */
+static void unlink_seg(const char *base)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s.seg", base);
+    if (unlink(path) != 0)
+        LH_WARN(CQ_LOG, "removing %s: %m", path);
+    snprintf(path, sizeof path, "%s.ack", base);
+    unlink(path);
+}
+
+/* Unlinks and frees a list of released segments. */
+static void gone_run(struct chunkq_gone *g)
+{
+    while (g) {
+        struct chunkq_gone *next = g->next;
+        unlink_seg(g->path);
+        free(g);
+        g = next;
+    }
+}
+
+/* Deletes a consumed segment (its files go with the next sync job): the
+ * caller saves first what it derived from the positions in it. */
 static void seg_release(struct lh_chunkq *q, struct chunkq_seg *s)
 {
     if (q->o.on_release)
         q->o.on_release(q->o.ud);
-    char path[PATH_MAX];
-    seg_path(q, s->no, "seg", path, sizeof path);
-    if (unlink(path) != 0)
-        LH_WARN(CQ_LOG, "removing %s: %m", path);
-    seg_path(q, s->no, "ack", path, sizeof path);
-    unlink(path);
+    char base[PATH_MAX];
+    int n = snprintf(base, sizeof base, "%s/q-%016" PRIx64, q->dir, s->no);
+    struct chunkq_gone *g = malloc(sizeof *g + (size_t)n + 1);
+    if (g) {
+        memcpy(g->path, base, (size_t)n + 1);
+        g->next = q->gone;
+        q->gone = g;
+    } else {
+        unlink_seg(base);
+    }
     for (struct chunkq_seg **p = &q->segs; *p; p = &(*p)->next) {
         if (*p == s) {
             *p = s->next;
@@ -556,6 +593,7 @@ void lh_chunkq_close(struct lh_chunkq *q)
         if (s->ack_dirty)
             fdatasync(s->ack_fd);
     }
+    gone_run(q->gone);
     if (q->dir_dirty && q->dir)
         lh_fsync_dir(q->dir);
     while (q->head) {
@@ -583,11 +621,7 @@ bool lh_chunkq_full(const struct lh_chunkq *q, size_t payload_len)
 
 static int roll(struct lh_chunkq *q)
 {
-    if (q->active && q->active->data_dirty) {
-        if (fdatasync(q->active->fd) != 0)
-            return LH_EIO;
-        q->active->data_dirty = false;
-    }
+    /* The old segment stays data_dirty: the next sync job covers it. */
     char path[PATH_MAX];
     seg_path(q, q->next_no, "seg", path, sizeof path);
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -711,6 +745,7 @@ struct lh_chunkq_job {
     int *fds;
     size_t n_fds;
     char *dir;                  /* NULL: the directory needs no fsync */
+    struct chunkq_gone *gone;   /* unlinked after the fsyncs */
     struct lh_chunk *chunks;    /* linked by ->unsynced, append order */
     int rc;
 };
@@ -721,6 +756,7 @@ static void job_free(struct lh_chunkq_job *job)
         close(job->fds[i]);
     free(job->fds);
     free(job->dir);
+    gone_run(job->gone);
     free(job);
 }
 
@@ -740,7 +776,7 @@ int lh_chunkq_sync_begin(struct lh_chunkq *q, struct lh_chunkq_job **out)
     size_t n = 0;
     for (struct chunkq_seg *s = q->segs; s; s = s->next)
         n += s->data_dirty + s->ack_dirty;
-    if (n == 0 && !q->unsynced && !q->dir_dirty)
+    if (n == 0 && !q->unsynced && !q->dir_dirty && !q->gone)
         return LH_OK;
     struct lh_chunkq_job *job = calloc(1, sizeof *job);
     if (!job || !(job->fds = calloc(n ? n : 1, sizeof *job->fds)) ||
@@ -757,6 +793,8 @@ int lh_chunkq_sync_begin(struct lh_chunkq *q, struct lh_chunkq_job **out)
         s->data_dirty = s->ack_dirty = false;
     }
     q->dir_dirty = false;
+    job->gone = q->gone;
+    q->gone = NULL;
     job->chunks = q->syncing = q->unsynced;
     q->unsynced = q->unsynced_tail = NULL;
     *out = job;
@@ -775,6 +813,8 @@ void lh_chunkq_sync_run(struct lh_chunkq_job *job)
         LH_ERROR(CQ_LOG, "syncing %s: %m", job->dir);
         job->rc = LH_EIO;
     }
+    gone_run(job->gone);
+    job->gone = NULL;
 }
 
 int lh_chunkq_sync_end(struct lh_chunkq *q, struct lh_chunkq_job *job)

@@ -99,6 +99,8 @@ def parse_args():
                     help="lines/s appended in the live scenario (default 1500000)")
     ap.add_argument("--max-records", type=int, help="agent batch.max_records (default: its own)")
     ap.add_argument("--max-bytes", help="agent batch.max_bytes (default: its own)")
+    ap.add_argument("--in-flight", type=int, help="agent max_in_flight (default: its own)")
+    ap.add_argument("--data-dir", help="parent of the agent's data_dir (default: the run directory)")
     ap.add_argument("--no-rsyslog", action="store_true", help="run loghaul only")
     ap.add_argument("--timeout", type=float, default=900, help="per run, seconds")
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
@@ -207,6 +209,10 @@ def run_loghaul(run, a, corpus, n, scenario):
         batch["max_bytes"] = a.max_bytes
     cfg = lhtest.agent_config(run, name + "-agent", paths=[log], tag="bench.delivery",
                               collectors=["127.0.0.1:%d" % col.forward_port], batch=batch or None)
+    if a.in_flight:
+        cfg["outputs"][0]["max_in_flight"] = a.in_flight
+    if a.data_dir:
+        cfg["agent"]["data_dir"] = tempfile.mkdtemp(prefix="lh-bench-", dir=a.data_dir)
     pin(col.proc.pid, 1)
     t0 = time.monotonic()
     agent = lhtest.start_agent(run, name + "-agent", cfg=cfg)
