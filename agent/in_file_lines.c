@@ -255,6 +255,8 @@ void in_file_read_all(struct in_file *in)
     if (more) {
         struct timeval now = {0, 0};
         event_add(in->more, &now);
+    } else if (!in->paused && !in->stopped) {
+        lh_route_idle(in->route);
     }
     in_file_ml_expire(in);
 }

@@ -28,7 +28,8 @@ static const struct lh_cfg_field batch_fields[] = {
      .defval = "2MiB", .min = 1024, .max = 64 << 20, .help = "record bytes per batch"},
     {.key = "max_wait", .type = LH_CFG_DURATION,
      .offset = offsetof(struct fwd_batch_cfg, max_wait_ms), .defval = "1s", .min = 1,
-     .max = 3600000, .help = "how long a batch stays open"},
+     .max = 3600000, .help = "longest a batch stays open (sealed sooner once the input is idle and no "
+             "batch awaits an ack)"},
     {0},
 };
 

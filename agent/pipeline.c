@@ -28,6 +28,8 @@ struct lh_output {
     struct slot *slots;
     size_t n_slots;
     size_t bytes;               /* open + sealed + in flight */
+    size_t sealed;              /* batches submitted, not yet acked */
+    bool seal_when_acked;       /* an input went idle while sealed > 0 */
     size_t cap;                 /* past it, inputs pause */
     uint64_t queued;            /* in the output's durable buffer */
     size_t index;               /* among the outputs of its type */
@@ -139,6 +141,7 @@ static void seal(struct lh_output *out, struct slot *s)
     for (size_t i = 0; i < b->n_segs; i++)
         b->segs[i]->sealed = true;
     b->bytes = b->entries.size;
+    out->sealed++;
     out->ops->submit(out->state, b);
 }
 
@@ -210,10 +213,15 @@ void lh_output_acked(struct lh_output *out, struct lh_batch *b)
 {
     struct lh_pipeline *pl = out->pl;
     count_bytes(out, 0, b->bytes);
+    out->sealed--;
     lh_metric_add(out->acked, (int64_t)b->n_records);
     for (size_t i = 0; i < b->n_segs; i++)
         lh_ckpt_release(pl->ctx.ckpt, b->segs[i]);
     lh_batch_free(b);
+    if (out->seal_when_acked && out->sealed == 0) {
+        out->seal_when_acked = false;
+        flush_output(out);
+    }
     if (pl->paused && !over_cap(pl))
         set_paused(pl, false);
     check_drained(pl);
@@ -433,6 +441,19 @@ void lh_route_release(struct lh_route *r)
     r->held_reads = 0;
     if (!pl->paused && over_cap(pl))
         set_paused(pl, true);
+}
+
+void lh_route_idle(struct lh_route *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct lh_output *out = r->t[i].out;
+        if (!out->slots[r->t[i].slot].open)
+            continue;
+        if (out->sealed == 0)
+            seal(out, &out->slots[r->t[i].slot]);
+        else
+            out->seal_when_acked = true;
+    }
 }
 
 /* ---- the pipeline ------------------------------------------------------- */

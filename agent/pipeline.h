@@ -186,6 +186,11 @@ int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int6
  * outputs may hold one chunk's records more than the cap. */
 void lh_route_hold(struct lh_route *r);
 void lh_route_release(struct lh_route *r);
+/* The input has read all there is for now. An output with no sealed batch
+ * still unacknowledged seals its open one at once (no max_wait at the end
+ * of a backlog or a burst); one still waiting on acks seals it when they
+ * are in, so batches grow exactly while the output is busy. */
+void lh_route_idle(struct lh_route *r);
 
 /* Outputs: a batch was acknowledged (or delivered, for stdout, or made
  * durable in a buffer). Frees it. */

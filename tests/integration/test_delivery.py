@@ -120,5 +120,23 @@ def sigterm_flushes_what_is_buffered(run):
     check_exactly_once(wait_all([col], n, timeout=10), n)
 
 
+@test
+def a_burst_goes_out_without_waiting_for_max_wait(run):
+    # Batches stay open while the output waits on acks; once the input has
+    # read everything and nothing is unacknowledged, the open batch is
+    # sealed at once rather than after max_wait (60 s here).
+    port = free_port()
+    col = lhtest.start_collector(run, "collector", cfg=fixed_collector_config(run, "collector", port))
+    log = run.path("app.log")
+    open(log, "w").close()
+    cfg = delivery_agent_config(run, log, [port])
+    cfg["outputs"][0]["batch"] = {"max_records": 100000, "max_wait": "60s"}
+    lhtest.start_agent(run, "agent", cfg=cfg)
+    write_lines(log, 0, 1000)
+    wait_until(lambda: col.records_in() >= 1000, 15, "the first burst, long before max_wait")
+    write_lines(log, 1000, 3000)
+    check_exactly_once(wait_all([col], 3000, timeout=15), 3000)
+
+
 if __name__ == "__main__":
     sys.exit(lhtest.run())

@@ -202,8 +202,10 @@ def agent_with_wrong_shared_key_ships_nothing(run):
     wait_until(lambda: (agent.metric("loghaul_agent_records_read_total") or 0) >= 10, 20,
                "the agent to read the file")
     check(col.records_in() == 0, "collector accepted %s records" % col.records_in())
-    check((agent.metric("loghaul_agent_records_acked_total") or 0) == 0,
-          "agent counts records as acked")
+    # records_acked_total counts records safe in the disk buffer; a
+    # collector's acknowledgement is acks_total.
+    check((agent.metric("loghaul_agent_acks_total") or 0) == 0,
+          "agent counts acknowledgements from a collector that refused it")
     r, recs, _ = lhtest.search([col.url], "wrongkey")
     check(r.returncode == 0 and not recs, "records reached the store: %r" % recs)
 
