@@ -46,6 +46,11 @@ static const struct lh_cfg_field buffer_fields[] = {
     {.key = "on_full", .type = LH_CFG_ENUM, .offset = offsetof(struct fwd_buffer_cfg, on_full),
      .defval = "block", .enum_values = on_full_values,
      .help = "block (pause inputs) | drop_oldest (drop the oldest unsent batches, counted)"},
+    {.key = "sync_delay", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct fwd_buffer_cfg, sync_delay_ms), .defval = "1s", .min = 0,
+     .max = 3600000,
+     .help = "how long a buffered batch waits for a collector's ack before it is fsync'd "
+             "(0: at once); with no collector reachable, at once"},
     {0},
 };
 
@@ -174,13 +179,44 @@ static void report_queued(struct fwd *f)
     lh_metric_set(f->buffer_chunks, (int64_t)st.chunks);
 }
 
+static void schedule_sync_in(struct fwd *f, int64_t ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(f->sync_ev, &tv);
+}
+
 static void schedule_sync(struct fwd *f)
 {
     /* A zero timeout runs after the events already due: every batch sealed
      * by the reads of this loop iteration shares one fsync. */
-    static const struct timeval now = {0, 0};
-    if (!evtimer_pending(f->sync_ev, NULL))
-        evtimer_add(f->sync_ev, &now);
+    schedule_sync_in(f, 0);
+}
+
+/* After an append: a sync at once when no collector can ack, else one
+ * when the oldest unsynced chunk's delay is up (an earlier timer stands). */
+static void arm_sync(struct fwd *f)
+{
+    if (!fwd_conns_ready(f))
+        schedule_sync(f);
+    else if (!evtimer_pending(f->sync_ev, NULL))
+        schedule_sync_in(f, f->cfg->buffer.sync_delay_ms);
+}
+
+/* Whether the unsynced chunks go into the next job: the oldest has waited
+ * sync_delay for an ack, or no collector can ack. Otherwise *wait_ms says
+ * when to look again (-1: nothing waits). */
+static bool chunks_due(struct fwd *f, int64_t *wait_ms)
+{
+    *wait_ms = -1;
+    const struct lh_chunk *c = lh_chunkq_oldest_unsynced(f->q);
+    if (!c)
+        return false;
+    const struct fchunk *fc = c->ud;
+    int64_t left = fc->appended_ms + f->cfg->buffer.sync_delay_ms - lh_mono_ms();
+    if (left <= 0 || !fwd_conns_ready(f))
+        return true;
+    *wait_ms = left;
+    return false;
 }
 
 static void drain_waiting(struct fwd *f);
@@ -208,7 +244,7 @@ static void forget_frame(struct fwd *f, struct fchunk *fc)
 static void promote(struct fwd *f)
 {
     for (struct fchunk *fc = f->pending.head; fc && f->parked; fc = fc->next) {
-        if (!fc->batch)
+        if (!fc->batch || !fc->durable)
             continue;
         if (f->cached + fchunk_mem_bytes(fc) > f->cache_cap)
             break;
@@ -217,17 +253,30 @@ static void promote(struct fwd *f)
     }
 }
 
+/* Drops the in-memory frame of a durable chunk nobody is sending. */
+static void evict(struct fchunk *fc)
+{
+    free(fc->mem);
+    free(fc->extra);
+    fc->mem = fc->extra = NULL;
+    fc->len = fc->extra_len = 0;
+}
+
 void fwd_unpark_all(struct fwd *f)
 {
+    bool unsynced = false;
     for (struct fchunk *fc = f->pending.head; fc && f->parked; fc = fc->next) {
         if (!fc->batch)
             continue;
-        free(fc->mem);
-        free(fc->extra);
-        fc->mem = fc->extra = NULL;
-        fc->len = fc->extra_len = 0;
+        if (!fc->durable) {
+            unsynced = true; /* settled once its fsync is done */
+            continue;
+        }
+        evict(fc);
         unpark(f, fc);
     }
+    if (unsynced)
+        schedule_sync(f);
 }
 
 /* Drops a pending chunk for good (counted under reason). */
@@ -272,40 +321,30 @@ int fwd_load(struct fwd *f, struct fchunk *fc)
 
 static size_t head_len(const struct lh_batch *b);
 
+/* A held chunk became durable: its batch goes back to the pipeline when the
+ * cache takes the frame, or when no collector is there to take it (the
+ * frame is then read back from disk later); otherwise it stays parked
+ * until delivered or promoted. */
 static void on_synced(void *ud, struct lh_chunk *c, int rc)
 {
     struct fwd *f = ud;
     if (f->closing)
-        return; /* destroy frees what is still appending */
-    struct fchunk *fc = fq_pop(&f->appending);
+        return; /* destroy frees what is still held */
+    struct fchunk *fc = c->ud;
     if (rc != 0)
         LH_ERROR(FWD_LOG, "buffer %s: chunk %s may not be durable: %s", f->qdir, c->id,
                  lh_strerror(rc));
-    struct lh_batch *b = fc->batch;
-    fc->batch = NULL;
-    /* The frame moves from the batch to the chunk when the cache has room,
-     * or parks while a collector takes batches; otherwise it is read back
-     * from disk when its turn comes. */
-    bool fits = f->cached + b->entries.size + b->wire.size <= f->cache_cap;
-    if (fits || fwd_conns_ready(f)) {
-        fc->mem = b->entries.data;
-        fc->len = b->entries.size;
-        fc->extra = b->wire.data;
-        fc->extra_len = b->wire.size;
-        fc->head_len = head_len(b);
-        msgpack_sbuffer_init(&b->entries);
-        msgpack_sbuffer_init(&b->wire);
+    fc->durable = true;
+    if (!fc->batch)
+        return;
+    size_t n = fchunk_mem_bytes(fc);
+    if (f->cached + n <= f->cache_cap) {
+        f->cached += n;
+        unpark(f, fc);
+    } else if (!fwd_conns_ready(f)) {
+        evict(fc); /* not in flight: that needs a ready connection */
+        unpark(f, fc);
     }
-    if (fits) {
-        f->cached += fchunk_mem_bytes(fc);
-        lh_output_acked(f->out, b);
-    } else if (fc->mem) {
-        fc->batch = b;
-        f->parked++;
-    } else {
-        lh_output_acked(f->out, b);
-    }
-    fq_push(&f->pending, fc);
 }
 
 /* Bytes of the frame's head in wire (encode packs the head first). */
@@ -387,10 +426,20 @@ static int append_batch(struct fwd *f, struct lh_batch *b)
         free(fc);
         return rc;
     }
+    /* The frame moves from the batch to the chunk; the batch stays held. */
+    fc->mem = b->entries.data;
+    fc->len = b->entries.size;
+    fc->extra = b->wire.data;
+    fc->extra_len = b->wire.size;
+    fc->head_len = head_len(b);
+    msgpack_sbuffer_init(&b->entries);
+    msgpack_sbuffer_init(&b->wire);
     fc->batch = b;
+    f->parked++;
     fc->c->ud = fc;
-    fq_push(&f->appending, fc);
-    schedule_sync(f);
+    fc->appended_ms = lh_mono_ms();
+    fq_push(&f->pending, fc);
+    arm_sync(f);
     return LH_OK;
 }
 
@@ -431,6 +480,7 @@ static void drain_waiting(struct fwd *f)
         b->next = NULL;
     }
     report_queued(f);
+    fwd_send_pending(f);
 }
 
 /* The sync thread: one for the output's life, running each job the loop
@@ -499,7 +549,11 @@ static void on_sync(evutil_socket_t fd, short what, void *arg)
         f->resync = true; /* what was appended meanwhile waits for this one */
         return;
     }
-    if (lh_chunkq_sync_begin(f->q, &f->job) != 0) {
+    int64_t wait_ms;
+    bool chunks = chunks_due(f, &wait_ms);
+    if (wait_ms >= 0)
+        schedule_sync_in(f, wait_ms);
+    if (lh_chunkq_sync_begin(f->q, chunks, &f->job) != 0) {
         LH_ERROR(FWD_LOG, "buffer %s: out of memory syncing (retrying)", f->qdir);
         return;
     }
@@ -548,6 +602,7 @@ static void on_replay_chunk(void *ud, struct lh_chunk *c)
         return;
     }
     fc->c = c;
+    fc->durable = true;
     c->ud = fc;
     fq_push(&f->pending, fc);
 }
@@ -705,9 +760,8 @@ static void fwd_destroy(void *state)
         f->wait_head = b->next;
         lh_batch_free(b);
     }
-    /* Appended but not yet synced: the close syncs them, and the next start
-     * resumes reading after their positions. */
-    fq_free(&f->appending);
+    /* Not yet synced: the close syncs them, and the next start resumes
+     * reading after their positions. */
     fq_free(&f->pending);
     lh_chunkq_close(f->q);
     if (f->sync_ev)

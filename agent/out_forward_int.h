@@ -2,12 +2,18 @@
  * disk buffer, hooks) and out_forward_conn.c (connections to collectors).
  *
  * A sealed batch's entries become the middle of its PackedForward frame
- * (a head and a tail are packed around them, nothing is copied) and are
- * appended to the output's chunk queue (data_dir/buffer/forward-N); once that is
- * fsync'd the batch is acknowledged to the pipeline and the frame lives on
- * as a queued chunk (struct fchunk) until a collector acks its id. Frames
- * of recent chunks stay in memory up to a cap; older ones are read back
- * from disk when their turn comes. */
+ * (a head and a tail are packed around them, nothing is copied), are
+ * written to the output's chunk queue (data_dir/buffer/forward-N) and go
+ * out at once. The batch stays held against the pipeline's cap (the file
+ * checkpoint waits) until the chunk is acked by a collector or fsync'd,
+ * whichever is first: fsync waits buffer.sync_delay for an ack, so at speed
+ * the disk sees almost nothing (consumed segments are deleted while still
+ * in the page cache), a crash of the agent loses nothing (the page cache
+ * keeps what was written; a replay resends the same chunk ids and the
+ * collector drops the copies), and with no collector the chunks are made
+ * durable at once so the inputs go on into the buffer. Frames stay in
+ * memory up to a cap; older ones are read back from disk when their turn
+ * comes. */
 #ifndef LH_AGENT_OUT_FORWARD_INT_H
 #define LH_AGENT_OUT_FORWARD_INT_H
 
@@ -34,6 +40,7 @@ struct fwd_batch_cfg {
 struct fwd_buffer_cfg {
     int64_t max_size;
     int on_full;
+    int64_t sync_delay_ms;
 };
 
 struct fwd_cfg {
@@ -53,13 +60,15 @@ struct fwd_cfg {
 
 /* A queued chunk as the output sees it (lh_chunk.ud). */
 struct fchunk {
-    struct fchunk *next;        /* in pending, a connection's in-flight list, or appending */
-    struct lh_chunk *c;         /* NULL until the append returned */
-    /* Until the append is durable; after that, while the chunk is parked:
-     * its frame is in mem but not in the cache, and the batch still counts
-     * against the pipeline's cap, so the inputs wait for acks rather than
-     * fill the disk buffer only to read it back. */
+    struct fchunk *next;        /* in pending or a connection's in-flight list */
+    struct lh_chunk *c;
+    /* Held (the chunk is "parked"): its frame is in mem but not counted in
+     * the cache, and the batch counts against the pipeline's cap, so the
+     * inputs wait for acks rather than fill the disk buffer only to read it
+     * back. Always held until durable or delivered. */
     struct lh_batch *batch;
+    bool durable;               /* its fsync is done (replayed chunks are) */
+    int64_t appended_ms;
     /* The frame, when in memory: mem alone once read back from disk; the
      * batch's entries between the head and tail kept in extra while fresh
      * (the entries are never copied into a frame buffer). */
@@ -109,11 +118,11 @@ struct fwd {
     struct lh_chunkq *q;
     char *qdir;
     struct lh_batch *wait_head, *wait_tail; /* sealed, not yet in the queue */
-    struct fq appending;        /* in the queue, fsync pending */
     struct fq pending;          /* durable, not in flight */
     size_t cached, cache_cap;   /* frame bytes of pending chunks kept in memory */
     size_t parked;              /* chunks with a batch still held (see fchunk) */
-    struct event *sync_ev, *tick;
+    struct event *sync_ev;      /* the next sync job, now or at a chunk's delay */
+    struct event *tick;
     /* Group commits run their fsyncs on a thread of their own (one at a
      * time) while the loop goes on reading, appending and sending. */
     struct lh_chunkq_job *job;  /* the loop's until handed over by go */

@@ -25,6 +25,8 @@
 #define CQ_SEG_MIN (64LL << 10)
 #define CQ_SEG_MAX (64LL << 20)
 
+enum { CQ_SYNCED, CQ_UNSYNCED, CQ_IN_JOB };
+
 struct chunkq_seg {
     struct chunkq_seg *next;
     uint64_t no;
@@ -720,6 +722,7 @@ int lh_chunkq_appendv(struct lh_chunkq *q, const struct lh_chunk_meta *m,
     q->st.bytes += h.rec_len;
     c->done = done;
     c->done_ud = done_ud;
+    c->sync_state = CQ_UNSYNCED;
     if (q->unsynced_tail)
         q->unsynced_tail->unsynced = c;
     else
@@ -769,14 +772,34 @@ static int job_add_fd(struct lh_chunkq_job *job, int fd)
     return LH_OK;
 }
 
-int lh_chunkq_sync_begin(struct lh_chunkq *q, struct lh_chunkq_job **out)
+const struct lh_chunk *lh_chunkq_oldest_unsynced(const struct lh_chunkq *q)
+{
+    return q->unsynced;
+}
+
+static bool in_unsynced(const struct lh_chunkq *q, const struct chunkq_seg *s)
+{
+    for (const struct lh_chunk *c = q->unsynced; c; c = c->unsynced)
+        if (c->seg == s)
+            return true;
+    return false;
+}
+
+/* Whether a job syncs s's data: only for chunks not yet consumed (those
+ * written and consumed since the last sync need no disk). */
+static bool sync_data(const struct lh_chunkq *q, const struct chunkq_seg *s, bool chunks)
+{
+    return chunks && s->data_dirty && in_unsynced(q, s);
+}
+
+int lh_chunkq_sync_begin(struct lh_chunkq *q, bool chunks, struct lh_chunkq_job **out)
 {
     *out = NULL;
     release_idle(q);
     size_t n = 0;
     for (struct chunkq_seg *s = q->segs; s; s = s->next)
-        n += s->data_dirty + s->ack_dirty;
-    if (n == 0 && !q->unsynced && !q->dir_dirty && !q->gone)
+        n += sync_data(q, s, chunks) + s->ack_dirty;
+    if (n == 0 && !(chunks && q->unsynced) && !q->dir_dirty && !q->gone)
         return LH_OK;
     struct lh_chunkq_job *job = calloc(1, sizeof *job);
     if (!job || !(job->fds = calloc(n ? n : 1, sizeof *job->fds)) ||
@@ -786,17 +809,23 @@ int lh_chunkq_sync_begin(struct lh_chunkq *q, struct lh_chunkq_job **out)
         return LH_ENOMEM;
     }
     for (struct chunkq_seg *s = q->segs; s; s = s->next) {
-        if (s->data_dirty && job_add_fd(job, s->fd) != 0)
+        if (sync_data(q, s, chunks) && job_add_fd(job, s->fd) != 0)
             job->rc = LH_EIO;
         if (s->ack_dirty && job_add_fd(job, s->ack_fd) != 0)
             LH_WARN(CQ_LOG, "syncing acks of segment %016" PRIx64 ": %m", s->no);
-        s->data_dirty = s->ack_dirty = false;
+        if (chunks)
+            s->data_dirty = false;
+        s->ack_dirty = false;
     }
     q->dir_dirty = false;
     job->gone = q->gone;
     q->gone = NULL;
-    job->chunks = q->syncing = q->unsynced;
-    q->unsynced = q->unsynced_tail = NULL;
+    if (chunks) {
+        for (struct lh_chunk *c = q->unsynced; c; c = c->unsynced)
+            c->sync_state = CQ_IN_JOB;
+        job->chunks = q->syncing = q->unsynced;
+        q->unsynced = q->unsynced_tail = NULL;
+    }
     *out = job;
     return LH_OK;
 }
@@ -829,17 +858,21 @@ int lh_chunkq_sync_end(struct lh_chunkq *q, struct lh_chunkq_job *job)
     while (c) {
         struct lh_chunk *next = c->unsynced;
         c->unsynced = NULL;
-        if (c->done)
+        c->sync_state = CQ_SYNCED;
+        if (c->consumed)
+            free(c);
+        else if (c->done)
             c->done(c->done_ud, c, rc);
         c = next;
     }
+    release_idle(q);
     return rc;
 }
 
 int lh_chunkq_sync(struct lh_chunkq *q)
 {
     struct lh_chunkq_job *job;
-    int rc = lh_chunkq_sync_begin(q, &job);
+    int rc = lh_chunkq_sync_begin(q, true, &job);
     if (rc != 0 || !job)
         return rc;
     lh_chunkq_sync_run(job);
@@ -887,15 +920,37 @@ static int record_ack(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off)
     return LH_OK;
 }
 
+/* Takes a chunk out of the list waiting for the next job. */
+static void drop_unsynced(struct lh_chunkq *q, struct lh_chunk *c)
+{
+    struct lh_chunk **p = &q->unsynced, *prev = NULL;
+    while (*p && *p != c) {
+        prev = *p;
+        p = &(*p)->unsynced;
+    }
+    if (!*p)
+        return;
+    *p = c->unsynced;
+    if (q->unsynced_tail == c)
+        q->unsynced_tail = prev;
+    c->unsynced = NULL;
+    c->sync_state = CQ_SYNCED;
+}
+
 int lh_chunkq_ack(struct lh_chunkq *q, struct lh_chunk *c)
 {
     struct chunkq_seg *s = c->seg;
     chunk_unlink(q, c);
+    if (c->sync_state == CQ_UNSYNCED)
+        drop_unsynced(q, c);
     int rc = LH_OK;
     /* A segment about to be deleted needs no ack file. */
     if (s->n_live > 0 || seg_unsynced(q, s))
         rc = record_ack(q, s, c->off);
-    free(c);
+    if (c->sync_state == CQ_IN_JOB)
+        c->consumed = true; /* the job's list still holds it */
+    else
+        free(c);
     if (s->n_live == 0 && !seg_unsynced(q, s))
         seg_release(q, s);
     if (rc != 0)

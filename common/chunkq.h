@@ -15,10 +15,11 @@
  * so a restarted agent does not read again what is already queued.
  *
  * Durability by group commit: lh_chunkq_append() only writes; the caller
- * runs lh_chunkq_sync() when its loop is idle, and one fsync covers every
- * chunk appended since the last, whose done callbacks then fire in append
- * order. A chunk is consumed with lh_chunkq_ack() (after its done callback):
- * it is never replayed after that.
+ * runs lh_chunkq_sync() when it chooses, and one fsync covers every chunk
+ * appended since the last, whose done callbacks then fire in append order.
+ * A chunk is consumed with lh_chunkq_ack(), durable or not yet: it is never
+ * replayed after that, and a consumed chunk needs no fsync (a segment
+ * consumed whole before any sync is deleted without reaching the disk).
  *
  * Open replays every intact unconsumed chunk in order and skips (counting
  * them) torn or corrupt records: the scan looks for the next magic whose
@@ -56,6 +57,8 @@ struct lh_chunk {
     /* The queue's own. */
     struct lh_chunk *prev, *next;
     struct lh_chunk *unsynced;
+    uint8_t sync_state;          /* synced, waiting for a job, in a job */
+    bool consumed;               /* acked while its sync job ran */
     struct chunkq_seg *seg;
     uint64_t off;                /* of the record in its segment */
     uint32_t rec_len;
@@ -121,16 +124,21 @@ int lh_chunkq_appendv(struct lh_chunkq *q, const struct lh_chunk_meta *m,
                       struct lh_chunk **out);
 /* True when appends or acks wait for lh_chunkq_sync(). */
 bool lh_chunkq_dirty(const struct lh_chunkq *q);
+/* The oldest chunk appended, not consumed and not yet in a sync; NULL when
+ * none. */
+const struct lh_chunk *lh_chunkq_oldest_unsynced(const struct lh_chunkq *q);
 /* One fsync for everything appended or acked since the last; then the done
  * callbacks. 0 or LH_EIO (the callbacks then get LH_EIO). */
 int lh_chunkq_sync(struct lh_chunkq *q);
 
 /* The same sync in three steps, so the fsyncs can run on another thread
  * while the owner goes on appending and acking. At most one job at a time.
- * begin (owner's thread): takes everything appended or acked so far; *job
- * is NULL when nothing needed syncing. 0 or LH_ENOMEM. */
+ * begin (owner's thread): takes everything appended or acked so far (with
+ * chunks false, only acks, directory entries and released segments: the
+ * unsynced chunks wait); *job is NULL when nothing needed syncing. 0 or
+ * LH_ENOMEM. */
 struct lh_chunkq_job;
-int lh_chunkq_sync_begin(struct lh_chunkq *q, struct lh_chunkq_job **job);
+int lh_chunkq_sync_begin(struct lh_chunkq *q, bool chunks, struct lh_chunkq_job **job);
 /* Any thread: the fsyncs of the job; touches nothing of the queue. */
 void lh_chunkq_sync_run(struct lh_chunkq_job *job);
 /* Owner's thread, after run: fires the done callbacks of the job's chunks
@@ -142,9 +150,10 @@ int lh_chunkq_sync_end(struct lh_chunkq *q, struct lh_chunkq_job *job);
  * checking its CRC. 0, LH_ENOMEM, LH_EIO, or LH_ECORRUPT (counted). */
 int lh_chunkq_read(struct lh_chunkq *q, const struct lh_chunk *c, char **payload);
 
-/* Consumes a chunk whose done callback ran with 0 (frees it). 0, or LH_EIO
- * when its ack could not be recorded (it is consumed in memory anyway and
- * may be replayed once after a restart). */
+/* Consumes a chunk (frees it; one in a running sync job is freed when the
+ * job ends, and its done callback does not run). 0, or LH_EIO when its ack
+ * could not be recorded (it is consumed in memory anyway and may be
+ * replayed once after a restart). */
 int lh_chunkq_ack(struct lh_chunkq *q, struct lh_chunk *c);
 
 void lh_chunkq_stats(const struct lh_chunkq *q, struct lh_chunkq_stats *st);
