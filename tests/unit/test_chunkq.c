@@ -127,6 +127,65 @@ START_TEST(done_fires_only_after_sync_for_the_whole_group)
 }
 END_TEST
 
+static size_t count_files(const char *ext);
+
+START_TEST(chunks_acked_before_or_during_their_sync_are_consumed)
+{
+    struct seen s;
+    struct lh_chunkq *q = open_q(&s, 0, 4096);
+    struct lh_chunk *c[6];
+    for (int i = 0; i < 6; i++)
+        c[i] = put(q, &s, i, 1500);
+    /* Acked before any sync: out of the waiting list, no callback. */
+    ck_assert_ptr_eq(lh_chunkq_oldest_unsynced(q), c[0]);
+    ck_assert_int_eq(lh_chunkq_ack(q, c[0]), 0);
+    ck_assert_int_eq(lh_chunkq_ack(q, c[2]), 0);
+    ck_assert_ptr_eq(lh_chunkq_oldest_unsynced(q), c[1]);
+    /* A housekeeping job leaves the chunks waiting. */
+    struct lh_chunkq_job *job = NULL;
+    ck_assert_int_eq(lh_chunkq_sync_begin(q, false, &job), 0);
+    lh_chunkq_sync_run(job);
+    ck_assert_int_eq(lh_chunkq_sync_end(q, job), 0);
+    ck_assert_int_eq(s.done_calls, 0);
+    ck_assert_ptr_eq(lh_chunkq_oldest_unsynced(q), c[1]);
+    /* Acked while its job runs: freed at the end, its callback skipped. */
+    ck_assert_int_eq(lh_chunkq_sync_begin(q, true, &job), 0);
+    ck_assert_ptr_nonnull(job);
+    ck_assert_ptr_null(lh_chunkq_oldest_unsynced(q));
+    ck_assert_int_eq(lh_chunkq_ack(q, c[3]), 0);
+    lh_chunkq_sync_run(job);
+    ck_assert_int_eq(lh_chunkq_sync_end(q, job), 0);
+    ck_assert_int_eq(s.done_calls, 3); /* c1, c4, c5 */
+    lh_chunkq_close(q);
+    q = open_q(&s, 0, 4096);
+    ck_assert_uint_eq(s.n, 3);
+    ck_assert_str_eq(s.chunks[0]->id, "chunk-000000000000000001");
+    ck_assert_str_eq(s.chunks[1]->id, "chunk-000000000000000004");
+    ck_assert_str_eq(s.chunks[2]->id, "chunk-000000000000000005");
+    lh_chunkq_close(q);
+}
+END_TEST
+
+START_TEST(a_segment_consumed_before_any_sync_is_deleted)
+{
+    struct seen s;
+    struct lh_chunkq *q = open_q(&s, 0, 4096);
+    struct lh_chunk *c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = put(q, &s, i, 1500);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(lh_chunkq_ack(q, c[i]), 0);
+    ck_assert_ptr_null(lh_chunkq_oldest_unsynced(q));
+    ck_assert_int_eq(lh_chunkq_sync(q), 0);
+    ck_assert_uint_eq(count_files("seg"), 0);
+    ck_assert_int_eq(s.done_calls, 0);
+    lh_chunkq_close(q);
+    q = open_q(&s, 0, 4096);
+    ck_assert_uint_eq(s.n, 0);
+    lh_chunkq_close(q);
+}
+END_TEST
+
 START_TEST(replays_unacked_chunks_in_order_with_ids_and_positions)
 {
     struct seen s;
@@ -389,6 +448,8 @@ static Suite *suite(void)
     TCase *t = tcase_create("core");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, done_fires_only_after_sync_for_the_whole_group);
+    tcase_add_test(t, chunks_acked_before_or_during_their_sync_are_consumed);
+    tcase_add_test(t, a_segment_consumed_before_any_sync_is_deleted);
     tcase_add_test(t, replays_unacked_chunks_in_order_with_ids_and_positions);
     tcase_add_test(t, unsynced_appends_at_close_survive);
     tcase_add_test(t, consumed_segments_are_deleted_and_rolls_bound_them);
