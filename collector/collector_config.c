@@ -126,6 +126,7 @@ static const struct lh_cfg_schema store_schema = {
 /* Output types register here as they are written (vtables: output.c). */
 static const struct lh_cfg_plugin_type output_types[] = {
     {"null", &lh_coll_out_null_schema},
+    {"file", &lh_coll_out_file_schema},
     {NULL, NULL},
 };
 

@@ -86,6 +86,8 @@ struct stage {
     msgpack_packer pk;
     size_t n;
     const char *host;
+    const char *tag;            /* the frame's (all its events share it) */
+    size_t tag_len;
 };
 
 /* ---- connection lifetime ------------------------------------------------ */
@@ -225,6 +227,8 @@ static int pack_fields(msgpack_packer *pk, const struct lh_fwd_event *ev, const 
 static int stage_event(void *ud, const struct lh_fwd_event *ev)
 {
     struct stage *st = ud;
+    st->tag = ev->tag;
+    st->tag_len = ev->tag_len;
     if (msgpack_pack_array(&st->pk, 3) != 0 || lh_pack_strn(&st->pk, ev->tag, ev->tag_len) != 0 ||
         lh_pack_time(&st->pk, ev->time_ns) != 0 || pack_fields(&st->pk, ev, st->host) != 0)
         return LH_ENOMEM;
@@ -254,7 +258,11 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
         return send_ack(c, o->chunk, o->chunk_len) == 0 ? 0 : fault(c, R_STORE, "out of memory");
     }
     if (st->n > 0) {
-        const struct lh_coll_batch b = {o->chunk, o->chunk_len, st->sb->data, st->sb->size, st->n};
+        char *tag = strndup(st->tag, st->tag_len);
+        if (!tag)
+            return fault(c, R_STORE, "out of memory");
+        const struct lh_coll_batch b = {tag, o->chunk, o->chunk_len, st->sb->data, st->sb->size,
+                                        st->n};
         int rc = f->store_on ? lh_store_append(f->store, o->chunk, o->chunk_len, now, b.events,
                                                b.events_len, b.n_events)
                              : LH_OK;
@@ -262,6 +270,7 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
             lh_metric_add(f->m.stored, (int64_t)st->n);
         if (rc == 0 && f->outs)
             rc = lh_coll_outputs_write(f->outs, &b);
+        free(tag);
         if (rc != 0)
             return fault(c, R_STORE, "cannot store a batch of %zu records (%s); not acked, the "
                          "sender will retry", st->n, lh_strerror(rc));

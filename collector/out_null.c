@@ -19,31 +19,21 @@ const struct lh_cfg_schema lh_coll_out_null_schema = {
     .fields = fields,
 };
 
-struct out_null {
-    struct lh_metric *records, *batches;
-};
-
 static int null_create(const struct lh_cfg_item *cfg, struct lh_metrics *metrics, void **state,
                        char *err, size_t errlen)
 {
-    struct out_null *o = calloc(1, sizeof *o);
-    if (!o)
+    struct lh_coll_output_metrics *m = calloc(1, sizeof *m);
+    if (!m)
         return LH_ENOMEM;
-    *state = o;
-    o->records = lh_metrics_get(metrics, LH_METRIC_COUNTER,
-                                "loghaul_collector_output_records_total", "output=\"null\"",
-                                "Records written to an output");
-    o->batches = lh_metrics_get(metrics, LH_METRIC_COUNTER,
-                                "loghaul_collector_output_batches_total", "output=\"null\"",
-                                "Batches written to an output");
-    return o->records && o->batches ? LH_OK : LH_ENOMEM;
+    *state = m;
+    return lh_coll_output_metrics(metrics, "null", m);
 }
 
 static int null_write(void *state, const struct lh_coll_batch *b)
 {
-    struct out_null *o = state;
-    lh_metric_add(o->records, (int64_t)b->n_events);
-    lh_metric_add(o->batches, 1);
+    struct lh_coll_output_metrics *m = state;
+    lh_metric_add(m->records, (int64_t)b->n_events);
+    lh_metric_add(m->batches, 1);
     return LH_OK;
 }
 

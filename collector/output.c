@@ -5,7 +5,8 @@
 
 #include "common/err.h"
 
-static const struct lh_coll_output_ops *const all_ops[] = {&lh_coll_out_null_ops, NULL};
+static const struct lh_coll_output_ops *const all_ops[] = {&lh_coll_out_null_ops,
+                                                           &lh_coll_out_file_ops, NULL};
 
 struct one {
     const struct lh_coll_output_ops *ops;
@@ -23,6 +24,22 @@ static const struct lh_coll_output_ops *find_ops(const struct lh_cfg_item *item)
         if (all_ops[i]->schema == item->schema)
             return all_ops[i];
     return NULL;
+}
+
+int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,
+                           struct lh_coll_output_metrics *m)
+{
+    char label[64];
+    snprintf(label, sizeof label, "output=\"%s\"", type);
+    m->records = lh_metrics_get(metrics, LH_METRIC_COUNTER,
+                                "loghaul_collector_output_records_total", label,
+                                "Records written to an output");
+    m->batches = lh_metrics_get(metrics, LH_METRIC_COUNTER,
+                                "loghaul_collector_output_batches_total", label,
+                                "Batches written to an output");
+    m->errors = lh_metrics_get(metrics, LH_METRIC_COUNTER, "loghaul_collector_output_errors_total",
+                               label, "Batches an output could not write (not acknowledged)");
+    return m->records && m->batches && m->errors ? LH_OK : LH_ENOMEM;
 }
 
 int lh_coll_outputs_new(const struct lh_cfg_list *list, struct lh_metrics *metrics,

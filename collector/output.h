@@ -17,6 +17,7 @@
 /* One accepted batch, borrowed for the write. events: n_events concatenated
  * msgpack arrays [tag, EventTime, fields] (the store's event form). */
 struct lh_coll_batch {
+    const char *tag;             /* every event's (a frame has one), NUL-terminated */
     const char *chunk;           /* NULL when the sender asked no ack */
     size_t chunk_len;
     const char *events;
@@ -37,6 +38,16 @@ struct lh_coll_output_ops {
 
 extern const struct lh_cfg_schema lh_coll_out_null_schema;
 extern const struct lh_coll_output_ops lh_coll_out_null_ops;
+extern const struct lh_cfg_schema lh_coll_out_file_schema;
+extern const struct lh_coll_output_ops lh_coll_out_file_ops;
+
+/* The counters every output keeps, labelled output="TYPE". */
+struct lh_coll_output_metrics {
+    struct lh_metric *records, *batches, *errors;
+};
+/* 0, or LH_ENOMEM. */
+int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,
+                           struct lh_coll_output_metrics *m);
 
 struct lh_coll_outputs;
 

@@ -189,20 +189,6 @@ static int make_server(struct certs *g, const char *const *hosts, size_t n, char
     return LH_OK;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return LH_EIO;
-        p += w;
-        len -= (size_t)w;
-    }
-    return LH_OK;
-}
-
 /* Writes a key (mode 0600) or a certificate (0644) as PEM into dir/name. */
 static int write_pem(const char *dir, const char *name, EVP_PKEY *key, X509 *cert, char *err,
                      size_t errlen)
@@ -226,7 +212,7 @@ static int write_pem(const char *dir, const char *name, EVP_PKEY *key, X509 *cer
     /* fchmod too: O_CREAT's mode does not apply to a file that exists. */
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd >= 0 && fchmod(fd, mode) == 0)
-        rc = write_all(fd, data, (size_t)len);
+        rc = lh_write_all(fd, data, (size_t)len);
     if (fd >= 0 && close(fd) != 0)
         rc = LH_EIO;
     if (rc != LH_OK)

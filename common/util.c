@@ -266,7 +266,7 @@ int lh_fsync_dir(const char *dir)
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int lh_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -290,7 +290,7 @@ int lh_write_file_atomic(const char *path, const void *data, size_t len)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return LH_EIO;
-    int rc = write_all(fd, data, len);
+    int rc = lh_write_all(fd, data, len);
     if (rc == LH_OK && fsync(fd) != 0)
         rc = LH_EIO;
     close(fd);

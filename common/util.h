@@ -29,6 +29,8 @@ int lh_parse_time(const char *s, int64_t *ns);
 
 /* mkdir -p with mode 0750 for created directories. 0 or LH_EIO. */
 int lh_mkdir_p(const char *path);
+/* write(2) until all of data is written (EINTR retried). 0 or LH_EIO. */
+int lh_write_all(int fd, const void *data, size_t len);
 /* Writes data to path via a temporary file, fsync and rename, then fsyncs
  * the directory: after a crash the file is either old or new, whole. */
 int lh_write_file_atomic(const char *path, const void *data, size_t len);
