@@ -148,8 +148,10 @@ static void on_datagrams(evutil_socket_t fd, short what, void *arg)
         }
         for (int i = 0; i < k; i++)
             one_datagram(l, &rx->mm[i]);
-        if ((size_t)k < rx->slots)
+        if ((size_t)k < rx->slots) {
+            lh_route_idle(in->route); /* the socket is empty for now */
             return;
+        }
     }
 }
 
@@ -339,8 +341,11 @@ static int drain(struct sl_conn *c, bool force)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct sl_conn *c = arg;
+    struct lh_route *route = c->l->in->route;
     if (drain(c, false) != 0)
         conn_free(c);
+    else if (!c->l->in->paused)
+        lh_route_idle(route); /* what arrived is batched: no max_wait for it */
 }
 
 static void tls_reason(struct bufferevent *bev, char *buf, size_t len)

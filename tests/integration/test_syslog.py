@@ -297,5 +297,27 @@ def tcp_backpressure_stops_reading_never_drops(r):
     check(agent.metric("loghaul_agent_syslog_messages_total") == n, "messages_total != n")
 
 
+@test
+def a_message_goes_out_without_waiting_for_max_wait(r):
+    """With nothing unacknowledged, what a read brought in is sealed into a
+    batch at once: a lone message reaches the collector long before the
+    output's max_wait (60 s here), over TCP and UDP alike."""
+    port = free_port()
+    col = start_collector(r, "collector", cfg=fixed_collector_config(r, "collector", port))
+    cfg = agent_config(r, "agent", [], ["127.0.0.1:%d" % port],
+                       batch={"max_records": 100000, "max_wait": "60s"})
+    cfg["inputs"] = [{"type": "syslog", "tag": "sys",
+                      "listen": ["tcp://127.0.0.1:0", "udp://127.0.0.1:0"]}]
+    agent = start_agent(r, cfg=cfg)
+    bound = wait_until(lambda: (lambda m: m if len(m) == 2 else None)(
+        re.findall(r"syslog listening on (\S+)", agent.proc.log())), 20, "both listeners")
+    for n, url in enumerate(bound, 1):
+        scheme, addr = url.split("://", 1)
+        h, p = hostport(addr)
+        logger("--%s" % scheme, "-n", h, "-P", p, "--octet-count" if scheme == "tcp" else "-d",
+               "lone message over %s" % scheme)
+        wait_until(lambda: col.records_in() >= n, 15, "the %s message, before max_wait" % scheme)
+
+
 if __name__ == "__main__":
     sys.exit(run(need=(CLI, AGENT, COLLECTOR)))
