@@ -705,10 +705,13 @@ int lh_chunkq_appendv(struct lh_chunkq *q, const struct lh_chunk_meta *m,
         rc = roll(q);
     struct chunkq_seg *s = q->active;
     uint64_t at = s ? s->size + h.hdr_len : 0;
-    if (rc == 0)
+    if (rc == 0) {
         rc = pwrite_all(s->fd, hb, h.hdr_len, s->size);
-    for (int i = 0; i < iovcnt && rc == 0; at += iov[i].iov_len, i++)
-        rc = pwrite_all(s->fd, iov[i].iov_base, iov[i].iov_len, at);
+        for (int i = 0; i < iovcnt && rc == 0; at += iov[i].iov_len, i++)
+            rc = pwrite_all(s->fd, iov[i].iov_base, iov[i].iov_len, at);
+        if (rc != 0)
+            LH_WARN(CQ_LOG, "writing to %s: %s", q->dir, strerror(errno));
+    }
     free(hb);
     struct lh_chunk *c = rc == 0 ? chunk_new(q, s, s->size, &h) : NULL;
     if (!c) {

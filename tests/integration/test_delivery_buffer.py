@@ -1,6 +1,7 @@
 """The agent's disk buffer at its limits, counted by sequence number: a full
 buffer with `block` pauses tailing and loses nothing; `drop_oldest` drops
-and counts; a corrupted segment loses only the damaged chunk, counted.
+and counts; a corrupted segment loses only the damaged chunk, counted; a
+full disk under the buffer stalls tailing and loses nothing.
 
 Run alone: LH_BIN_DIR=build LH_SRC_DIR=. python3 tests/integration/test_delivery_buffer.py
 """
@@ -9,6 +10,7 @@ import glob
 import json
 import os
 import struct
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -143,6 +145,43 @@ def corrupted_segment_skips_only_the_damaged_chunk(run):
     check(missing == list(range(missing[0], missing[0] + lost)),
           "only one contiguous run (the damaged chunk) may be missing: %r" % missing[:20])
     wait_until(lambda: agent.metric("loghaul_agent_buffer_bytes") == 0, 20, "buffer drained")
+
+
+@test
+def a_full_disk_stalls_tailing_and_loses_nothing(run):
+    """The filesystem under the agent's data_dir (a 1 MiB tmpfs) fills up
+    while the collector is down: appends fail with ENOSPC and tailing waits;
+    once the collector is back every line arrives exactly once."""
+    mnt = run.path("small-disk")
+    os.makedirs(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("  (not run: mounting a tmpfs needs root: %s)" % r.stderr.strip())
+        return
+    agent = None
+    try:
+        n = 30000  # about 2.5 MiB of lines, more again as msgpack
+        port = free_port()
+        log = run.path("app.log")
+        write_lines(log, 0, n)
+        cfg = delivery_agent_config(run, log, [port])
+        cfg["agent"]["data_dir"] = os.path.join(mnt, "agent-data")
+        # A small memory cap (max_in_flight x max_bytes), so the disk is what fills.
+        cfg["outputs"][0]["batch"] = {"max_records": 500, "max_bytes": "64KiB",
+                                      "max_wait": "200ms"}
+        agent = lhtest.start_agent(run, "agent", cfg=cfg)
+        agent.proc.wait_log(r"No space left on device", 30)
+        read = agent.metric("loghaul_agent_records_read_total")
+        check(read < n, "tailing should stall on the full disk: %s of %d lines read" % (read, n))
+        col = lhtest.start_collector(run, "collector",
+                                     cfg=fixed_collector_config(run, "collector", port))
+        check_exactly_once(wait_all([col], n), n)
+    finally:
+        if agent:
+            agent.proc.stop()
+            run.procs.remove(agent.proc)
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
 if __name__ == "__main__":
