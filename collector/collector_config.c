@@ -52,6 +52,11 @@ static const struct lh_cfg_field forward_fields[] = {
      .min = 100, .max = 3600 * 1000,
      .help = "a connection that has not finished TLS and the shared-key handshake by then "
              "is closed (idle connections after it are left alone)"},
+    {.key = "max_connections", .type = LH_CFG_INT,
+     .offset = offsetof(struct lh_forward_listen_cfg, max_connections), .defval = "4096",
+     .min = 1, .max = 1000000,
+     .help = "open Forward connections at most; past it new ones wait in the kernel's "
+             "accept queue until one closes"},
     {0},
 };
 

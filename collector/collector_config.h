@@ -28,6 +28,7 @@ struct lh_forward_listen_cfg {
     int64_t max_frame;       /* bytes */
     int64_t max_decompressed;
     int64_t handshake_timeout_ms; /* TLS + shared-key handshake must finish by then */
+    int64_t max_connections; /* past it, accepting waits (the kernel's backlog holds) */
 };
 
 struct lh_http_listen_cfg {

@@ -53,6 +53,8 @@ struct lh_in_forward {
     struct evconnlistener *lev;
     SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
     struct conn *conns;        /* owned; each freed by conn_free */
+    size_t n_conns;
+    bool full;                 /* at max_connections: the listener is disabled */
     struct fwd_metrics m;
     /* Frames are handled one at a time on this thread: one staging buffer
      * serves every connection, and keeping it spares an allocation (and
@@ -111,6 +113,12 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     lh_metric_add(f->m.conns_active, -1);
+    f->n_conns--;
+    if (f->full && f->lev) {
+        f->full = false;
+        evconnlistener_enable(f->lev);
+        LH_INFO(FWD_LOG, "below max_connections again: accepting");
+    }
     if (c->hs_timer)
         event_free(c->hs_timer);
     if (c->bev)
@@ -538,6 +546,12 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     f->conns = c;
     lh_metric_add(f->m.conns_total, 1);
     lh_metric_add(f->m.conns_active, 1);
+    if (++f->n_conns >= (size_t)f->cfg->max_connections && !f->full) {
+        f->full = true;
+        evconnlistener_disable(f->lev);
+        LH_WARN(FWD_LOG, "%zu connections open (max_connections): new ones wait until one "
+                "closes", f->n_conns);
+    }
     LH_DEBUG(FWD_LOG, "connection from %s", c->peer);
     if (conn_start(c) != 0)
         fault(c, R_HANDSHAKE, "cannot start the connection");

@@ -195,9 +195,11 @@ def agent_with_wrong_shared_key_ships_nothing(run):
     with open(log, "w") as f:
         for i in range(10):
             f.write("wrongkey line %d\n" % i)
-    agent = lhtest.start_agent(run, "agent", paths=[log], tag="sec.agent",
-                               collectors=["127.0.0.1:%d" % col.forward_port],
-                               shared_key="a different key")
+    cfg = lhtest.agent_config(run, "agent", paths=[log], tag="sec.agent",
+                              collectors=["127.0.0.1:%d" % col.forward_port],
+                              shared_key="a different key")
+    cfg["agent"]["shutdown_timeout"] = "1s"  # it waits for acks that never come
+    agent = lhtest.start_agent(run, "agent", cfg=cfg)
     agent.proc.wait_log(r"(?i)(shared.key|handshake|pong|auth)", 30)
     wait_until(lambda: (agent.metric("loghaul_agent_records_read_total") or 0) >= 10, 20,
                "the agent to read the file")
@@ -208,6 +210,34 @@ def agent_with_wrong_shared_key_ships_nothing(run):
           "agent counts acknowledgements from a collector that refused it")
     r, recs, _ = lhtest.search([col.url], "wrongkey")
     check(r.returncode == 0 and not recs, "records reached the store: %r" % recs)
+
+
+@test
+def max_connections_makes_the_next_one_wait(run):
+    col = lhtest.start_collector(run, "collector", tls=False,
+                                 extra={"listen": {"forward": {"max_connections": 2}}})
+    first = ForwardClient("127.0.0.1", col.forward_port)
+    second = ForwardClient("127.0.0.1", col.forward_port)
+    for cl in (first, second):
+        ack, chunk = cl.send_batch("sec.cap", entries(["open"]))
+        check(ack == {"ack": chunk}, "the first two are served: %r" % (ack,))
+    # The kernel completes the third connection; the collector does not
+    # take it while two are open.
+    third = ForwardClient("127.0.0.1", col.forward_port, timeout=1)
+    chunk = "third-chunk"
+    third.send_raw(third.packed_forward("sec.cap", entries(["waiting"]), chunk))
+    try:
+        early = third.read_obj()
+    except OSError:  # the read timed out: nothing was answered
+        early = None
+    check(early is None, "a third connection was served past max_connections: %r" % (early,))
+    first.close()
+    third.sock.settimeout(10)
+    ack = third.read_obj()
+    check(ack == {"ack": chunk}, "once one closed, the waiting one is served: %r" % (ack,))
+    for cl in (second, third):
+        cl.close()
+    check(col.records_in() == 3, "records_in %r" % col.records_in())
 
 
 if __name__ == "__main__":
