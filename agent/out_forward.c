@@ -223,11 +223,31 @@ static void drain_waiting(struct fwd *f);
 
 /* A parked chunk's batch goes back to the pipeline (freeing its share of
  * the inputs' cap); the frame stays with the chunk. */
+static void hold(struct fwd *f, struct fchunk *fc, struct lh_batch *b)
+{
+    fc->batch = b;
+    fc->hnext = NULL;
+    fc->hprev = f->held_tail;
+    if (f->held_tail)
+        f->held_tail->hnext = fc;
+    else
+        f->held = fc;
+    f->held_tail = fc;
+}
+
 static void unpark(struct fwd *f, struct fchunk *fc)
 {
     struct lh_batch *b = fc->batch;
     fc->batch = NULL;
-    f->parked--;
+    if (fc->hprev)
+        fc->hprev->hnext = fc->hnext;
+    else
+        f->held = fc->hnext;
+    if (fc->hnext)
+        fc->hnext->hprev = fc->hprev;
+    else
+        f->held_tail = fc->hprev;
+    fc->hprev = fc->hnext = NULL;
     lh_output_acked(f->out, b);
 }
 
@@ -243,8 +263,9 @@ static void forget_frame(struct fwd *f, struct fchunk *fc)
 /* Parked chunks move into the cache while it has room, oldest first. */
 static void promote(struct fwd *f)
 {
-    for (struct fchunk *fc = f->pending.head; fc && f->parked; fc = fc->next) {
-        if (!fc->batch || !fc->durable)
+    for (struct fchunk *fc = f->held, *next; fc; fc = next) {
+        next = fc->hnext;
+        if (!fc->durable)
             continue;
         if (f->cached + fchunk_mem_bytes(fc) > f->cache_cap)
             break;
@@ -265,9 +286,8 @@ static void evict(struct fchunk *fc)
 void fwd_unpark_all(struct fwd *f)
 {
     bool unsynced = false;
-    for (struct fchunk *fc = f->pending.head; fc && f->parked; fc = fc->next) {
-        if (!fc->batch)
-            continue;
+    for (struct fchunk *fc = f->held, *next; fc; fc = next) {
+        next = fc->hnext;
         if (!fc->durable) {
             unsynced = true; /* settled once its fsync is done */
             continue;
@@ -434,8 +454,7 @@ static int append_batch(struct fwd *f, struct lh_batch *b)
     fc->head_len = head_len(b);
     msgpack_sbuffer_init(&b->entries);
     msgpack_sbuffer_init(&b->wire);
-    fc->batch = b;
-    f->parked++;
+    hold(f, fc, b);
     fc->c->ud = fc;
     fc->appended_ms = lh_mono_ms();
     fq_push(&f->pending, fc);

@@ -67,6 +67,7 @@ struct fchunk {
      * inputs wait for acks rather than fill the disk buffer only to read it
      * back. Always held until durable or delivered. */
     struct lh_batch *batch;
+    struct fchunk *hprev, *hnext; /* in the output's held list while held */
     bool durable;               /* its fsync is done (replayed chunks are) */
     int64_t appended_ms;
     /* The frame, when in memory: mem alone once read back from disk; the
@@ -120,7 +121,7 @@ struct fwd {
     struct lh_batch *wait_head, *wait_tail; /* sealed, not yet in the queue */
     struct fq pending;          /* durable, not in flight */
     size_t cached, cache_cap;   /* frame bytes of pending chunks kept in memory */
-    size_t parked;              /* chunks with a batch still held (see fchunk) */
+    struct fchunk *held, *held_tail; /* chunks with a batch still held, oldest first */
     struct event *sync_ev;      /* the next sync job, now or at a chunk's delay */
     struct event *tick;
     /* Group commits run their fsyncs on a thread of their own (one at a
