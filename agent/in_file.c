@@ -109,7 +109,10 @@ static void on_more(evutil_socket_t fd, short what, void *arg)
 
 static void on_ml_timer(evutil_socket_t fd, short what, void *arg)
 {
-    in_file_ml_expire(arg);
+    struct in_file *in = arg;
+    in_file_ml_expire(in);
+    if (!in->paused && !in->stopped)
+        lh_route_idle(in->route); /* a record the timeout completed goes out now */
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

@@ -252,13 +252,13 @@ void in_file_read_all(struct in_file *in)
     /* A zero timer, not event_active: libevent runs events activated from
      * a callback in the same pass, so a backlog would starve every socket
      * (acks, /metrics) until it is read; a timer waits for the next poll. */
+    in_file_ml_expire(in);
     if (more) {
         struct timeval now = {0, 0};
         event_add(in->more, &now);
     } else if (!in->paused && !in->stopped) {
         lh_route_idle(in->route);
     }
-    in_file_ml_expire(in);
 }
 
 void in_file_ml_expire(struct in_file *in)

@@ -221,8 +221,6 @@ static bool chunks_due(struct fwd *f, int64_t *wait_ms)
 
 static void drain_waiting(struct fwd *f);
 
-/* A parked chunk's batch goes back to the pipeline (freeing its share of
- * the inputs' cap); the frame stays with the chunk. */
 static void hold(struct fwd *f, struct fchunk *fc, struct lh_batch *b)
 {
     fc->batch = b;
@@ -235,7 +233,9 @@ static void hold(struct fwd *f, struct fchunk *fc, struct lh_batch *b)
     f->held_tail = fc;
 }
 
-static void unpark(struct fwd *f, struct fchunk *fc)
+/* A held chunk's batch goes back to the pipeline (freeing its share of the
+ * inputs' cap, letting the checkpoint pass it); the frame stays. */
+static void release(struct fwd *f, struct fchunk *fc)
 {
     struct lh_batch *b = fc->batch;
     fc->batch = NULL;
@@ -251,27 +251,13 @@ static void unpark(struct fwd *f, struct fchunk *fc)
     lh_output_acked(f->out, b);
 }
 
-/* fc leaves memory accounting: the cache's, or the pipeline's if parked. */
+/* fc leaves memory accounting: the pipeline's if held, else the cache's. */
 static void forget_frame(struct fwd *f, struct fchunk *fc)
 {
     if (fc->batch)
-        unpark(f, fc);
+        release(f, fc);
     else
         f->cached -= fchunk_mem_bytes(fc);
-}
-
-/* Parked chunks move into the cache while it has room, oldest first. */
-static void promote(struct fwd *f)
-{
-    for (struct fchunk *fc = f->held, *next; fc; fc = next) {
-        next = fc->hnext;
-        if (!fc->durable)
-            continue;
-        if (f->cached + fchunk_mem_bytes(fc) > f->cache_cap)
-            break;
-        f->cached += fchunk_mem_bytes(fc);
-        unpark(f, fc);
-    }
 }
 
 /* Drops the in-memory frame of a durable chunk nobody is sending. */
@@ -283,37 +269,31 @@ static void evict(struct fchunk *fc)
     fc->len = fc->extra_len = 0;
 }
 
-void fwd_unpark_all(struct fwd *f)
+void fwd_sync_held(struct fwd *f)
 {
-    bool unsynced = false;
-    for (struct fchunk *fc = f->held, *next; fc; fc = next) {
-        next = fc->hnext;
-        if (!fc->durable) {
-            unsynced = true; /* settled once its fsync is done */
-            continue;
-        }
-        evict(fc);
-        unpark(f, fc);
-    }
-    if (unsynced)
+    if (f->held)
         schedule_sync(f);
 }
 
 /* Drops a pending chunk for good (counted under reason). */
+/* The chunk is consumed before its batch is released: what the release
+ * sets off (the pipeline sealing and submitting) sees the queue as it is
+ * now. */
 static void drop_chunk(struct fwd *f, struct fchunk *fc, struct lh_metric *reason)
 {
     lh_metric_add(reason, (int64_t)fc->c->n_records);
-    forget_frame(f, fc);
     lh_chunkq_ack(f->q, fc->c);
+    fc->c = NULL;
+    forget_frame(f, fc);
     fchunk_free(fc);
 }
 
 void fwd_delivered(struct fwd *f, struct fchunk *fc)
 {
-    forget_frame(f, fc);
     lh_chunkq_ack(f->q, fc->c);
+    fc->c = NULL;
+    forget_frame(f, fc);
     fchunk_free(fc);
-    promote(f);
     report_queued(f);
     drain_waiting(f);
 }
@@ -341,10 +321,11 @@ int fwd_load(struct fwd *f, struct fchunk *fc)
 
 static size_t head_len(const struct lh_batch *b);
 
-/* A held chunk became durable: its batch goes back to the pipeline when the
- * cache takes the frame, or when no collector is there to take it (the
- * frame is then read back from disk later); otherwise it stays parked
- * until delivered or promoted. */
+/* A held chunk became durable (no ack came within sync_delay, or no
+ * collector is there): its batch is released. Its frame stays in the cache
+ * when there is room, or while a connection still references it (the
+ * cache then runs over by at most the frames in flight); otherwise it is
+ * read back from disk when its turn comes. */
 static void on_synced(void *ud, struct lh_chunk *c, int rc)
 {
     struct fwd *f = ud;
@@ -358,13 +339,11 @@ static void on_synced(void *ud, struct lh_chunk *c, int rc)
     if (!fc->batch)
         return;
     size_t n = fchunk_mem_bytes(fc);
-    if (f->cached + n <= f->cache_cap) {
+    if (f->cached + n > f->cache_cap && !fc->in_flight)
+        evict(fc);
+    else
         f->cached += n;
-        unpark(f, fc);
-    } else if (!fwd_conns_ready(f)) {
-        evict(fc); /* not in flight: that needs a ready connection */
-        unpark(f, fc);
-    }
+    release(f, fc);
 }
 
 /* Bytes of the frame's head in wire (encode packs the head first). */
@@ -543,8 +522,7 @@ static void end_job(struct fwd *f)
     struct lh_chunkq_job *job = f->job;
     f->job = NULL;
     lh_chunkq_sync_end(f->q, job);
-    report_queued(f);
-    fwd_send_pending(f);
+    drain_waiting(f); /* the job may have freed room (segments unlinked) */
     if (f->resync) {
         f->resync = false;
         schedule_sync(f);

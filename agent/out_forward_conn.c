@@ -74,6 +74,8 @@ static void requeue(struct fwd *f, struct conn *c)
     lh_metric_add(f->batches_in_flight, -(int64_t)c->inflight.n);
     if (!c->inflight.head)
         return;
+    for (struct fchunk *fc = c->inflight.head; fc; fc = fc->next)
+        fc->in_flight = false;
     c->inflight.tail->next = f->pending.head;
     if (!f->pending.tail)
         f->pending.tail = c->inflight.tail;
@@ -93,7 +95,7 @@ static void conn_failed_logged(struct conn *c)
     requeue(f, c);
     set_state(c, ST_IDLE);
     if (!fwd_conns_ready(f))
-        fwd_unpark_all(f);
+        fwd_sync_held(f);
     int64_t d = backoff_ms(++c->fails, f->cfg->backoff_max_ms);
     LH_INFO(FWD_LOG, "collector %s:%d benched for %lld ms", c->addr, c->port, (long long)d);
     schedule_connect(c, d);
@@ -201,6 +203,7 @@ static struct fchunk *take_inflight(struct conn *c, const char *id, size_t len)
             c->inflight.tail = prev;
         c->inflight.n--;
         fc->next = NULL;
+        fc->in_flight = false;
         return fc;
     }
     return NULL;
@@ -419,6 +422,7 @@ void fwd_send_pending(struct fwd *f)
         lh_metric_add(f->bytes_sent, (int64_t)(fc->len + (fc->extra ? fc->extra_len : 0)));
         fc->sent_ms = lh_mono_ms();
         fq_push(&c->inflight, fc);
+        fc->in_flight = true;
         lh_metric_add(f->batches_in_flight, 1);
     }
 }

@@ -11,9 +11,9 @@
  * in the page cache), a crash of the agent loses nothing (the page cache
  * keeps what was written; a replay resends the same chunk ids and the
  * collector drops the copies), and with no collector the chunks are made
- * durable at once so the inputs go on into the buffer. Frames stay in
- * memory up to a cap; older ones are read back from disk when their turn
- * comes. */
+ * durable at once so the inputs go on into the buffer. Frames of durable
+ * chunks stay in memory up to a cap (past it only by frames in flight);
+ * others are read back from disk when their turn comes. */
 #ifndef LH_AGENT_OUT_FORWARD_INT_H
 #define LH_AGENT_OUT_FORWARD_INT_H
 
@@ -62,13 +62,12 @@ struct fwd_cfg {
 struct fchunk {
     struct fchunk *next;        /* in pending or a connection's in-flight list */
     struct lh_chunk *c;
-    /* Held (the chunk is "parked"): its frame is in mem but not counted in
-     * the cache, and the batch counts against the pipeline's cap, so the
-     * inputs wait for acks rather than fill the disk buffer only to read it
-     * back. Always held until durable or delivered. */
+    /* Held until durable or delivered: the frame is in mem, counted
+     * against the pipeline's cap (through the batch), not the cache's. */
     struct lh_batch *batch;
     struct fchunk *hprev, *hnext; /* in the output's held list while held */
     bool durable;               /* its fsync is done (replayed chunks are) */
+    bool in_flight;             /* on a connection: its frame is referenced */
     int64_t appended_ms;
     /* The frame, when in memory: mem alone once read back from disk; the
      * batch's entries between the head and tail kept in extra while fresh
@@ -145,9 +144,9 @@ void fchunk_free(struct fchunk *fc);
 size_t fchunk_mem_bytes(const struct fchunk *fc);
 /* A collector acknowledged fc (taken off its in-flight list): consumes it. */
 void fwd_delivered(struct fwd *f, struct fchunk *fc);
-/* No collector takes batches any more: parked frames leave memory (to be
- * read back from disk) so the inputs go on into the disk buffer. */
-void fwd_unpark_all(struct fwd *f);
+/* No collector takes batches any more: held chunks are synced now, which
+ * releases their batches, so the inputs go on into the disk buffer. */
+void fwd_sync_held(struct fwd *f);
 /* Loads fc's frame from disk when it is not in memory. 0, or an LH_E* code
  * (a corrupt chunk has then been dropped and counted). */
 int fwd_load(struct fwd *f, struct fchunk *fc);

@@ -34,6 +34,7 @@ struct lh_output {
     uint64_t queued;            /* in the output's durable buffer */
     size_t index;               /* among the outputs of its type */
     struct event *wait_timer;   /* seals batches older than max_wait */
+    struct event *acked_ev;     /* seal_when_acked, run from the loop */
     struct lh_metric *acked;
 };
 
@@ -142,6 +143,7 @@ static void seal(struct lh_output *out, struct slot *s)
         b->segs[i]->sealed = true;
     b->bytes = b->entries.size;
     out->sealed++;
+    out->seal_when_acked = false; /* what it waited for is sealed */
     out->ops->submit(out->state, b);
 }
 
@@ -168,6 +170,13 @@ static void flush_output(struct lh_output *out)
     for (size_t i = 0; i < out->n_slots; i++)
         if (out->slots[i].open)
             seal(out, &out->slots[i]);
+}
+
+static void on_acked_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct lh_output *out = arg;
+    if (out->seal_when_acked && out->sealed == 0)
+        flush_output(out);
 }
 
 static void set_paused(struct lh_pipeline *pl, bool paused)
@@ -218,9 +227,10 @@ void lh_output_acked(struct lh_output *out, struct lh_batch *b)
     for (size_t i = 0; i < b->n_segs; i++)
         lh_ckpt_release(pl->ctx.ckpt, b->segs[i]);
     lh_batch_free(b);
+    /* Not sealed here: an output acks from deep inside its own code. */
     if (out->seal_when_acked && out->sealed == 0) {
-        out->seal_when_acked = false;
-        flush_output(out);
+        static const struct timeval now = {0, 0};
+        evtimer_add(out->acked_ev, &now);
     }
     if (pl->paused && !over_cap(pl))
         set_paused(pl, false);
@@ -272,14 +282,15 @@ static int output_new(struct lh_pipeline *pl, const struct lh_cfg_item *item, ch
                                 "loghaul_agent_records_acked_total", labels,
                                 "Records acknowledged by an output");
     out->wait_timer = evtimer_new(pl->ctx.base, on_wait_timer, out);
-    if (!out->wait_timer) {
+    out->acked_ev = evtimer_new(pl->ctx.base, on_acked_ev, out);
+    if (!out->wait_timer || !out->acked_ev) {
         snprintf(err, errlen, "output '%s': out of memory", item->type);
         return LH_ENOMEM;
     }
     int rc = ops->create(item, &pl->ctx, out, &out->lim, &out->state, err, errlen);
     if (rc != 0)
         return rc;
-    out->cap = (size_t)(out->lim.max_in_flight * out->lim.max_bytes);
+    out->cap = (size_t)((out->lim.max_in_flight + 2) * out->lim.max_bytes);
     return LH_OK;
 }
 
@@ -294,6 +305,8 @@ static void output_free(struct lh_output *out)
         out->ops->destroy(out->state);
     if (out->wait_timer)
         event_free(out->wait_timer);
+    if (out->acked_ev)
+        event_free(out->acked_ev);
     free(out);
 }
 

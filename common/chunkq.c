@@ -283,15 +283,14 @@ static bool seg_unsynced(const struct lh_chunkq *q, const struct chunkq_seg *s)
     return false;
 }
 
+/* Releases consumed segments from the oldest on, stopping at the first
+ * one with a live chunk: a later segment's positions must outlive every
+ * older live chunk, or a restart would read again what it covers (the
+ * file checkpoint cannot pass that older chunk). */
 static void release_idle(struct lh_chunkq *q)
 {
-    struct chunkq_seg *s = q->segs;
-    while (s) {
-        struct chunkq_seg *next = s->next;
-        if (s->n_live == 0 && !seg_unsynced(q, s))
-            seg_release(q, s);
-        s = next;
-    }
+    while (q->segs && q->segs->n_live == 0 && !seg_unsynced(q, q->segs))
+        seg_release(q, q->segs);
 }
 
 /* ---- chunks ------------------------------------------------------------- */
@@ -868,7 +867,6 @@ int lh_chunkq_sync_end(struct lh_chunkq *q, struct lh_chunkq_job *job)
             c->done(c->done_ud, c, rc);
         c = next;
     }
-    release_idle(q);
     return rc;
 }
 
@@ -947,15 +945,15 @@ int lh_chunkq_ack(struct lh_chunkq *q, struct lh_chunk *c)
     if (c->sync_state == CQ_UNSYNCED)
         drop_unsynced(q, c);
     int rc = LH_OK;
-    /* A segment about to be deleted needs no ack file. */
-    if (s->n_live > 0 || seg_unsynced(q, s))
+    /* A segment about to be deleted needs no ack file; one that must wait
+     * for an older segment does. */
+    if (q->segs != s || s->n_live > 0 || seg_unsynced(q, s))
         rc = record_ack(q, s, c->off);
     if (c->sync_state == CQ_IN_JOB)
         c->consumed = true; /* the job's list still holds it */
     else
         free(c);
-    if (s->n_live == 0 && !seg_unsynced(q, s))
-        seg_release(q, s);
+    release_idle(q);
     if (rc != 0)
         LH_WARN(CQ_LOG, "recording an ack in %s: %m (the chunk may be sent again after a "
                         "restart; the collector drops the copy)", q->dir);

@@ -186,6 +186,34 @@ START_TEST(a_segment_consumed_before_any_sync_is_deleted)
 }
 END_TEST
 
+START_TEST(a_consumed_segment_waits_for_older_live_chunks)
+{
+    /* Acks out of order: the later segments' positions must survive while
+     * an older chunk lives, or a restart would read their lines again. */
+    struct seen s;
+    struct lh_chunkq *q = open_q(&s, 0, 4096);
+    struct lh_chunk *c[6];
+    for (int i = 0; i < 6; i++)
+        c[i] = put(q, &s, i, 1500); /* two chunks per segment */
+    ck_assert_int_eq(lh_chunkq_sync(q), 0);
+    for (int i = 2; i < 6; i++)
+        ck_assert_int_eq(lh_chunkq_ack(q, c[i]), 0);
+    ck_assert_int_eq(lh_chunkq_sync(q), 0);
+    ck_assert_uint_eq(count_files("seg"), 3);
+    ck_assert_uint_eq(s.released, 0);
+    lh_chunkq_close(q);
+    q = open_q(&s, 0, 4096);
+    ck_assert_uint_eq(s.n, 2);          /* c0 and c1 replayed */
+    ck_assert_uint_eq(s.max_end, 600);  /* c5's position is still known */
+    lh_chunkq_ack(q, s.chunks[1]);
+    ck_assert_uint_eq(count_files("seg"), 3);
+    lh_chunkq_ack(q, s.chunks[0]);
+    ck_assert_int_eq(lh_chunkq_sync(q), 0);
+    ck_assert_uint_eq(count_files("seg"), 0);
+    lh_chunkq_close(q);
+}
+END_TEST
+
 START_TEST(replays_unacked_chunks_in_order_with_ids_and_positions)
 {
     struct seen s;
@@ -450,6 +478,7 @@ static Suite *suite(void)
     tcase_add_test(t, done_fires_only_after_sync_for_the_whole_group);
     tcase_add_test(t, chunks_acked_before_or_during_their_sync_are_consumed);
     tcase_add_test(t, a_segment_consumed_before_any_sync_is_deleted);
+    tcase_add_test(t, a_consumed_segment_waits_for_older_live_chunks);
     tcase_add_test(t, replays_unacked_chunks_in_order_with_ids_and_positions);
     tcase_add_test(t, unsynced_appends_at_close_survive);
     tcase_add_test(t, consumed_segments_are_deleted_and_rolls_bound_them);
