@@ -94,6 +94,9 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines per scenario")
     ap.add_argument("--gib", type=float, help="corpus size in GiB instead of --lines")
+    ap.add_argument("--line-bytes", type=int, default=200,
+                    help="every line padded or cut to this many bytes, newline included "
+                    "(default 200, the target's line size; 0: as generated, ~190 on average)")
     ap.add_argument("--scenarios", default="backlog,live", help="backlog,live (default both)")
     ap.add_argument("--live-rate", type=int, default=2_000_000,
                     help="lines/s appended in the live scenario (default 2000000: above "
@@ -117,6 +120,9 @@ def make_corpus(run, a):
                      "--out", base])
     with open(base, "rb") as f:
         block = f.read()
+    if a.line_bytes:
+        n = a.line_bytes - 1
+        block = b"".join(ln[:n].ljust(n, b".") + b"\n" for ln in block.split(b"\n")[:-1])
     per_line = len(block) / BASE_LINES
     want = int(a.gib * (1 << 30) / per_line) if a.gib else a.lines
     lines = block.splitlines(keepends=True)
@@ -158,6 +164,13 @@ class LiveWriter(threading.Thread):
                 if ahead > 0:
                     time.sleep(ahead)
         self.done_at = time.monotonic()
+
+
+def settle(log):
+    """After a run: its 1 GiB log goes, and what is dirty is written out, so
+    the next run does not pay for this one's writeback."""
+    os.remove(log)
+    os.sync()
 
 
 def start_log(log, corpus, scenario):
@@ -237,6 +250,7 @@ def run_loghaul(run, a, corpus, n, scenario):
            "lag": t1 - writer.done_at if writer else None}
     agent.proc.stop()
     col.proc.stop()
+    settle(log)
     return res
 
 
@@ -326,6 +340,7 @@ def run_rsyslog(run, a, corpus, n, scenario, shm):
     send.stop()
     recv.stop()
     os.remove(out)
+    settle(log)
     return res
 
 
