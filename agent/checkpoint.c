@@ -203,6 +203,17 @@ int lh_ckpt_recover(struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end)
     return LH_OK;
 }
 
+bool lh_ckpt_covers(const struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end)
+{
+    for (const struct lh_ckpt_file *f = c->files; f; f = f->next)
+        if (f->dev == dev && f->ino == ino)
+            return f->committed >= end;
+    for (size_t i = 0; i < c->n_saved; i++)
+        if (c->saved[i].dev == dev && c->saved[i].ino == ino)
+            return c->saved[i].offset >= end;
+    return true;
+}
+
 const struct lh_ckpt_saved *lh_ckpt_find(const struct lh_ckpt *c, uint64_t dev, uint64_t ino,
                                          const char *path, uint64_t size)
 {

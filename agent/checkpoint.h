@@ -78,6 +78,10 @@ int lh_ckpt_save(struct lh_ckpt *c);
  * buffer by a save interval after a crash). Call after lh_ckpt_load. 0 or
  * LH_ENOMEM. */
 int lh_ckpt_recover(struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end);
+/* Whether a save now would let no restart read file (dev, ino) before end:
+ * its committed offset (or, for a file no input holds, its loaded one) is
+ * past it. A file the store does not know is covered. */
+bool lh_ckpt_covers(const struct lh_ckpt *c, uint64_t dev, uint64_t ino, uint64_t end);
 
 /* The saved entry to resume a file from: same dev and inode, an offset the
  * file is at least as long as (else the inode was reused), the entry with

@@ -276,23 +276,21 @@ void fwd_sync_held(struct fwd *f)
 }
 
 /* Drops a pending chunk for good (counted under reason). */
-/* The chunk is consumed before its batch is released: what the release
- * sets off (the pipeline sealing and submitting) sees the queue as it is
- * now. */
+/* The batch is released before the chunk is consumed: the checkpoint then
+ * covers the chunk when consuming it deletes its segment (the pipeline only
+ * schedules its sealing from the release, so nothing re-enters here). */
 static void drop_chunk(struct fwd *f, struct fchunk *fc, struct lh_metric *reason)
 {
     lh_metric_add(reason, (int64_t)fc->c->n_records);
-    lh_chunkq_ack(f->q, fc->c);
-    fc->c = NULL;
     forget_frame(f, fc);
+    lh_chunkq_ack(f->q, fc->c);
     fchunk_free(fc);
 }
 
 void fwd_delivered(struct fwd *f, struct fchunk *fc)
 {
-    lh_chunkq_ack(f->q, fc->c);
-    fc->c = NULL;
     forget_frame(f, fc);
+    lh_chunkq_ack(f->q, fc->c);
     fchunk_free(fc);
     report_queued(f);
     drain_waiting(f);
@@ -604,6 +602,12 @@ static void on_replay_chunk(void *ud, struct lh_chunk *c)
     fq_push(&f->pending, fc);
 }
 
+static bool on_covered(void *ud, const struct lh_chunkq_pos *p)
+{
+    struct fwd *f = ud;
+    return lh_ckpt_covers(f->ckpt, p->dev, p->ino, p->end);
+}
+
 static void on_release(void *ud)
 {
     struct fwd *f = ud;
@@ -623,7 +627,7 @@ static int open_buffer(struct fwd *f, const struct lh_agent_ctx *ctx, char *err,
         return LH_ENOMEM;
     struct lh_chunkq_opts o = {.dir = dir, .max_size = f->cfg->buffer.max_size,
                                .on_pos = on_replay_pos, .on_chunk = on_replay_chunk,
-                               .on_release = on_release, .ud = f};
+                               .on_release = on_release, .covered = on_covered, .ud = f};
     char why[512] = "";
     int rc = lh_chunkq_open(&o, &f->q, why, sizeof why);
     if (rc != 0) {

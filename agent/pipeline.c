@@ -143,7 +143,6 @@ static void seal(struct lh_output *out, struct slot *s)
         b->segs[i]->sealed = true;
     b->bytes = b->entries.size;
     out->sealed++;
-    out->seal_when_acked = false; /* what it waited for is sealed */
     out->ops->submit(out->state, b);
 }
 
@@ -175,8 +174,10 @@ static void flush_output(struct lh_output *out)
 static void on_acked_ev(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_output *out = arg;
-    if (out->seal_when_acked && out->sealed == 0)
-        flush_output(out);
+    if (!out->seal_when_acked || out->sealed > 0)
+        return;
+    out->seal_when_acked = false;
+    flush_output(out);
 }
 
 static void set_paused(struct lh_pipeline *pl, bool paused)

@@ -271,13 +271,15 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
             return fault(c, R_STORE, "out of memory");
         const struct lh_coll_batch b = {tag, o->chunk, o->chunk_len, st->sb->data, st->sb->size,
                                         st->n};
-        int rc = f->store_on ? lh_store_append(f->store, o->chunk, o->chunk_len, now, b.events,
-                                               b.events_len, b.n_events)
-                             : LH_OK;
+        /* Outputs first: the store's append also records the chunk id, and a
+         * resend of a recorded id is acked without being written anywhere,
+         * so an output failing after it would lose the batch for good. */
+        int rc = f->outs ? lh_coll_outputs_write(f->outs, &b) : LH_OK;
+        if (rc == 0 && f->store_on)
+            rc = lh_store_append(f->store, o->chunk, o->chunk_len, now, b.events, b.events_len,
+                                 b.n_events);
         if (rc == 0 && f->store_on)
             lh_metric_add(f->m.stored, (int64_t)st->n);
-        if (rc == 0 && f->outs)
-            rc = lh_coll_outputs_write(f->outs, &b);
         free(tag);
         if (rc != 0)
             return fault(c, R_STORE, "cannot store a batch of %zu records (%s); not acked, the "

@@ -35,6 +35,11 @@ struct chunkq_seg {
     uint64_t size;
     uint32_t n_live;            /* chunks not consumed */
     bool data_dirty, ack_dirty;
+    /* The furthest position per input file of its chunks: the segment may
+     * go only once the owner's checkpoint covers them all. */
+    struct lh_chunkq_pos *pos;
+    size_t n_pos;
+    bool pos_lost;              /* out of memory noting them: goes only first */
 };
 
 /* A released segment whose files wait to be unlinked: an unlink ends in
@@ -195,7 +200,26 @@ static void seg_free(struct chunkq_seg *s)
         close(s->fd);
     if (s->ack_fd >= 0)
         close(s->ack_fd);
+    free(s->pos);
     free(s);
+}
+
+static void seg_note_pos(struct chunkq_seg *s, const struct lh_chunkq_pos *p)
+{
+    for (size_t i = 0; i < s->n_pos; i++) {
+        if (s->pos[i].dev == p->dev && s->pos[i].ino == p->ino) {
+            if (s->pos[i].end < p->end)
+                s->pos[i].end = p->end;
+            return;
+        }
+    }
+    struct lh_chunkq_pos *v = realloc(s->pos, (s->n_pos + 1) * sizeof *v);
+    if (!v) {
+        s->pos_lost = true;
+        return;
+    }
+    s->pos = v;
+    s->pos[s->n_pos++] = *p;
 }
 
 static struct chunkq_seg *seg_add(struct lh_chunkq *q, uint64_t no, int fd, uint64_t size)
@@ -242,12 +266,10 @@ static void gone_run(struct chunkq_gone *g)
     }
 }
 
-/* Deletes a consumed segment (its files go with the next sync job): the
- * caller saves first what it derived from the positions in it. */
+/* Deletes a consumed segment (its files go with the next sync job); the
+ * caller has saved first what it derived from the positions in it. */
 static void seg_release(struct lh_chunkq *q, struct chunkq_seg *s)
 {
-    if (q->o.on_release)
-        q->o.on_release(q->o.ud);
     char base[PATH_MAX];
     int n = snprintf(base, sizeof base, "%s/q-%016" PRIx64, q->dir, s->no);
     struct chunkq_gone *g = malloc(sizeof *g + (size_t)n + 1);
@@ -283,14 +305,38 @@ static bool seg_unsynced(const struct lh_chunkq *q, const struct chunkq_seg *s)
     return false;
 }
 
-/* Releases consumed segments from the oldest on, stopping at the first
- * one with a live chunk: a later segment's positions must outlive every
- * older live chunk, or a restart would read again what it covers (the
- * file checkpoint cannot pass that older chunk). */
+/* Whether a consumed segment may go: its positions must be covered by the
+ * owner's checkpoint, or a restart would read again what they cover (the
+ * checkpoint may lag while an older chunk is held). */
+static bool seg_covered(const struct lh_chunkq *q, const struct chunkq_seg *s)
+{
+    if (s->pos_lost)
+        return q->segs == s;
+    for (size_t i = 0; i < s->n_pos && q->o.covered; i++)
+        if (!q->o.covered(q->o.ud, &s->pos[i]))
+            return false;
+    return true;
+}
+
+static bool seg_goes(const struct lh_chunkq *q, const struct chunkq_seg *s)
+{
+    return s->n_live == 0 && !seg_unsynced(q, s) && seg_covered(q, s);
+}
+
+/* Releases every consumed, covered segment, the owner saving its state
+ * once first (the positions vanish with them). */
 static void release_idle(struct lh_chunkq *q)
 {
-    while (q->segs && q->segs->n_live == 0 && !seg_unsynced(q, q->segs))
-        seg_release(q, q->segs);
+    bool saved = false;
+    for (struct chunkq_seg *s = q->segs, *next; s; s = next) {
+        next = s->next;
+        if (!seg_goes(q, s))
+            continue;
+        if (!saved && q->o.on_release)
+            q->o.on_release(q->o.ud);
+        saved = true;
+        seg_release(q, s);
+    }
 }
 
 /* ---- chunks ------------------------------------------------------------- */
@@ -433,9 +479,11 @@ static int replay_record(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off
                          size_t n_acks)
 {
     const uint8_t *pp = var + LH_CHUNKQ_HDR_FIXED + h->tag_len;
-    for (uint32_t i = 0; i < h->n_pos && q->o.on_pos; i++) {
+    for (uint32_t i = 0; i < h->n_pos; i++) {
         struct lh_chunkq_pos p = {get64(pp), get64(pp + 8), get64(pp + 16)};
-        q->o.on_pos(q->o.ud, &p);
+        if (q->o.on_pos)
+            q->o.on_pos(q->o.ud, &p);
+        seg_note_pos(s, &p);
         pp += CQ_POS_LEN;
     }
     if (n_acks && bsearch(&off, acks, n_acks, sizeof *acks, cmp_u64))
@@ -722,6 +770,8 @@ int lh_chunkq_appendv(struct lh_chunkq *q, const struct lh_chunk_meta *m,
     s->size += h.rec_len;
     s->data_dirty = true;
     q->st.bytes += h.rec_len;
+    for (size_t i = 0; i < m->n_pos; i++)
+        seg_note_pos(s, &m->pos[i]);
     c->done = done;
     c->done_ud = done_ud;
     c->sync_state = CQ_UNSYNCED;
@@ -945,9 +995,8 @@ int lh_chunkq_ack(struct lh_chunkq *q, struct lh_chunk *c)
     if (c->sync_state == CQ_UNSYNCED)
         drop_unsynced(q, c);
     int rc = LH_OK;
-    /* A segment about to be deleted needs no ack file; one that must wait
-     * for an older segment does. */
-    if (q->segs != s || s->n_live > 0 || seg_unsynced(q, s))
+    /* A segment about to be deleted needs no ack file. */
+    if (!seg_goes(q, s))
         rc = record_ack(q, s, c->off);
     if (c->sync_state == CQ_IN_JOB)
         c->consumed = true; /* the job's list still holds it */

@@ -84,9 +84,13 @@ struct lh_chunkq_opts {
     void (*on_pos)(void *ud, const struct lh_chunkq_pos *p);
     /* At open, for every intact unconsumed chunk, oldest first. */
     void (*on_chunk)(void *ud, struct lh_chunk *c);
-    /* Before a consumed segment is deleted (the positions in it vanish:
+    /* Before consumed segments are deleted (the positions in them vanish:
      * the caller saves what it derived from them). */
     void (*on_release)(void *ud);
+    /* Whether the caller's saved state, once on_release ran, covers p (no
+     * restart would read it again): a consumed segment goes only when
+     * every position in it is covered. NULL: always. */
+    bool (*covered)(void *ud, const struct lh_chunkq_pos *p);
     void *ud;
 };
 

@@ -119,6 +119,30 @@ def file_output_follows_a_rotated_file(run):
 
 
 @test
+def a_failed_output_write_is_retried_not_lost(run):
+    # The store is on too: the batch must not be recorded as stored (and a
+    # resend then acked as a duplicate) while an output has not taken it.
+    out = run.path("out")
+    os.makedirs(out + "/app.web.ndjson")  # opening it fails: EISDIR
+    col = lhtest.start_collector(run, tls=False, extra={"outputs": [
+        {"type": "file", "match": "app.*", "path": out + "/${tag}.ndjson"}]})
+    cl = lhtest.ForwardClient(col.forward_host, col.forward_port)
+    ack, chunk = cl.send_batch("app.web", entries(0, 100))
+    check(ack is None, "a batch the output could not write was acked: %r" % (ack,))
+    cl.close()
+    errors = col.metric("loghaul_collector_output_errors_total", {"output": "file"})
+    check(errors == 1, "output errors %r" % errors)
+    os.rmdir(out + "/app.web.ndjson")  # the fault is gone; the sender resends
+    cl = lhtest.ForwardClient(col.forward_host, col.forward_port)
+    ack, _ = cl.send_batch("app.web", entries(0, 100), chunk=chunk)
+    cl.close()
+    check(ack == {"ack": chunk}, "the resend acked: %r" % (ack,))
+    check(len(ndjson(out + "/app.web.ndjson")) == 100, "the file has the batch once")
+    rs, recs, _ = lhtest.search([col.url], "", "--limit", "1000")
+    check(rs.returncode == 0 and len(recs) == 100, "stored once: %d" % len(recs))
+
+
+@test
 def file_output_config_errors_are_clear(run):
     cfg = lhtest.collector_config(run, "collector", tls=False)
     path = run.path("c.yaml")

@@ -236,8 +236,14 @@ START_TEST(test_out_of_order_acks)
     ck_assert_uint_eq(f->committed, 100);
     lh_ckpt_release(c, s2);
     ck_assert_uint_eq(f->committed, 100);
+    /* A buffer segment holding records up to 300 must not go yet. */
+    ck_assert(lh_ckpt_covers(c, 1, 1, 100));
+    ck_assert(!lh_ckpt_covers(c, 1, 1, 220));
     lh_ckpt_release(c, s1);
     ck_assert_uint_eq(f->committed, 300);
+    ck_assert(lh_ckpt_covers(c, 1, 1, 300));
+    ck_assert(!lh_ckpt_covers(c, 1, 1, 301));
+    ck_assert(lh_ckpt_covers(c, 9, 9, 1000)); /* a file the store does not know */
     ck_assert_ptr_null(f->head);
     lh_ckpt_free(c);
 }
