@@ -211,6 +211,7 @@ static int read_some(struct in_file *in, struct tfile *tf)
          * its time (equal times keep file order), and no line is stamped
          * later than the moment it was read. */
         in->read_ns = lh_now_ns();
+        lh_route_bytes(in->route, (uint64_t)n);
         lh_route_hold(in->route);
         int rc = split_lines(in, tf, in->buf, (size_t)n);
         lh_route_release(in->route);

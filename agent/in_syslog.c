@@ -145,6 +145,7 @@ void sl_emit(struct in_syslog *in, const char *p, size_t n, bool truncated, cons
 {
     int64_t ns = lh_now_ns();
     lh_metric_add(in->m_received, 1);
+    lh_route_bytes(in->route, n);
     if (build(in, p, n, truncated, peer, &ns) != 0) {
         LH_ERROR(SYSLOG_LOG, "[%s] out of memory building a record", in->cfg->tag);
         return;

@@ -48,7 +48,7 @@ struct lh_route {
     struct lh_pipeline *pl;
     struct target *t;
     size_t n;
-    struct lh_metric *read;
+    struct lh_metric *read, *bytes;
     bool held;                  /* inside lh_route_hold/lh_route_release */
     uint64_t held_reads;        /* records emitted while held, not yet counted */
 };
@@ -344,6 +344,9 @@ int lh_pipeline_route(struct lh_pipeline *pl, const char *tag, struct lh_route *
     snprintf(labels, sizeof labels, "input=\"%s\"", tag);
     r->read = lh_metrics_get(pl->ctx.metrics, LH_METRIC_COUNTER,
                              "loghaul_agent_records_read_total", labels, "Records read by an input");
+    r->bytes = lh_metrics_get(pl->ctx.metrics, LH_METRIC_COUNTER,
+                              "loghaul_agent_bytes_read_total", labels,
+                              "Bytes an input read (file bytes, syslog message bytes)");
     for (struct lh_output *o = pl->outputs; o; o = o->next) {
         if (fnmatch(o->cfg->match, tag, 0) != 0)
             continue;
@@ -439,6 +442,11 @@ int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int6
     if (!r->held && !pl->paused && over_cap(pl))
         set_paused(pl, true);
     return rc;
+}
+
+void lh_route_bytes(struct lh_route *r, uint64_t n)
+{
+    lh_metric_add(r->bytes, (int64_t)n);
 }
 
 void lh_route_hold(struct lh_route *r)

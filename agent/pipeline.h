@@ -184,6 +184,8 @@ int lh_route_emit(struct lh_route *r, struct lh_ckpt_file *f, uint64_t end, int6
  * and the outputs' cap are then looked at once per chunk, not once per
  * record. Past the cap, inputs are paused at lh_route_release, so the
  * outputs may hold one chunk's records more than the cap. */
+/* Counts n bytes the input read (loghaul_agent_bytes_read_total). */
+void lh_route_bytes(struct lh_route *r, uint64_t n);
 void lh_route_hold(struct lh_route *r);
 void lh_route_release(struct lh_route *r);
 /* The input has read all there is for now. An output with no sealed batch

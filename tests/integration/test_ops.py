@@ -80,6 +80,9 @@ def metrics_move_with_records_and_rejections(run):
     check(agent.metric("loghaul_agent_records_read_total", {"input": "ops.a"}) == 500,
           "agent records_read_total{input=ops.a}: %s"
           % agent.metric("loghaul_agent_records_read_total"))
+    size = os.path.getsize(a)
+    got = agent.metric("loghaul_agent_bytes_read_total", {"input": "ops.a"})
+    check(got == size, "agent bytes_read_total{input=ops.a} %r, the file has %d" % (got, size))
     wait_until(lambda: agent.metric("loghaul_agent_records_acked_total") == 500, 20,
                "agent records_acked_total to reach 500")
     check(agent.metric("loghaul_agent_records_dropped_total") == 0, "nothing was dropped")
