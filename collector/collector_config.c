@@ -132,6 +132,7 @@ static const struct lh_cfg_schema store_schema = {
 static const struct lh_cfg_plugin_type output_types[] = {
     {"null", &lh_coll_out_null_schema},
     {"file", &lh_coll_out_file_schema},
+    {"forward", &lh_coll_out_forward_schema},
     {NULL, NULL},
 };
 

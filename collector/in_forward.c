@@ -649,14 +649,16 @@ fail:
 }
 
 int lh_in_forward_set_outputs(struct lh_in_forward *f, const struct lh_cfg_list *list,
-                              bool store_enabled, char *err, size_t errlen)
+                              bool store_enabled, const char *data_dir, const char *host,
+                              char *err, size_t errlen)
 {
     lh_coll_outputs_free(f->outs);
     f->outs = NULL;
     f->store_on = store_enabled;
     if (list->n == 0)
         return 0;
-    return lh_coll_outputs_new(list, f->reg, &f->outs, err, errlen);
+    const struct lh_coll_output_ctx ctx = {f->base, f->reg, data_dir, host};
+    return lh_coll_outputs_new(list, &ctx, &f->outs, err, errlen);
 }
 
 int lh_in_forward_reload_tls(struct lh_in_forward *f, char *err, size_t errlen)

@@ -31,7 +31,8 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
  * end and a batch is acked once they have it. 0, or an LH_E* code with err
  * set. */
 int lh_in_forward_set_outputs(struct lh_in_forward *f, const struct lh_cfg_list *list,
-                              bool store_enabled, char *err, size_t errlen);
+                              bool store_enabled, const char *data_dir, const char *host,
+                              char *err, size_t errlen);
 
 /* Reads the TLS certificate, key and CA files again (same paths) for the
  * connections accepted from now on; open connections keep theirs. Without

@@ -255,7 +255,8 @@ static int start(struct collector *col)
         rc = lh_in_forward_new(col->base, &l->forward, col->store, col->metrics, &col->fwd, err,
                                sizeof err);
     if (rc == 0)
-        rc = lh_in_forward_set_outputs(col->fwd, &col->cfg.outputs, col->cfg.store.enabled, err,
+        rc = lh_in_forward_set_outputs(col->fwd, &col->cfg.outputs, col->cfg.store.enabled,
+                                       col->cfg.collector.data_dir, col->cfg.collector.name, err,
                                        sizeof err);
     if (rc == 0)
         rc = lh_http_api_new(col->base, l->http.address, col->store, col->metrics, token,

@@ -208,8 +208,8 @@ static int file_write(void *state, const struct lh_coll_batch *b)
     return LH_OK;
 }
 
-static int file_create(const struct lh_cfg_item *cfg, struct lh_metrics *metrics, void **state,
-                       char *err, size_t errlen)
+static int file_create(const struct lh_cfg_item *cfg, const struct lh_coll_output_ctx *ctx,
+                       size_t index, void **state, char *err, size_t errlen)
 {
     struct out_file *o = calloc(1, sizeof *o);
     if (!o) {
@@ -221,7 +221,7 @@ static int file_create(const struct lh_cfg_item *cfg, struct lh_metrics *metrics
     for (size_t i = 0; i < OPEN_FILES; i++)
         o->files[i].fd = -1;
     msgpack_sbuffer_init(&o->text);
-    return lh_coll_output_metrics(metrics, "file", &o->m);
+    return lh_coll_output_metrics(ctx->metrics, "file", &o->m);
 }
 
 static void file_destroy(void *state)

@@ -19,14 +19,14 @@ const struct lh_cfg_schema lh_coll_out_null_schema = {
     .fields = fields,
 };
 
-static int null_create(const struct lh_cfg_item *cfg, struct lh_metrics *metrics, void **state,
-                       char *err, size_t errlen)
+static int null_create(const struct lh_cfg_item *cfg, const struct lh_coll_output_ctx *ctx,
+                       size_t index, void **state, char *err, size_t errlen)
 {
     struct lh_coll_output_metrics *m = calloc(1, sizeof *m);
     if (!m)
         return LH_ENOMEM;
     *state = m;
-    return lh_coll_output_metrics(metrics, "null", m);
+    return lh_coll_output_metrics(ctx->metrics, "null", m);
 }
 
 static int null_write(void *state, const struct lh_coll_batch *b)

@@ -5,8 +5,8 @@
 
 #include "common/err.h"
 
-static const struct lh_coll_output_ops *const all_ops[] = {&lh_coll_out_null_ops,
-                                                           &lh_coll_out_file_ops, NULL};
+static const struct lh_coll_output_ops *const all_ops[] = {
+    &lh_coll_out_null_ops, &lh_coll_out_file_ops, &lh_coll_out_forward_ops, NULL};
 
 struct one {
     const struct lh_coll_output_ops *ops;
@@ -42,7 +42,7 @@ int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,
     return m->records && m->batches && m->errors ? LH_OK : LH_ENOMEM;
 }
 
-int lh_coll_outputs_new(const struct lh_cfg_list *list, struct lh_metrics *metrics,
+int lh_coll_outputs_new(const struct lh_cfg_list *list, const struct lh_coll_output_ctx *ctx,
                         struct lh_coll_outputs **out, char *err, size_t errlen)
 {
     struct lh_coll_outputs *o = calloc(1, sizeof *o);
@@ -58,9 +58,12 @@ int lh_coll_outputs_new(const struct lh_cfg_list *list, struct lh_metrics *metri
             snprintf(err, errlen, "output '%s' (line %d): unknown type", it->type, it->line);
             return LH_ECONFIG;
         }
+        size_t index = 0;
+        for (size_t i = 0; i < o->n; i++)
+            index += o->v[i].ops == ops;
         struct one *slot = &o->v[o->n++];
         slot->ops = ops;
-        int rc = ops->create(it, metrics, &slot->state, err, errlen);
+        int rc = ops->create(it, ctx, index, &slot->state, err, errlen);
         if (rc != 0)
             return rc;
     }

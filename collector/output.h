@@ -9,6 +9,7 @@
 #ifndef LH_COLLECTOR_OUTPUT_H
 #define LH_COLLECTOR_OUTPUT_H
 
+#include <event2/event.h>
 #include <stddef.h>
 
 #include "common/config.h"
@@ -25,13 +26,22 @@ struct lh_coll_batch {
     size_t n_events;
 };
 
+/* What outputs get from the collector (borrowed for their life). */
+struct lh_coll_output_ctx {
+    struct event_base *base;
+    struct lh_metrics *metrics;
+    const char *data_dir;        /* spools live under data_dir/outputs */
+    const char *host;            /* this collector's name (Forward hostname) */
+};
+
 struct lh_coll_output_ops {
     const char *type;
     const struct lh_cfg_schema *schema;
-    /* cfg is borrowed for the output's life. *state may be half-built on
-     * failure (destroy frees it). */
-    int (*create)(const struct lh_cfg_item *cfg, struct lh_metrics *metrics, void **state,
-                  char *err, size_t errlen);
+    /* cfg is borrowed for the output's life; index counts the outputs of
+     * this type before it. *state may be half-built on failure (destroy
+     * frees it). */
+    int (*create)(const struct lh_cfg_item *cfg, const struct lh_coll_output_ctx *ctx,
+                  size_t index, void **state, char *err, size_t errlen);
     int (*write)(void *state, const struct lh_coll_batch *b);
     void (*destroy)(void *state);    /* NULL is fine */
 };
@@ -40,6 +50,8 @@ extern const struct lh_cfg_schema lh_coll_out_null_schema;
 extern const struct lh_coll_output_ops lh_coll_out_null_ops;
 extern const struct lh_cfg_schema lh_coll_out_file_schema;
 extern const struct lh_coll_output_ops lh_coll_out_file_ops;
+extern const struct lh_cfg_schema lh_coll_out_forward_schema;
+extern const struct lh_coll_output_ops lh_coll_out_forward_ops;
 
 /* The counters every output keeps, labelled output="TYPE". */
 struct lh_coll_output_metrics {
@@ -54,7 +66,7 @@ struct lh_coll_outputs;
 /* Builds every output of list (items borrowed for the outputs' life). 0
  * with *out (an empty list gives an empty set), or an LH_E* code with err
  * set. */
-int lh_coll_outputs_new(const struct lh_cfg_list *list, struct lh_metrics *metrics,
+int lh_coll_outputs_new(const struct lh_cfg_list *list, const struct lh_coll_output_ctx *ctx,
                         struct lh_coll_outputs **out, char *err, size_t errlen);
 /* Writes b to every output in config order; the first failure stops and is
  * returned (the batch is then not acked and the sender retries). */

@@ -166,11 +166,10 @@ int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
 
 /* ---- raw msgpack -------------------------------------------------------- */
 
-/* Bytes of the one complete object at p[0..n); 0 when there is none. The
- * checks of lh_mp_scan (every length and count bounded by the bytes left,
+/* The checks of lh_mp_scan (every length and count bounded by the bytes left,
  * nesting at most LH_MP_MAX_DEPTH) without its resumable state: this runs
  * once per entry of every packed frame. */
-static size_t mp_extent(const uint8_t *p, size_t n)
+size_t lh_mp_extent(const uint8_t *p, size_t n)
 {
     uint64_t left[LH_MP_MAX_DEPTH];
     uint64_t owed = 1; /* objects not yet walked, each at least one byte */
@@ -237,8 +236,8 @@ bool lh_mp_map_has_key(const char *map, size_t len, const char *key, size_t klen
     if (container_head(p, len, MP_MAP, &n, &off) != 0)
         return false;
     for (uint64_t i = 0; i < n; i++) {
-        kl = mp_extent(p + off, len - off);
-        vl = kl ? mp_extent(p + off + kl, len - off - kl) : 0;
+        kl = lh_mp_extent(p + off, len - off);
+        vl = kl ? lh_mp_extent(p + off + kl, len - off - kl) : 0;
         if (vl == 0)
             return false;
         if (is_str(p + off, kl, key, klen))
@@ -348,7 +347,7 @@ static int decode_raw_entry(const struct decoder *d, const uint8_t *e, size_t le
 
     if (container_head(e, len, MP_ARRAY, &n, &hdr) != 0 || n != 2)
         return LH_EPROTO;
-    head_len = mp_extent(e + hdr, len - hdr);
+    head_len = lh_mp_extent(e + hdr, len - hdr);
     if (head_len == 0)
         return LH_EPROTO;
     if (head_len == 10 && e[hdr] == 0xd7 && e[hdr + 1] == 0)
@@ -374,7 +373,7 @@ static int decode_packed(const struct decoder *d, const char *p, size_t n)
     if (!msgpack_zone_init(&zone, 1024))
         return LH_ENOMEM;
     while (rc == 0 && off < n) {
-        used = mp_extent((const uint8_t *)p + off, n - off);
+        used = lh_mp_extent((const uint8_t *)p + off, n - off);
         if (used == 0) {
             rc = LH_EPROTO;
             break;

@@ -37,6 +37,9 @@ int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
 
 /* ---- raw msgpack -------------------------------------------------------- */
 
+/* Bytes of the one complete object at p[0..n) (the checks of lh_mp_scan,
+ * on a buffer that is all there); 0 when there is none. */
+size_t lh_mp_extent(const uint8_t *p, size_t n);
 /* The element count and header bytes of the map header at map[0..len).
  * 0 or LH_EPROTO. */
 int lh_mp_map_head(const char *map, size_t len, uint64_t *count, size_t *hdr);

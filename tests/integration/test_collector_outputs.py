@@ -2,7 +2,10 @@
 """Collector outputs: with store.enabled false a `null` output is the
 durable end (batches are counted, acked, and nothing is stored); without
 any output a disabled store is refused. The `file` output appends each
-matching batch as NDJSON under a path made from the tag, before the ack."""
+matching batch as NDJSON under a path made from the tag, before the ack.
+The `forward` output spools each matching batch durably and ships it on
+to a downstream Forward receiver (here another collector), resending what
+was not acknowledged."""
 
 import json
 import os
@@ -142,12 +145,96 @@ def a_failed_output_write_is_retried_not_lost(run):
     check(rs.returncode == 0 and len(recs) == 100, "stored once: %d" % len(recs))
 
 
+def stored(col, q=""):
+    r, recs, _ = lhtest.search([col.url], q, "--limit", "100000")
+    check(r.returncode == 0, "search failed: %s" % r.stderr)
+    return recs
+
+
+def relay(run, down_port, extra_out=None, name="relay"):
+    out = {"type": "forward", "match": "app.*", "collectors": ["127.0.0.1:%d" % down_port],
+           "ack_timeout": "2s"}
+    out.update(extra_out or {})
+    return lhtest.start_collector(run, name, tls=False,
+                                  extra={"store": {"enabled": False}, "outputs": [out]})
+
+
+@test
+def forward_output_relays_matching_batches_downstream(run):
+    down = lhtest.start_collector(run, "down", tls=False)
+    up = relay(run, int(down.forward_port))
+    cl = lhtest.ForwardClient(up.forward_host, up.forward_port)
+    for tag, lo in (("app.web", 0), ("other", 100), ("app.db", 200)):
+        ack, chunk = cl.send_batch(tag, entries(lo, lo + 100))
+        check(ack == {"ack": chunk}, "%s acked upstream: %r" % (tag, ack))
+    cl.close()
+    lhtest.wait_until(lambda: len(stored(down)) >= 200, 20, "200 records downstream")
+    recs = stored(down)
+    got = sorted(r["message"] for r in recs)
+    want = sorted("line %d" % i for i in list(range(100)) + list(range(200, 300)))
+    check(got == want, "downstream has %d records, not the matching 200 once" % len(got))
+    check({r["tag"] for r in recs} == {"app.web", "app.db"}, "tags kept")
+    check(all(r["time"].startswith("2023-11-14T22:13:20") for r in recs), "times kept")
+    acks = up.metric("loghaul_collector_output_acks_total", {"output": "forward"})
+    check(acks == 2, "two downstream acks: %r" % acks)
+
+
+@test
+def forward_output_spools_while_the_receiver_is_down(run):
+    port = lhtest.free_port()
+    up = relay(run, port)
+    cl = lhtest.ForwardClient(up.forward_host, up.forward_port)
+    for k in range(5):
+        ack, chunk = cl.send_batch("app.x", entries(100 * k, 100 * k + 100))
+        check(ack == {"ack": chunk}, "acked upstream while downstream is down: %r" % (ack,))
+    cl.close()
+    # The relay restarts with its spool, then the receiver comes up.
+    up.proc.stop()
+    run.procs.remove(up.proc)
+    up = relay(run, port, name="relay")
+    cfg = lhtest.collector_config(run, "down", tls=False)
+    cfg["listen"]["forward"]["address"] = "127.0.0.1:%d" % port
+    down = lhtest.start_collector(run, "down", cfg=cfg)
+    lhtest.wait_until(lambda: len(stored(down)) >= 500, 30, "500 records downstream")
+    got = sorted(int(r["message"].split()[1]) for r in stored(down))
+    check(got == list(range(500)), "downstream has %d records, not 0..499 once" % len(got))
+
+
+@test
+def forward_output_fails_over_to_the_next_receiver(run):
+    down = lhtest.start_collector(run, "down", tls=False)
+    dead = "127.0.0.1:%d" % lhtest.free_port()
+    up = relay(run, 0, {"collectors": [dead, "127.0.0.1:%d" % down.forward_port]})
+    cl = lhtest.ForwardClient(up.forward_host, up.forward_port)
+    ack, chunk = cl.send_batch("app.fo", entries(0, 100))
+    check(ack == {"ack": chunk}, "acked upstream: %r" % (ack,))
+    cl.close()
+    lhtest.wait_until(lambda: len(stored(down)) >= 100, 20, "100 records on the second receiver")
+    check(len(stored(down)) == 100, "each record once")
+
+
+@test
+def forward_output_with_tls_and_shared_key(run):
+    c = run.certs()
+    down = lhtest.start_collector(run, "down", tls=True, mtls=False, shared_key="relay-key")
+    up = relay(run, int(down.forward_port), {
+        "shared_key": "relay-key",
+        "tls": {"enabled": True, "ca": c["ca"], "verify": True}})
+    cl = lhtest.ForwardClient(up.forward_host, up.forward_port)
+    ack, chunk = cl.send_batch("app.tls", entries(0, 50))
+    check(ack == {"ack": chunk}, "acked upstream: %r" % (ack,))
+    cl.close()
+    lhtest.wait_until(lambda: len(stored(down)) >= 50, 20, "50 records over TLS + shared key")
+
+
 @test
 def file_output_config_errors_are_clear(run):
     cfg = lhtest.collector_config(run, "collector", tls=False)
     path = run.path("c.yaml")
     for outputs, want in (([{"type": "file"}], "path"),
-                          ([{"type": "file", "path": "/x/${host}.log"}], "${tag}")):
+                          ([{"type": "file", "path": "/x/${host}.log"}], "${tag}"),
+                          ([{"type": "forward"}], "collectors"),
+                          ([{"type": "forward", "collectors": ["nohostport"]}], "host:port")):
         cfg["outputs"] = outputs
         lhtest.write_config(path, cfg)
         r = subprocess.run([lhtest.COLLECTOR, "-c", path, "--check-config"],
