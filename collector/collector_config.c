@@ -133,6 +133,7 @@ static const struct lh_cfg_plugin_type output_types[] = {
     {"null", &lh_coll_out_null_schema},
     {"file", &lh_coll_out_file_schema},
     {"forward", &lh_coll_out_forward_schema},
+    {"http", &lh_coll_out_http_schema},
     {NULL, NULL},
 };
 

@@ -6,7 +6,8 @@
 #include "common/err.h"
 
 static const struct lh_coll_output_ops *const all_ops[] = {
-    &lh_coll_out_null_ops, &lh_coll_out_file_ops, &lh_coll_out_forward_ops, NULL};
+    &lh_coll_out_null_ops, &lh_coll_out_file_ops, &lh_coll_out_forward_ops,
+    &lh_coll_out_http_ops, NULL};
 
 struct one {
     const struct lh_coll_output_ops *ops;

@@ -52,6 +52,8 @@ extern const struct lh_cfg_schema lh_coll_out_file_schema;
 extern const struct lh_coll_output_ops lh_coll_out_file_ops;
 extern const struct lh_cfg_schema lh_coll_out_forward_schema;
 extern const struct lh_coll_output_ops lh_coll_out_forward_ops;
+extern const struct lh_cfg_schema lh_coll_out_http_schema;
+extern const struct lh_coll_output_ops lh_coll_out_http_ops;
 
 /* The counters every output keeps, labelled output="TYPE". */
 struct lh_coll_output_metrics {

@@ -7,10 +7,12 @@ The `forward` output spools each matching batch durably and ships it on
 to a downstream Forward receiver (here another collector), resending what
 was not acknowledged."""
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lhtest  # noqa: E402
@@ -227,6 +229,102 @@ def forward_output_with_tls_and_shared_key(run):
     lhtest.wait_until(lambda: len(stored(down)) >= 50, 20, "50 records over TLS + shared key")
 
 
+class Endpoint:
+    """A real HTTP server on loopback standing in for a bulk endpoint: it
+    answers the first `fail` requests with `fail_status`, then 200 with
+    `{"errors": false}`, and keeps (path, body) of every request."""
+
+    def __init__(self, fail=0, fail_status=503):
+        self.requests, self.accepted = [], []
+        self.fail, self.fail_status = fail, fail_status
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append((self.path, body))
+                failing = len(outer.requests) <= outer.fail
+                status = outer.fail_status if failing else 200
+                if not failing:
+                    outer.accepted.append(body)
+                answer = b'{"took":1,"errors":false,"items":[]}'
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def http_relay(run, ep, **out):
+    o = {"type": "http", "match": "app.*", "url": "http://127.0.0.1:%d/_bulk" % ep.port}
+    o.update(out)
+    return lhtest.start_collector(run, "relay", tls=False,
+                                  extra={"store": {"enabled": False}, "outputs": [o]})
+
+
+@test
+def http_output_posts_an_es_bulk_body(run):
+    ep = Endpoint()
+    try:
+        col = http_relay(run, ep, format="es_bulk", index="logs")
+        cl = lhtest.ForwardClient(col.forward_host, col.forward_port)
+        for tag, lo in (("app.web", 0), ("other", 100)):
+            ack, chunk = cl.send_batch(tag, entries(lo, lo + 100))
+            check(ack == {"ack": chunk}, "acked: %r" % (ack,))
+        cl.close()
+        lhtest.wait_until(lambda: len(ep.accepted) >= 1, 20, "the bulk request")
+        path, body = ep.requests[0]
+        check(path == "/_bulk", "posted to %r" % path)
+        lines = [json.loads(x) for x in body.decode().splitlines()]
+        check(len(lines) == 200, "100 actions and 100 records, got %d lines" % len(lines))
+        check(all(a == {"index": {"_index": "logs"}} for a in lines[0::2]), "index actions")
+        check([d["message"] for d in lines[1::2]] == ["line %d" % i for i in range(100)],
+              "records in order")
+        check(lines[1]["tag"] == "app.web", "the record carries its tag: %r" % lines[1])
+        check(len(ep.requests) == 1, "the non-matching tag was not posted")
+    finally:
+        ep.close()
+
+
+@test
+def http_output_retries_5xx_and_drops_4xx_counted(run):
+    ep = Endpoint(fail=2, fail_status=503)
+    try:
+        col = http_relay(run, ep)
+        cl = lhtest.ForwardClient(col.forward_host, col.forward_port)
+        ack, chunk = cl.send_batch("app.r", entries(0, 10))
+        check(ack == {"ack": chunk}, "acked: %r" % (ack,))
+        cl.close()
+        lhtest.wait_until(lambda: len(ep.accepted) >= 1, 20, "the body after two 503s")
+        check(len(ep.requests) == 3, "three attempts: %d" % len(ep.requests))
+        recs = [json.loads(x) for x in ep.accepted[0].decode().splitlines()]
+        check([r["message"] for r in recs] == ["line %d" % i for i in range(10)], "ndjson body")
+    finally:
+        ep.close()
+    ep = Endpoint(fail=1000, fail_status=400)
+    try:
+        col = http_relay(run, ep)
+        cl = lhtest.ForwardClient(col.forward_host, col.forward_port)
+        cl.send_batch("app.bad", entries(0, 7))
+        cl.send_batch("app.bad", entries(7, 10))
+        cl.close()
+        lhtest.wait_until(lambda: col.metric("loghaul_collector_output_dropped_total",
+                                             {"output": "http"}) == 10, 20,
+                          "the refused records counted as dropped")
+        check(len(ep.requests) == 2, "each refused body posted once: %d" % len(ep.requests))
+    finally:
+        ep.close()
+
+
 @test
 def file_output_config_errors_are_clear(run):
     cfg = lhtest.collector_config(run, "collector", tls=False)
@@ -234,7 +332,10 @@ def file_output_config_errors_are_clear(run):
     for outputs, want in (([{"type": "file"}], "path"),
                           ([{"type": "file", "path": "/x/${host}.log"}], "${tag}"),
                           ([{"type": "forward"}], "collectors"),
-                          ([{"type": "forward", "collectors": ["nohostport"]}], "host:port")):
+                          ([{"type": "forward", "collectors": ["nohostport"]}], "host:port"),
+                          ([{"type": "http"}], "url"),
+                          ([{"type": "http", "url": "ftp://x/"}], "http://"),
+                          ([{"type": "http", "url": "http://x/", "format": "csv"}], "format")):
         cfg["outputs"] = outputs
         lhtest.write_config(path, cfg)
         r = subprocess.run([lhtest.COLLECTOR, "-c", path, "--check-config"],
