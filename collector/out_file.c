@@ -21,7 +21,6 @@
 #include "collector/output.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "common/record.h"
 #include "common/util.h"
 
 #define FILE_LOG "out_file"
@@ -149,36 +148,6 @@ static int file_for(struct out_file *o, const char *path)
     return fd;
 }
 
-/* The batch as NDJSON lines in o->text. */
-static int render(struct out_file *o, const struct lh_coll_batch *b)
-{
-    msgpack_unpacked ev;
-    size_t off = 0;
-    int rc = LH_OK;
-    o->text.size = 0;
-    msgpack_unpacked_init(&ev);
-    while (rc == LH_OK && off < b->events_len) {
-        const msgpack_object *a = &ev.data;
-        int64_t ns;
-        if (msgpack_unpack_next(&ev, b->events, b->events_len, &off) != MSGPACK_UNPACK_SUCCESS ||
-            a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 3 ||
-            a->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
-            lh_time_from_obj(&a->via.array.ptr[1], &ns) != 0) {
-            rc = LH_EPROTO;
-            break;
-        }
-        const msgpack_object *tag = &a->via.array.ptr[0];
-        char *line = lh_record_json(tag->via.str.ptr, tag->via.str.size, ns, &a->via.array.ptr[2],
-                                    NULL);
-        if (!line || msgpack_sbuffer_write(&o->text, line, strlen(line)) != 0 ||
-            msgpack_sbuffer_write(&o->text, "\n", 1) != 0)
-            rc = LH_ENOMEM;
-        free(line);
-    }
-    msgpack_unpacked_destroy(&ev);
-    return rc;
-}
-
 static int file_write(void *state, const struct lh_coll_batch *b)
 {
     struct out_file *o = state;
@@ -187,7 +156,7 @@ static int file_write(void *state, const struct lh_coll_batch *b)
     char path[PATH_MAX];
     int rc = expand_path(o, b->tag, strlen(b->tag), path, sizeof path);
     if (rc == LH_OK)
-        rc = render(o, b);
+        rc = lh_coll_batch_ndjson(b, NULL, &o->text);
     int fd = rc == LH_OK ? file_for(o, path) : -1;
     if (rc == LH_OK && fd < 0)
         rc = LH_EIO;

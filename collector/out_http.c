@@ -29,7 +29,6 @@
 #include "common/err.h"
 #include "common/forward.h"
 #include "common/log.h"
-#include "common/record.h"
 #include "common/tls.h"
 #include "common/util.h"
 
@@ -147,46 +146,16 @@ static void post_next(struct out_http *o);
 
 /* ---- rendering ----------------------------------------------------------- */
 
-static int add_line(msgpack_sbuffer *sb, const char *s)
-{
-    if (msgpack_sbuffer_write(sb, s, strlen(s)) != 0 || msgpack_sbuffer_write(sb, "\n", 1) != 0)
-        return LH_ENOMEM;
-    return LH_OK;
-}
-
+/* The batch's body in o->text: NDJSON, with an index action before each
+ * record for es_bulk. */
 static int render(struct out_http *o, const struct lh_coll_batch *b)
 {
-    msgpack_unpacked ev;
-    size_t off = 0;
-    int rc = LH_OK;
-    char *action = NULL;
-    o->text.size = 0;
-    if (o->cfg->format == FMT_ES_BULK) {
-        json_t *a = json_pack("{s{ss}}", "index", "_index", o->cfg->index);
-        action = a ? json_dumps(a, JSON_COMPACT) : NULL;
-        json_decref(a);
-        if (!action)
-            return LH_ENOMEM;
-    }
-    msgpack_unpacked_init(&ev);
-    while (rc == LH_OK && off < b->events_len) {
-        const msgpack_object *a = &ev.data;
-        int64_t ns;
-        if (msgpack_unpack_next(&ev, b->events, b->events_len, &off) != MSGPACK_UNPACK_SUCCESS ||
-            a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 3 ||
-            a->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
-            lh_time_from_obj(&a->via.array.ptr[1], &ns) != 0) {
-            rc = LH_EPROTO;
-            break;
-        }
-        const msgpack_object *tag = &a->via.array.ptr[0];
-        char *line = lh_record_json(tag->via.str.ptr, tag->via.str.size, ns, &a->via.array.ptr[2],
-                                    NULL);
-        if (!line || (action && add_line(&o->text, action) != 0) || add_line(&o->text, line) != 0)
-            rc = LH_ENOMEM;
-        free(line);
-    }
-    msgpack_unpacked_destroy(&ev);
+    if (o->cfg->format != FMT_ES_BULK)
+        return lh_coll_batch_ndjson(b, NULL, &o->text);
+    json_t *a = json_pack("{s{ss}}", "index", "_index", o->cfg->index);
+    char *action = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    int rc = action ? lh_coll_batch_ndjson(b, action, &o->text) : LH_ENOMEM;
     free(action);
     return rc;
 }

@@ -1,9 +1,12 @@
 #include "collector/output.h"
 
+#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/err.h"
+#include "common/record.h"
 
 static const struct lh_coll_output_ops *const all_ops[] = {
     &lh_coll_out_null_ops, &lh_coll_out_file_ops, &lh_coll_out_forward_ops,
@@ -25,6 +28,41 @@ static const struct lh_coll_output_ops *find_ops(const struct lh_cfg_item *item)
         if (all_ops[i]->schema == item->schema)
             return all_ops[i];
     return NULL;
+}
+
+static int add_line(msgpack_sbuffer *out, const char *s)
+{
+    if (msgpack_sbuffer_write(out, s, strlen(s)) != 0 || msgpack_sbuffer_write(out, "\n", 1) != 0)
+        return LH_ENOMEM;
+    return LH_OK;
+}
+
+int lh_coll_batch_ndjson(const struct lh_coll_batch *b, const char *before, msgpack_sbuffer *out)
+{
+    msgpack_unpacked ev;
+    size_t off = 0;
+    int rc = LH_OK;
+    out->size = 0;
+    msgpack_unpacked_init(&ev);
+    while (rc == LH_OK && off < b->events_len) {
+        const msgpack_object *a = &ev.data;
+        int64_t ns;
+        if (msgpack_unpack_next(&ev, b->events, b->events_len, &off) != MSGPACK_UNPACK_SUCCESS ||
+            a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 3 ||
+            a->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            lh_time_from_obj(&a->via.array.ptr[1], &ns) != 0) {
+            rc = LH_EPROTO;
+            break;
+        }
+        const msgpack_object *tag = &a->via.array.ptr[0];
+        char *line = lh_record_json(tag->via.str.ptr, tag->via.str.size, ns, &a->via.array.ptr[2],
+                                    NULL);
+        if (!line || (before && add_line(out, before) != 0) || add_line(out, line) != 0)
+            rc = LH_ENOMEM;
+        free(line);
+    }
+    msgpack_unpacked_destroy(&ev);
+    return rc;
 }
 
 int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,

@@ -10,6 +10,7 @@
 #define LH_COLLECTOR_OUTPUT_H
 
 #include <event2/event.h>
+#include <msgpack.h>
 #include <stddef.h>
 
 #include "common/config.h"
@@ -62,6 +63,11 @@ struct lh_coll_output_metrics {
 /* 0, or LH_ENOMEM. */
 int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,
                            struct lh_coll_output_metrics *m);
+
+/* The batch as NDJSON (the lines `loghaul search` prints), each record
+ * preceded by the line before when it is not NULL, in out (emptied first).
+ * 0, LH_ENOMEM or LH_EPROTO. */
+int lh_coll_batch_ndjson(const struct lh_coll_batch *b, const char *before, msgpack_sbuffer *out);
 
 struct lh_coll_outputs;
 
