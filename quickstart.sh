@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 PACKAGES=(build-essential cmake pkg-config git python3 openssl curl bsdutils
           libevent-dev libmsgpack-dev libyaml-dev libssl-dev check libsubunit-dev
           zlib1g-dev libpcre2-dev libzstd-dev libjansson-dev libyajl-dev libxxhash-dev
+          librdkafka-dev
           dpkg-dev file rpm systemd rsyslog rsyslog-openssl)
 
 as_root() {

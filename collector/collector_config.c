@@ -134,6 +134,7 @@ static const struct lh_cfg_plugin_type output_types[] = {
     {"file", &lh_coll_out_file_schema},
     {"forward", &lh_coll_out_forward_schema},
     {"http", &lh_coll_out_http_schema},
+    {"kafka", &lh_coll_out_kafka_schema},
     {NULL, NULL},
 };
 

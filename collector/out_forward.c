@@ -489,17 +489,8 @@ static int cfwd_write(void *state, const struct lh_coll_batch *b)
     struct spooled *s = rc == 0 ? calloc(1, sizeof *s) : NULL;
     if (rc == 0 && !s)
         rc = LH_ENOMEM;
-    if (rc == 0 && lh_chunkq_full(o->q, o->frame.size)) {
-        LH_WARN(CFWD_LOG, "spool %s is full (max_size): the batch is refused, its sender will "
-                          "retry", o->dir);
-        rc = LH_ETOOBIG;
-    }
-    struct lh_chunk_meta m = {.id = id, .tag = b->tag, .tag_len = strlen(b->tag),
-                              .n_records = (uint32_t)b->n_events};
     if (rc == 0)
-        rc = lh_chunkq_append(o->q, &m, o->frame.data, o->frame.size, NULL, NULL, &s->c);
-    if (rc == 0)
-        rc = lh_chunkq_sync(o->q);
+        rc = lh_coll_spool(o->q, o->dir, b, id, o->frame.data, o->frame.size, &s->c);
     if (rc != 0) {
         free(s);
         lh_metric_add(o->m.errors, 1);

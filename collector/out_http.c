@@ -27,7 +27,6 @@
 #include "collector/output.h"
 #include "common/chunkq.h"
 #include "common/err.h"
-#include "common/forward.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/util.h"
@@ -326,20 +325,8 @@ static int http_write(void *state, const struct lh_coll_batch *b)
     struct body *bd = rc == 0 ? calloc(1, sizeof *bd) : NULL;
     if (rc == 0 && !bd)
         rc = LH_ENOMEM;
-    if (rc == 0 && lh_chunkq_full(o->q, o->text.size)) {
-        LH_WARN(HTTP_LOG, "spool %s is full (max_size): the batch is refused, its sender will "
-                          "retry", o->dir);
-        rc = LH_ETOOBIG;
-    }
-    char id[LH_CHUNK_ID_LEN + 1];
     if (rc == 0)
-        rc = lh_fwd_chunk_id(id);
-    struct lh_chunk_meta m = {.id = id, .tag = b->tag, .tag_len = strlen(b->tag),
-                              .n_records = (uint32_t)b->n_events};
-    if (rc == 0)
-        rc = lh_chunkq_append(o->q, &m, o->text.data, o->text.size, NULL, NULL, &bd->c);
-    if (rc == 0)
-        rc = lh_chunkq_sync(o->q);
+        rc = lh_coll_spool(o->q, o->dir, b, NULL, o->text.data, o->text.size, &bd->c);
     if (rc != 0) {
         free(bd);
         lh_metric_add(o->m.errors, 1);

@@ -55,6 +55,8 @@ extern const struct lh_cfg_schema lh_coll_out_forward_schema;
 extern const struct lh_coll_output_ops lh_coll_out_forward_ops;
 extern const struct lh_cfg_schema lh_coll_out_http_schema;
 extern const struct lh_coll_output_ops lh_coll_out_http_ops;
+extern const struct lh_cfg_schema lh_coll_out_kafka_schema;
+extern const struct lh_coll_output_ops lh_coll_out_kafka_ops;
 
 /* The counters every output keeps, labelled output="TYPE". */
 struct lh_coll_output_metrics {
@@ -68,6 +70,15 @@ int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,
  * preceded by the line before when it is not NULL, in out (emptied first).
  * 0, LH_ENOMEM or LH_EPROTO. */
 int lh_coll_batch_ndjson(const struct lh_coll_batch *b, const char *before, msgpack_sbuffer *out);
+
+/* Appends payload (a rendered batch) to an output's spool q (kept under
+ * dir) with chunk id id (NULL: a fresh one) and fsyncs it: once it returns
+ * 0 the batch may be acked upstream. LH_ETOOBIG when the spool is full
+ * (logged), or the queue's error. */
+struct lh_chunkq;
+struct lh_chunk;
+int lh_coll_spool(struct lh_chunkq *q, const char *dir, const struct lh_coll_batch *b,
+                  const char *id, const void *payload, size_t len, struct lh_chunk **out);
 
 struct lh_coll_outputs;
 

@@ -5,7 +5,8 @@ any output a disabled store is refused. The `file` output appends each
 matching batch as NDJSON under a path made from the tag, before the ack.
 The `forward` output spools each matching batch durably and ships it on
 to a downstream Forward receiver (here another collector), resending what
-was not acknowledged."""
+was not acknowledged; `http` POSTs to a real HTTP server on loopback;
+`kafka` produces to librdkafka's mock cluster (tests/tools/kafka_mock.c)."""
 
 import http.server
 import json
@@ -325,6 +326,41 @@ def http_output_retries_5xx_and_drops_4xx_counted(run):
         ep.close()
 
 
+KAFKA_MOCK = os.path.join(lhtest.BIN_DIR, "tests", "lh-kafka-mock")
+
+
+@test
+def kafka_output_produces_one_message_per_record(run):
+    mock = subprocess.Popen([KAFKA_MOCK, "150", "60", "logs.app.web", "logs.app.db"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        bootstrap = mock.stdout.readline().strip().split("=", 1)[1]
+        col = lhtest.start_collector(run, "relay", tls=False, extra={
+            "store": {"enabled": False},
+            "outputs": [{"type": "kafka", "match": "app.*", "brokers": [bootstrap],
+                         "topic": "logs.${tag}"}]})
+        cl = lhtest.ForwardClient(col.forward_host, col.forward_port)
+        for tag, lo, hi in (("app.web", 0, 100), ("other", 100, 200), ("app.db", 200, 250)):
+            ack, chunk = cl.send_batch(tag, entries(lo, hi))
+            check(ack == {"ack": chunk}, "%s acked: %r" % (tag, ack))
+        cl.close()
+        out, _ = mock.communicate(timeout=90)
+        check(mock.returncode == 0, "the mock broker saw %d of 150 messages"
+              % len(out.splitlines()))
+        got = [line.split("\t", 1) for line in out.splitlines()]
+        web = [json.loads(v)["message"] for t, v in got if t == "logs.app.web"]
+        db = [json.loads(v)["message"] for t, v in got if t == "logs.app.db"]
+        check(web == ["line %d" % i for i in range(100)], "logs.app.web in order, once")
+        check(db == ["line %d" % i for i in range(200, 250)], "logs.app.db in order, once")
+        lhtest.wait_until(lambda: col.metric("loghaul_collector_output_delivered_total",
+                                             {"output": "kafka"}) == 150, 20,
+                          "150 records confirmed by the broker")
+    finally:
+        if mock.poll() is None:
+            mock.kill()
+            mock.wait()
+
+
 @test
 def file_output_config_errors_are_clear(run):
     cfg = lhtest.collector_config(run, "collector", tls=False)
@@ -335,7 +371,10 @@ def file_output_config_errors_are_clear(run):
                           ([{"type": "forward", "collectors": ["nohostport"]}], "host:port"),
                           ([{"type": "http"}], "url"),
                           ([{"type": "http", "url": "ftp://x/"}], "http://"),
-                          ([{"type": "http", "url": "http://x/", "format": "csv"}], "format")):
+                          ([{"type": "http", "url": "http://x/", "format": "csv"}], "format"),
+                          ([{"type": "kafka", "topic": "t"}], "brokers"),
+                          ([{"type": "kafka", "brokers": ["k:9092"], "topic": "${host}"}],
+                           "${tag}")):
         cfg["outputs"] = outputs
         lhtest.write_config(path, cfg)
         r = subprocess.run([lhtest.COLLECTOR, "-c", path, "--check-config"],
