@@ -11,8 +11,9 @@
 
 /* ---- diagnostics ---------------------------------------------------- */
 
-static void vformat(struct lh_cfg_diag *d, char *buf, size_t cap, int line, int col,
-                    const char *fmt, va_list ap)
+__attribute__((format(printf, 6, 0))) static void
+vformat(struct lh_cfg_diag *d, char *buf, size_t cap, int line, int col, const char *fmt,
+        va_list ap)
 {
     const char *file = d->file ? d->file : "<config>";
     int n = line > 0 ? snprintf(buf, cap, "%s:%d:%d: ", file, line, col)
