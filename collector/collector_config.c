@@ -128,6 +128,20 @@ static const struct lh_cfg_schema store_schema = {
     .fields = store_fields,
 };
 
+static const struct lh_cfg_field search_fields[] = {
+    {.key = "query_timeout", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct lh_search_section, query_timeout_ms), .defval = "30s",
+     .min = 100, .max = 3600 * 1000,
+     .help = "a search, histogram or stats query scanning longer answers 503"},
+    {0},
+};
+
+static const struct lh_cfg_schema search_schema = {
+    .name = "search section",
+    .size = sizeof(struct lh_search_section),
+    .fields = search_fields,
+};
+
 /* Output types register here as they are written (vtables: output.c). */
 static const struct lh_cfg_plugin_type output_types[] = {
     {"null", &lh_coll_out_null_schema},
@@ -145,6 +159,8 @@ static const struct lh_cfg_field root_fields[] = {
      .offset = offsetof(struct lh_collector_config, listen), .sub = &listen_schema},
     {.key = "store", .type = LH_CFG_SECTION, .offset = offsetof(struct lh_collector_config, store),
      .sub = &store_schema},
+    {.key = "search", .type = LH_CFG_SECTION,
+     .offset = offsetof(struct lh_collector_config, search), .sub = &search_schema},
     {.key = "peers", .type = LH_CFG_STRLIST, .offset = offsetof(struct lh_collector_config, peers),
      .help = "other collectors' HTTP URLs for federated search"},
     {.key = "outputs", .type = LH_CFG_PLUGINS,

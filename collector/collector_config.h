@@ -52,10 +52,15 @@ struct lh_store_section {
     int64_t dedup_window_ms;
 };
 
+struct lh_search_section {
+    int64_t query_timeout_ms; /* a query scanning longer answers 503 */
+};
+
 struct lh_collector_config {
     struct lh_collector_section collector;
     struct lh_listen_cfg listen;
     struct lh_store_section store;
+    struct lh_search_section search;
     struct lh_strlist peers;
     struct lh_cfg_list outputs;  /* collector/output.h */
 };

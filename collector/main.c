@@ -108,6 +108,8 @@ static void restart_needed(const struct lh_collector_config *a,
              "listen.http.address");
     add_name(buf, len, !same_store(&a->store, &b->store), "store");
     add_name(buf, len, !same_peers(&a->peers, &b->peers), "peers");
+    add_name(buf, len, a->search.query_timeout_ms != b->search.query_timeout_ms,
+             "search.query_timeout");
 }
 
 static void reload_with(struct collector *col, const struct lh_collector_config *next)
@@ -263,6 +265,8 @@ static int start(struct collector *col)
                              &col->api, err, sizeof err);
     if (rc == 0)
         rc = lh_http_api_set_peers(col->api, col->cfg.peers.v, col->cfg.peers.n, err, sizeof err);
+    if (rc == 0)
+        lh_http_api_set_query_timeout(col->api, col->cfg.search.query_timeout_ms);
     free(token);
     if (rc != 0) {
         LH_ERROR(MAIN_LOG, "%s", err[0] ? err : lh_strerror(rc));

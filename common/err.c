@@ -16,6 +16,7 @@ const char *lh_strerror(int code)
     case LH_ENOENT: return "not found";
     case LH_ECORRUPT: return "corrupt data";
     case LH_EEXIST: return "already exists";
+    case LH_ETIMEDOUT: return "timed out";
     default: return "unknown error";
     }
 }

@@ -19,6 +19,7 @@ enum {
     LH_ENOENT = -10,  /* no such file or entry */
     LH_ECORRUPT = -11,/* stored data failed its checksum */
     LH_EEXIST = -12,
+    LH_ETIMEDOUT = -13, /* a time budget ran out (search.query_timeout) */
 };
 
 /* Static description of an LH_E* code (never NULL). */

@@ -120,6 +120,11 @@ int lh_http_api_set_peers(struct lh_http_api *api, char *const *peers, size_t n,
     return lh_routes_set_peers(api->routes, peers, n, err, errlen);
 }
 
+void lh_http_api_set_query_timeout(struct lh_http_api *api, int64_t ms)
+{
+    lh_routes_set_query_timeout(api->routes, ms);
+}
+
 int lh_http_api_set_token(struct lh_http_api *api, const char *token)
 {
     char *copy = NULL;

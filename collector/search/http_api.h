@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "collector/store/store.h"
 #include "common/metrics.h"
@@ -26,6 +27,8 @@ int lh_http_api_set_token(struct lh_http_api *api, const char *token);
  * 7; URLs copied). 0, or LH_EINVAL / LH_ENOMEM with err. */
 int lh_http_api_set_peers(struct lh_http_api *api, char *const *peers, size_t n, char *err,
                           size_t errlen);
+/* Time budget of one query's scan (search.query_timeout). */
+void lh_http_api_set_query_timeout(struct lh_http_api *api, int64_t ms);
 void lh_http_api_free(struct lh_http_api *api);
 
 /* Reads a token file: its contents with surrounding white space removed.

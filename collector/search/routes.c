@@ -25,6 +25,7 @@
 #define HIST_DEFAULT_SPAN_S 3600
 #define HIST_DEFAULT_BUCKETS 60
 #define MAX_TIME_PARAM 64
+#define DEFAULT_QUERY_TIMEOUT_MS 30000
 
 enum kind { K_SEARCH, K_HIST, K_STATS };
 
@@ -66,6 +67,7 @@ struct lh_routes {
     LIST_HEAD(, pending) pending;
     struct lh_metric *queries;
     struct latency latency;
+    int64_t query_timeout_ms;
 };
 
 /* The parameters every endpoint shares. */
@@ -585,6 +587,7 @@ int lh_routes_new(struct event_base *base, struct lh_store *store, struct lh_met
         return LH_ENOMEM;
     r->base = base;
     r->store = store;
+    r->query_timeout_ms = DEFAULT_QUERY_TIMEOUT_MS;
     LIST_INIT(&r->pending);
     r->queries = lh_metrics_get(metrics, LH_METRIC_COUNTER, "loghaul_collector_queries_total",
                                 NULL, "Queries answered (search, histogram, stats)");
@@ -594,6 +597,11 @@ int lh_routes_new(struct event_base *base, struct lh_store *store, struct lh_met
     }
     *out = r;
     return 0;
+}
+
+void lh_routes_set_query_timeout(struct lh_routes *r, int64_t ms)
+{
+    r->query_timeout_ms = ms;
 }
 
 int lh_routes_set_peers(struct lh_routes *r, char *const *peers, size_t n, char *err,

@@ -20,6 +20,7 @@
 #include <event2/http.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "collector/store/store.h"
 #include "common/metrics.h"
@@ -36,6 +37,9 @@ void lh_routes_free(struct lh_routes *r);
  * err. */
 int lh_routes_set_peers(struct lh_routes *r, char *const *peers, size_t n, char *err,
                         size_t errlen);
+
+/* A query whose scan runs past ms answers 503 (default 30 s). */
+void lh_routes_set_query_timeout(struct lh_routes *r, int64_t ms);
 
 /* Answers req and returns true when path is /api/v1/search or one of the
  * endpoints above; false leaves req alone. */
