@@ -14,18 +14,20 @@
 #include <zlib.h>
 
 #include "collector/store/chunkset.h"
+#include "collector/store/segread.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/record.h"
 #include "common/util.h"
 
 #define STORE_LOG "store"
-#define REC_HEADER 8
 
 struct segment {
     uint64_t id;
     int64_t size;
     int64_t newest_recv_ns;  /* 0 when the segment holds no batch */
+    int64_t counted;         /* damage before this offset has been counted */
 };
 
 struct lh_store {
@@ -38,14 +40,9 @@ struct lh_store {
     uint8_t *rbuf;           /* scan buffer, grown to the largest record */
     size_t rcap;
     struct lh_store_stats st;
-};
-
-/* A decoded batch record; pointers into a msgpack zone. */
-struct batch {
-    const char *chunk;
-    size_t chunk_len;
-    int64_t recv_ns;
-    const msgpack_object *events;  /* array */
+    struct {                 /* in o.metrics; NULL without */
+        struct lh_metric *unreadable, *torn, *checksum, *undecodable;
+    } m;
 };
 
 /* ---- file names --------------------------------------------------------- */
@@ -112,13 +109,6 @@ static int list_segments(struct lh_store *s, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- reading records ---------------------------------------------------- */
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -126,82 +116,6 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
 }
-
-static int read_full(int fd, void *buf, size_t len, off_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return LH_EIO;
-        if (n == 0)
-            return LH_AGAIN;
-        done += (size_t)n;
-    }
-    return LH_OK;
-}
-
-static int decode_batch(const msgpack_object *o, struct batch *b)
-{
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return LH_ECORRUPT;
-    const msgpack_object *chunk = lh_map_get(o, "chunk");
-    const msgpack_object *recv = lh_map_get(o, "recv");
-    b->events = lh_map_get(o, "events");
-    if (!recv || !b->events || b->events->type != MSGPACK_OBJECT_ARRAY ||
-        (recv->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
-         recv->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
-        return LH_ECORRUPT;
-    b->recv_ns = recv->via.i64;
-    b->chunk = NULL;
-    b->chunk_len = 0;
-    if (chunk && chunk->type != MSGPACK_OBJECT_NIL && !lh_obj_bytes(chunk, &b->chunk, &b->chunk_len))
-        return LH_ECORRUPT;
-    return LH_OK;
-}
-
-/* Reads the record at off (file size limit) into s->rbuf and decodes it in
- * zone. *next is the offset after it. LH_AGAIN for a short (torn) record,
- * LH_ECORRUPT for a bad length, checksum or payload. */
-static int read_record(struct lh_store *s, int fd, off_t off, int64_t limit, msgpack_zone *zone,
-                       struct batch *b, off_t *next)
-{
-    uint8_t hdr[REC_HEADER];
-    if (limit - off < REC_HEADER)
-        return LH_AGAIN;
-    int rc = read_full(fd, hdr, sizeof hdr, off);
-    if (rc != LH_OK)
-        return rc;
-    uint32_t len = get_be32(hdr), crc = get_be32(hdr + 4);
-    if (len == 0 || len > LH_STORE_MAX_RECORD)
-        return LH_ECORRUPT;
-    if (limit - off - REC_HEADER < (int64_t)len)
-        return LH_AGAIN;
-    if (len > s->rcap) {
-        uint8_t *g = realloc(s->rbuf, len);
-        if (!g)
-            return LH_ENOMEM;
-        s->rbuf = g;
-        s->rcap = len;
-    }
-    rc = read_full(fd, s->rbuf, len, off + REC_HEADER);
-    if (rc != LH_OK)
-        return rc;
-    if (crc32(crc32(0L, Z_NULL, 0), s->rbuf, len) != crc)
-        return LH_ECORRUPT;
-    msgpack_object obj;
-    size_t used = 0;
-    msgpack_zone_clear(zone);
-    if (msgpack_unpack((const char *)s->rbuf, len, &used, zone, &obj) != MSGPACK_UNPACK_SUCCESS ||
-        used != len || decode_batch(&obj, b) != LH_OK)
-        return LH_ECORRUPT;
-    *next = off + REC_HEADER + (off_t)len;
-    return LH_OK;
-}
-
-/* ---- open --------------------------------------------------------------- */
 
 static int open_segment_file(const struct lh_store *s, uint64_t id, int flags, int *fd)
 {
@@ -212,7 +126,18 @@ static int open_segment_file(const struct lh_store *s, uint64_t id, int flags, i
     return *fd < 0 ? LH_EIO : LH_OK;
 }
 
-static void note_batch(struct lh_store *s, struct segment *seg, const struct batch *b)
+/* ---- reading segments --------------------------------------------------- */
+
+/* A walk over stored records: a load (cb NULL) notes each batch, a scan
+ * hands each event to cb. */
+struct walk {
+    msgpack_zone *zone;
+    lh_store_scan_cb cb;
+    void *ud;
+    uint64_t seq;
+};
+
+static void note_batch(struct lh_store *s, struct segment *seg, const struct lh_batch *b)
 {
     s->st.batches++;
     if (b->recv_ns > seg->newest_recv_ns)
@@ -223,22 +148,106 @@ static void note_batch(struct lh_store *s, struct segment *seg, const struct bat
         LH_WARN(STORE_LOG, "out of memory rebuilding the dedup set: retries may be stored twice");
 }
 
-/* The good prefix of a bad last segment is kept; the rest is a write the
- * crash interrupted (never acked), so dropping it loses nothing. */
-static int truncate_tail(struct lh_store *s, struct segment *seg, int fd, off_t off, int why)
+/* Damage is counted once, by the first walk that reads past it (the load,
+ * or for records appended since, the first scan): seg->counted says how far
+ * that is. */
+static void note_damage(struct lh_store *s, const struct segment *seg, int64_t off, int64_t n)
 {
-    LH_WARN(STORE_LOG, "segment %016" PRIx64 ": %s record at offset %lld, truncating %lld "
-                       "bytes of unacknowledged tail",
-            seg->id, why == LH_AGAIN ? "torn" : "corrupt", (long long)off,
-            (long long)(seg->size - off));
+    if (off < seg->counted)
+        return;
+    LH_WARN(STORE_LOG, "segment %016" PRIx64 ": %lld damaged bytes at offset %lld hold no "
+                       "record that passes its checksum; skipped, kept on disk",
+            seg->id, (long long)n, (long long)off);
+    s->st.corrupt++;
+    lh_metric_add(s->m.checksum, 1);
+}
+
+static void note_unreadable(struct lh_store *s, const struct segment *seg, int64_t off,
+                            uint32_t lost, bool fresh)
+{
+    if (!fresh)
+        return;
+    LH_WARN(STORE_LOG, "segment %016" PRIx64 ": the batch at offset %lld passes its checksum "
+                       "but %u of its events cannot be decoded; they are skipped, the rest "
+                       "is read", seg->id, (long long)off, lost);
+    s->st.unreadable_events += lost;
+    lh_metric_add(s->m.unreadable, lost);
+}
+
+static int walk_batch(struct lh_store *s, struct segment *seg, const struct lh_seg_record *r,
+                      struct walk *w, bool fresh)
+{
+    struct lh_batch b;
+    if (lh_batch_open(&b, r->payload, r->len, w->zone) != LH_OK) {
+        if (fresh) {
+            LH_WARN(STORE_LOG, "segment %016" PRIx64 ": the record at offset %lld passes its "
+                               "checksum but is no batch; skipped, kept on disk", seg->id,
+                    (long long)r->off);
+            s->st.undecodable++;
+            lh_metric_add(s->m.undecodable, 1);
+        }
+        return 0;
+    }
+    if (!w->cb)
+        note_batch(s, seg, &b);
+    struct lh_store_event ev;
+    uint32_t lost;
+    int rc, stop = 0;
+    /* A stopped scan still walks the rest of a fresh batch, so that its
+     * unreadable events are counted exactly once. */
+    while ((rc = lh_batch_next(&b, w->zone, &ev, &lost)) != LH_AGAIN) {
+        if (rc != LH_OK) {
+            note_unreadable(s, seg, r->off, lost, fresh);
+        } else if (w->cb && !stop) {
+            ev.seq = w->seq++;
+            stop = w->cb(w->ud, &ev);
+        }
+        if (stop && !fresh)
+            break;
+    }
+    return stop;
+}
+
+/* Walks every checksum-valid record of seg; *tail is where the bytes that
+ * hold none begin (seg->size when there are none). */
+static int walk_segment(struct lh_store *s, struct segment *seg, int fd, struct walk *w,
+                        int64_t *tail)
+{
+    struct lh_seg_cursor c = {.fd = fd, .size = seg->size, .buf = &s->rbuf, .cap = &s->rcap};
+    struct lh_seg_record r;
+    int rc;
+    while ((rc = lh_seg_next(&c, &r)) == LH_OK) {
+        if (r.damaged)
+            note_damage(s, seg, r.damaged_off, r.damaged);
+        bool fresh = r.off >= seg->counted;
+        rc = walk_batch(s, seg, &r, w, fresh);
+        if (fresh)
+            seg->counted = c.off;
+        if (rc != 0)
+            return rc;
+    }
+    *tail = c.off;
+    return rc == LH_AGAIN ? 0 : rc;
+}
+
+/* ---- open --------------------------------------------------------------- */
+
+/* The tail of the last segment holds no checksum-valid record: a write the
+ * crash interrupted (never acked), so dropping it loses nothing. */
+static int truncate_tail(struct lh_store *s, struct segment *seg, int fd, int64_t off)
+{
+    LH_WARN(STORE_LOG, "segment %016" PRIx64 ": torn record at offset %lld, truncating %lld "
+                       "bytes of unacknowledged tail (no record in it passes its checksum)",
+            seg->id, (long long)off, (long long)(seg->size - off));
     if (ftruncate(fd, off) != 0 || fdatasync(fd) != 0)
         return LH_EIO;
     seg->size = off;
     s->st.torn++;
+    lh_metric_add(s->m.torn, 1);
     return LH_OK;
 }
 
-static int load_segment(struct lh_store *s, struct segment *seg, bool last, msgpack_zone *zone)
+static int load_segment(struct lh_store *s, struct segment *seg, bool last, struct walk *w)
 {
     int fd;
     int rc = open_segment_file(s, seg->id, last ? O_RDWR : O_RDONLY, &fd);
@@ -249,22 +258,15 @@ static int load_segment(struct lh_store *s, struct segment *seg, bool last, msgp
         return LH_EIO;
     }
     seg->size = sb.st_size;
-    off_t off = 0;
-    struct batch b;
-    while (off < seg->size && (rc = read_record(s, fd, off, seg->size, zone, &b, &off)) == LH_OK)
-        note_batch(s, seg, &b);
-    if (off >= seg->size || rc == LH_OK) {
-        rc = LH_OK;
-    } else if (rc == LH_AGAIN || rc == LH_ECORRUPT) {
-        if (last) {
-            rc = truncate_tail(s, seg, fd, off, rc);
-        } else {
-            LH_WARN(STORE_LOG, "segment %016" PRIx64 ": corrupt record at offset %lld; the "
-                               "rest of this segment cannot be read", seg->id, (long long)off);
-            s->st.corrupt++;
-            rc = LH_OK;
-        }
-    }
+    int64_t tail;
+    rc = walk_segment(s, seg, fd, w, &tail);
+    /* Only the last segment takes appends, so only its tail can be torn; an
+     * older one's is damage, kept. */
+    if (rc == LH_OK && tail < seg->size && last)
+        rc = truncate_tail(s, seg, fd, tail);
+    else if (rc == LH_OK && tail < seg->size)
+        note_damage(s, seg, tail, seg->size - tail);
+    seg->counted = seg->size;
     close(fd);
     return rc;
 }
@@ -276,9 +278,10 @@ static int load_all(struct lh_store *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return LH_ENOMEM;
     }
+    struct walk w = {.zone = zone};
     int rc = LH_OK;
     for (size_t i = 0; i < s->nsegs && rc == LH_OK; i++) {
-        rc = load_segment(s, &s->segs[i], i + 1 == s->nsegs, zone);
+        rc = load_segment(s, &s->segs[i], i + 1 == s->nsegs, &w);
         if (rc != LH_OK)
             snprintf(err, errlen, "cannot read store segment %016" PRIx64 " in %s: %s",
                      s->segs[i].id, s->dir, rc == LH_EIO ? strerror(errno) : lh_strerror(rc));
@@ -287,12 +290,34 @@ static int load_all(struct lh_store *s, char *err, size_t errlen)
     return rc;
 }
 
+/* Registered before the load, which counts what it finds. */
+static int register_metrics(struct lh_store *s, struct lh_metrics *reg)
+{
+    static const char damaged[] = "loghaul_collector_store_damaged_records_total";
+    static const char help[] = "Store records found damaged: torn tails truncated at open "
+                               "(never acknowledged), checksum failures and records that are "
+                               "no batch skipped (kept on disk)";
+    if (!reg)
+        return LH_OK;
+    s->m.unreadable = lh_metrics_get(reg, LH_METRIC_COUNTER,
+                                     "loghaul_collector_store_unreadable_events_total", NULL,
+                                     "Stored events the reader cannot decode (kept on disk, "
+                                     "skipped by every search)");
+    s->m.torn = lh_metrics_get(reg, LH_METRIC_COUNTER, damaged, "reason=\"torn\"", help);
+    s->m.checksum = lh_metrics_get(reg, LH_METRIC_COUNTER, damaged, "reason=\"checksum\"", help);
+    s->m.undecodable = lh_metrics_get(reg, LH_METRIC_COUNTER, damaged, "reason=\"undecodable\"",
+                                      help);
+    return s->m.unreadable && s->m.torn && s->m.checksum && s->m.undecodable ? LH_OK
+                                                                            : LH_ENOMEM;
+}
+
 int lh_store_open(const struct lh_store_opts *o, struct lh_store **out, char *err,
                   size_t errlen)
 {
     struct lh_store *s = calloc(1, sizeof *s);
     int rc = LH_ENOMEM;
-    if (!s || !(s->dir = strdup(o->dir)) || !(s->chunks = lh_chunkset_new())) {
+    if (!s || !(s->dir = strdup(o->dir)) || !(s->chunks = lh_chunkset_new()) ||
+        register_metrics(s, o->metrics) != LH_OK) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -417,12 +442,12 @@ static int write_record(struct lh_store *s, const msgpack_sbuffer *head, const c
                         size_t events_len)
 {
     size_t len = head->size + events_len;
-    uint8_t hdr[REC_HEADER];
+    uint8_t hdr[LH_SEG_HEADER];
     uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)head->data, (uInt)head->size);
     crc = crc32_z(crc, (const Bytef *)events, events_len);
     put_be32(hdr, (uint32_t)len);
     put_be32(hdr + 4, (uint32_t)crc);
-    int rc = active_segment(s, REC_HEADER + (int64_t)len);
+    int rc = active_segment(s, LH_SEG_HEADER + (int64_t)len);
     if (rc != LH_OK)
         return rc;
     struct segment *seg = &s->segs[s->nsegs - 1];
@@ -439,7 +464,7 @@ static int write_record(struct lh_store *s, const msgpack_sbuffer *head, const c
                      strerror(errno));
         return LH_EIO;
     }
-    seg->size += REC_HEADER + (int64_t)len;
+    seg->size += LH_SEG_HEADER + (int64_t)len;
     return LH_OK;
 }
 
@@ -475,44 +500,17 @@ bool lh_store_has_chunk(struct lh_store *s, const char *chunk, size_t len, int64
 
 /* ---- scan --------------------------------------------------------------- */
 
-static int scan_batch(const struct batch *b, lh_store_scan_cb cb, void *ud, uint64_t *seq)
-{
-    const msgpack_object_array *a = &b->events->via.array;
-    for (uint32_t i = 0; i < a->size; i++) {
-        const msgpack_object *e = &a->ptr[i];
-        struct lh_store_event ev = {.seq = (*seq)++};
-        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
-            !lh_obj_bytes(&e->via.array.ptr[0], &ev.tag, &ev.tag_len) ||
-            lh_time_from_obj(&e->via.array.ptr[1], &ev.time_ns) != LH_OK ||
-            e->via.array.ptr[2].type != MSGPACK_OBJECT_MAP)
-            continue;
-        ev.fields = &e->via.array.ptr[2];
-        int rc = cb(ud, &ev);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int scan_segment(struct lh_store *s, const struct segment *seg, msgpack_zone *zone,
-                        lh_store_scan_cb cb, void *ud, uint64_t *seq)
+static int scan_segment(struct lh_store *s, struct segment *seg, struct walk *w)
 {
     int fd;
     if (open_segment_file(s, seg->id, O_RDONLY, &fd) != LH_OK)
         return LH_EIO;
-    off_t off = 0;
-    int rc = 0;
-    struct batch b;
-    while (rc == 0 && off < seg->size) {
-        int rr = read_record(s, fd, off, seg->size, zone, &b, &off);
-        if (rr == LH_ENOMEM || rr == LH_EIO) {
-            rc = rr;
-        } else if (rr != LH_OK) {
-            s->st.corrupt++;
-            break;
-        } else {
-            rc = scan_batch(&b, cb, ud, seq);
-        }
+    int64_t tail;
+    int rc = walk_segment(s, seg, fd, w, &tail);
+    if (rc == 0 && tail < seg->size) {
+        note_damage(s, seg, tail, seg->size - tail);
+        if (tail >= seg->counted)
+            seg->counted = seg->size;
     }
     close(fd);
     return rc;
@@ -520,14 +518,13 @@ static int scan_segment(struct lh_store *s, const struct segment *seg, msgpack_z
 
 int lh_store_scan(struct lh_store *s, lh_store_scan_cb cb, void *ud)
 {
-    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-    if (!zone)
+    struct walk w = {.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE), .cb = cb, .ud = ud};
+    if (!w.zone)
         return LH_ENOMEM;
-    uint64_t seq = 0;
     int rc = 0;
     for (size_t i = 0; i < s->nsegs && rc == 0; i++)
-        rc = scan_segment(s, &s->segs[i], zone, cb, ud, &seq);
-    msgpack_zone_free(zone);
+        rc = scan_segment(s, &s->segs[i], &w);
+    msgpack_zone_free(w.zone);
     return rc;
 }
 

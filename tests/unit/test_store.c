@@ -1,5 +1,6 @@
 /* The collector's append-only store: durability across reopen, torn and
- * corrupt tails, the dedup set, segment rolling and retention. */
+ * corrupt tails, damage in the middle and undecodable events (skipped,
+ * counted, never truncated), the dedup set, segment rolling and retention. */
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,9 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "collector/store/store.h"
 #include "common/err.h"
+#include "common/forward.h"
+#include "common/metrics.h"
 #include "common/record.h"
 #include "common/util.h"
 #include "tests/unit/lh_check.h"
@@ -228,6 +232,316 @@ START_TEST(corrupt_tail_is_truncated)
 }
 END_TEST
 
+static int64_t file_size(const char *path)
+{
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+/* One event [tag, time, {"message": msg, "deep": [[...[nil]...]]}] nesting
+ * depth containers counted from its own array (depth >= 3). */
+static void pack_deep_event(msgpack_packer *pk, int depth, const char *msg)
+{
+    msgpack_pack_array(pk, 3);
+    lh_pack_cstr(pk, "t.deep");
+    lh_pack_time(pk, 7 * SEC);
+    msgpack_pack_map(pk, 2);
+    lh_pack_cstr(pk, "message");
+    lh_pack_cstr(pk, msg);
+    lh_pack_cstr(pk, "deep");
+    for (int i = 2; i < depth; i++)
+        msgpack_pack_array(pk, 1);
+    msgpack_pack_nil(pk);
+}
+
+static void pack_plain_event(msgpack_packer *pk, const char *msg)
+{
+    msgpack_pack_array(pk, 3);
+    lh_pack_cstr(pk, "t.plain");
+    lh_pack_time(pk, 8 * SEC);
+    msgpack_pack_map(pk, 1);
+    lh_pack_cstr(pk, "message");
+    lh_pack_cstr(pk, msg);
+}
+
+/* A batch of [deep event, "after deep"] */
+static void append_deep_batch(struct lh_store *s, int depth)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_deep_event(&pk, depth, "deep");
+    pack_plain_event(&pk, "after deep");
+    ck_assert_int_eq(lh_store_append(s, "deep", 4, lh_now_ns(), sb.data, sb.size, 2), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static struct lh_store *open_with_metrics(struct lh_metrics *m)
+{
+    struct lh_store_opts o = {.dir = storedir, .dedup_window_ns = 3600 * SEC, .metrics = m};
+    struct lh_store *s = NULL;
+    char err[512] = "";
+    int rc = lh_store_open(&o, &s, err, sizeof err);
+    ck_assert_msg(rc == 0, "open: %s (%s)", lh_strerror(rc), err);
+    return s;
+}
+
+static int64_t metric(struct lh_metrics *m, const char *name, const char *labels)
+{
+    return lh_metric_value(lh_metrics_get(m, LH_METRIC_COUNTER, name, labels, "x"));
+}
+
+/* Depths the reader decodes (up to LH_MP_MAX_DEPTH from the event array)
+ * come back, the event after them too; a batch a whole-batch unpack could
+ * not read never hides the batches after it, and reopening keeps every
+ * byte. */
+static void deep_case(int depth, bool readable)
+{
+    struct lh_metrics *m = lh_metrics_new();
+    struct lh_store *s = open_with_metrics(m);
+    append_batch(s, 0, 1, SEC, "a", lh_now_ns());
+    append_deep_batch(s, depth);
+    append_batch(s, 1, 2, SEC, "b", lh_now_ns());
+    struct seen seen;
+    for (int round = 0; round < 2; round++) {
+        scan_all(s, &seen);
+        ck_assert_uint_eq(seen.n, readable ? 5 : 3);
+        ck_assert_str_eq(seen.msgs[0], "b0 e0");
+        if (readable) {
+            ck_assert_str_eq(seen.msgs[1], "deep");
+            ck_assert_str_eq(seen.msgs[2], "after deep");
+        }
+        ck_assert_str_eq(seen.msgs[seen.n - 1], "b1 e1");
+    }
+    /* Found by the first scan, counted once. */
+    struct lh_store_stats st;
+    lh_store_stats(s, &st);
+    ck_assert_uint_eq(st.unreadable_events, readable ? 0 : 2);
+    ck_assert_int_eq(metric(m, "loghaul_collector_store_unreadable_events_total", NULL),
+                     readable ? 0 : 2);
+    lh_store_close(s);
+    lh_metrics_free(m);
+
+    char path[PATH_MAX * 2];
+    int64_t size = file_size(last_segment(path, sizeof path));
+    m = lh_metrics_new();
+    s = open_with_metrics(m);
+    lh_store_stats(s, &st);
+    ck_assert_uint_eq(st.torn, 0);
+    ck_assert_uint_eq(st.batches, 3);
+    ck_assert_uint_eq(st.unreadable_events, readable ? 0 : 2);
+    ck_assert_int_eq(file_size(path), size);
+    ck_assert(lh_store_has_chunk(s, "b", 1, lh_now_ns()));
+    ck_assert_int_eq(metric(m, "loghaul_collector_store_unreadable_events_total", NULL),
+                     readable ? 0 : 2);
+    ck_assert_int_eq(metric(m, "loghaul_collector_store_damaged_records_total",
+                            "reason=\"torn\""), 0);
+    scan_all(s, &seen);
+    ck_assert_uint_eq(seen.n, readable ? 5 : 3);
+    ck_assert_str_eq(seen.msgs[seen.n - 1], "b1 e1");
+    lh_store_close(s);
+    lh_metrics_free(m);
+    ck_assert_int_eq(file_size(path), size);
+}
+
+START_TEST(event_30_deep_is_read_with_the_rest)
+{
+    deep_case(30, true);
+}
+END_TEST
+
+START_TEST(event_31_deep_is_read_with_the_rest)
+{
+    deep_case(31, true);
+}
+END_TEST
+
+START_TEST(event_at_the_depth_limit_is_read_with_the_rest)
+{
+    deep_case(LH_MP_MAX_DEPTH, true);
+}
+END_TEST
+
+START_TEST(event_past_the_depth_limit_is_counted_and_skipped)
+{
+    /* Its end cannot be found, so the rest of its batch goes with it; the
+     * next batch does not. */
+    deep_case(LH_MP_MAX_DEPTH + 1, false);
+}
+END_TEST
+
+/* Three batches in one segment; returns the offsets of the second and
+ * third records. */
+static void three_batches(int64_t *second, int64_t *third)
+{
+    char path[PATH_MAX * 2];
+    struct lh_store *s = open_default();
+    append_batch(s, 0, 2, SEC, "a", lh_now_ns());
+    lh_store_close(s);
+    *second = file_size(last_segment(path, sizeof path));
+    s = open_default();
+    append_batch(s, 1, 2, SEC, "b", lh_now_ns());
+    lh_store_close(s);
+    *third = file_size(path);
+    s = open_default();
+    append_batch(s, 2, 2, SEC, "c", lh_now_ns());
+    lh_store_close(s);
+}
+
+static void poke(int64_t off, const void *bytes, size_t n)
+{
+    char path[PATH_MAX * 2];
+    int fd = open(last_segment(path, sizeof path), O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, bytes, n, off), (ssize_t)n);
+    close(fd);
+}
+
+/* The middle record damaged by bytes at off: skipped, the third read, the
+ * file not cut. */
+static void middle_case(int64_t off, const void *bytes, size_t n)
+{
+    char path[PATH_MAX * 2];
+    poke(off, bytes, n);
+    int64_t size = file_size(last_segment(path, sizeof path));
+    struct lh_store *s = open_default();
+    struct lh_store_stats st;
+    lh_store_stats(s, &st);
+    ck_assert_uint_eq(st.torn, 0);
+    ck_assert_uint_eq(st.corrupt, 1);
+    ck_assert_uint_eq(st.batches, 2);
+    ck_assert_int_eq(file_size(path), size);
+    ck_assert(lh_store_has_chunk(s, "c", 1, lh_now_ns()));
+    ck_assert(!lh_store_has_chunk(s, "b", 1, lh_now_ns()));
+    struct seen seen;
+    scan_all(s, &seen);
+    ck_assert_uint_eq(seen.n, 4);
+    ck_assert_str_eq(seen.msgs[1], "b0 e1");
+    ck_assert_str_eq(seen.msgs[2], "b2 e0");
+    lh_store_close(s);
+}
+
+START_TEST(checksum_failing_middle_record_is_skipped)
+{
+    int64_t second, third;
+    three_batches(&second, &third);
+    middle_case(third - 2, "\xff", 1);
+}
+END_TEST
+
+START_TEST(garbage_length_in_the_middle_is_skipped)
+{
+    int64_t second, third;
+    three_batches(&second, &third);
+    middle_case(second, "\xff\xff\xff\xff", 4);
+}
+END_TEST
+
+START_TEST(length_past_the_next_record_is_skipped)
+{
+    /* In range and inside the file, but wrong: the search finds the third. */
+    int64_t second, third;
+    three_batches(&second, &third);
+    uint32_t len = (uint32_t)(third - second - 8 + 3);
+    uint8_t be[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                     (uint8_t)len};
+    middle_case(second, be, 4);
+}
+END_TEST
+
+START_TEST(garbage_length_at_the_tail_is_truncated)
+{
+    int64_t second, third;
+    three_batches(&second, &third);
+    char path[PATH_MAX * 2];
+    poke(third, "\x7f\xff\xff\xff", 4);
+    struct lh_store *s = open_default();
+    struct lh_store_stats st;
+    lh_store_stats(s, &st);
+    ck_assert_uint_eq(st.torn, 1);
+    ck_assert_uint_eq(st.batches, 2);
+    ck_assert_int_eq(file_size(last_segment(path, sizeof path)), third);
+    lh_store_close(s);
+}
+END_TEST
+
+START_TEST(half_a_record_is_truncated)
+{
+    int64_t second, third;
+    three_batches(&second, &third);
+    char path[PATH_MAX * 2];
+    int64_t size = file_size(last_segment(path, sizeof path));
+    ck_assert_int_eq(truncate(path, third + (size - third) / 2), 0);
+    struct lh_store *s = open_default();
+    struct lh_store_stats st;
+    lh_store_stats(s, &st);
+    ck_assert_uint_eq(st.torn, 1);
+    ck_assert_uint_eq(st.batches, 2);
+    ck_assert_int_eq(file_size(path), third);
+    lh_store_close(s);
+}
+END_TEST
+
+START_TEST(valid_record_that_is_no_batch_is_kept)
+{
+    /* A checksum-valid payload the reader cannot take as a batch: [1, 2]. */
+    int64_t second, third;
+    three_batches(&second, &third);
+    char path[PATH_MAX * 2];
+    int64_t size = file_size(last_segment(path, sizeof path));
+    const uint8_t payload[] = {0x92, 0x01, 0x02};
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), payload, sizeof payload);
+    uint8_t rec[8 + sizeof payload] = {0, 0, 0, sizeof payload, (uint8_t)(crc >> 24),
+                                       (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    memcpy(rec + 8, payload, sizeof payload);
+    poke(size, rec, sizeof rec);
+    struct lh_store *s = open_default();
+    append_batch(s, 3, 1, SEC, "d", lh_now_ns());
+    lh_store_close(s);
+
+    s = open_default();
+    struct lh_store_stats st;
+    lh_store_stats(s, &st);
+    ck_assert_uint_eq(st.torn, 0);
+    ck_assert_uint_eq(st.undecodable, 1);
+    ck_assert_uint_eq(st.batches, 4);
+    struct seen seen;
+    scan_all(s, &seen);
+    ck_assert_uint_eq(seen.n, 7);
+    ck_assert_str_eq(seen.msgs[6], "b3 e0");
+    lh_store_close(s);
+}
+END_TEST
+
+START_TEST(damage_in_an_older_segment_hides_nothing_after_it)
+{
+    struct lh_store *s = open_store(1024, 0, 0, 3600 * SEC);
+    for (int b = 0; b < 10; b++)
+        append_batch(s, b, 8, SEC, NULL, lh_now_ns());
+    lh_store_close(s);
+    char first[PATH_MAX * 2];
+    snprintf(first, sizeof first, "%s/seg-%016x.lhs", storedir, 1);
+    int64_t size = file_size(first);
+    int fd = open(first, O_RDWR);
+    ck_assert_int_eq(pwrite(fd, "\xff\xff\xff\xff", 4, 0), 4);
+    close(fd);
+    s = open_store(1024, 0, 0, 3600 * SEC);
+    struct seen seen;
+    scan_all(s, &seen);
+    /* Only the first batch is lost; the first segment's others are read. */
+    ck_assert_uint_eq(seen.n, 72);
+    ck_assert_str_eq(seen.msgs[0], "b1 e0");
+    struct lh_store_stats st;
+    lh_store_stats(s, &st);
+    ck_assert_uint_eq(st.corrupt, 1);
+    ck_assert_uint_eq(st.torn, 0);
+    lh_store_close(s);
+    ck_assert_int_eq(file_size(first), size);
+}
+END_TEST
+
 START_TEST(dedup_set_survives_reopen)
 {
     int64_t now = lh_now_ns();
@@ -341,6 +655,17 @@ int main(void)
     tcase_add_test(tc, retention_drops_oldest_by_size);
     tcase_add_test(tc, retention_drops_old_segments_by_age);
     tcase_add_test(tc, rejects_oversized_chunk_id);
+    tcase_add_test(tc, event_30_deep_is_read_with_the_rest);
+    tcase_add_test(tc, event_31_deep_is_read_with_the_rest);
+    tcase_add_test(tc, event_at_the_depth_limit_is_read_with_the_rest);
+    tcase_add_test(tc, event_past_the_depth_limit_is_counted_and_skipped);
+    tcase_add_test(tc, checksum_failing_middle_record_is_skipped);
+    tcase_add_test(tc, garbage_length_in_the_middle_is_skipped);
+    tcase_add_test(tc, length_past_the_next_record_is_skipped);
+    tcase_add_test(tc, garbage_length_at_the_tail_is_truncated);
+    tcase_add_test(tc, half_a_record_is_truncated);
+    tcase_add_test(tc, valid_record_that_is_no_batch_is_kept);
+    tcase_add_test(tc, damage_in_an_older_segment_hides_nothing_after_it);
     suite_add_tcase(su, tc);
     return lh_test_run(su);
 }
