@@ -230,6 +230,7 @@ static int open_store(struct collector *col, char *err, size_t errlen)
         .dedup_window_ns = sc->dedup_window_ms * NS_PER_MS,
         .max_age_ns = sc->retention.max_age_ms * NS_PER_MS,
         .max_size = sc->retention.max_size,
+        .metrics = col->metrics,
     };
     int rc = lh_store_open(&o, &col->store, err, errlen);
     if (rc == 0 && lh_store_retain(col->store, lh_now_ns()) < 0) {
