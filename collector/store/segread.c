@@ -39,14 +39,8 @@ static int read_full(int fd, void *buf, size_t len, int64_t off)
     return LH_OK;
 }
 
-static bool len_in_range(uint32_t len)
-{
-    return len > 0 && len <= LH_STORE_MAX_RECORD;
-}
-
 /* Whether a checksum-valid record starts at off (its payload then in
- * *c->buf). *len is its length field, 0 when the header is cut short.
- * LH_ECORRUPT when not; LH_EIO, LH_ENOMEM. */
+ * *c->buf, its length in *len). LH_ECORRUPT when not; LH_EIO, LH_ENOMEM. */
 static int valid_at(struct lh_seg_cursor *c, int64_t off, uint32_t *len)
 {
     uint8_t hdr[LH_SEG_HEADER];
@@ -57,7 +51,7 @@ static int valid_at(struct lh_seg_cursor *c, int64_t off, uint32_t *len)
     if (rc != LH_OK)
         return rc == LH_AGAIN ? LH_ECORRUPT : rc;
     *len = get_be32(hdr);
-    if (!len_in_range(*len) || *len > c->size - off - LH_SEG_HEADER)
+    if (*len == 0 || *len > LH_STORE_MAX_RECORD || *len > c->size - off - LH_SEG_HEADER)
         return LH_ECORRUPT;
     if (*len > *c->cap) {
         uint8_t *g = realloc(*c->buf, *len);
@@ -98,28 +92,6 @@ static int resync(struct lh_seg_cursor *c, int64_t from, int64_t *at, uint32_t *
     return LH_AGAIN;
 }
 
-/* The bad record at off (length field len, 0 when unreadable): where the
- * next valid record starts, or LH_AGAIN when off starts a tail with none. */
-static int step_over(struct lh_seg_cursor *c, int64_t off, uint32_t len, int64_t *at,
-                     uint32_t *alen)
-{
-    if (len_in_range(len)) {
-        int64_t end = off + LH_SEG_HEADER + (int64_t)len;
-        /* It ends exactly at the end of the file: the last record, whose
-         * checksum failed, i.e. a write the crash cut short. */
-        if (end == c->size)
-            return LH_AGAIN;
-        if (end < c->size) {
-            int rc = valid_at(c, end, alen);
-            if (rc != LH_ECORRUPT) {
-                *at = end;
-                return rc;
-            }
-        }
-    }
-    return resync(c, off + 1, at, alen);
-}
-
 int lh_seg_next(struct lh_seg_cursor *c, struct lh_seg_record *r)
 {
     int64_t start = c->off, at = start;
@@ -127,8 +99,10 @@ int lh_seg_next(struct lh_seg_cursor *c, struct lh_seg_record *r)
     if (start >= c->size)
         return LH_AGAIN;
     int rc = valid_at(c, start, &len);
+    /* Not the bad record's length but a search finds what follows it: a
+     * length pointing past a valid record would hide that record. */
     if (rc == LH_ECORRUPT)
-        rc = step_over(c, start, len, &at, &len);
+        rc = resync(c, start + 1, &at, &len);
     if (rc != LH_OK)
         return rc;
     *r = (struct lh_seg_record){.off = at, .damaged_off = start, .damaged = at - start,

@@ -38,12 +38,12 @@ struct lh_seg_record {
 };
 
 /* The next checksum-valid record at or after c->off (then c->off is past
- * it). A bad record (header cut short, length out of range or past the end,
- * checksum failing) is stepped over: its length is trusted when a valid
- * record starts right after it, otherwise the bytes are searched for the
- * next valid record. LH_AGAIN when no valid record is left: c->off is then
- * the start of the tail that holds none (c->size when there is no tail).
- * LH_EIO or LH_ENOMEM. */
+ * it). After a bad record (header cut short, length out of range or past
+ * the end, checksum failing) the next one is the first checksum-valid
+ * record found by searching the following bytes for a header followed by
+ * a batch's first bytes. LH_AGAIN when no valid record is left: c->off is
+ * then the start of the tail that holds none (c->size when there is no
+ * tail). LH_EIO or LH_ENOMEM. */
 int lh_seg_next(struct lh_seg_cursor *c, struct lh_seg_record *r);
 
 /* The decoded head of a batch record, and a walk over its events. */

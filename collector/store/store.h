@@ -25,17 +25,16 @@
  * Recovery (open) never deletes a record that passes its checksum. At a bad
  * record (header cut short, length 0 or past LH_STORE_MAX_RECORD or past
  * the end of the file, checksum failing) the reader looks for the next
- * checksum-valid record: right after the bad one when its length is in
- * range, otherwise by searching the following bytes for a record header
- * followed by a batch's first bytes. If one is found, the bad bytes are a
- * damaged middle: skipped and counted (stats.corrupt), kept on disk. If
- * none is, the bad record is the last one: a torn tail, truncated in the
- * last segment (the only one a crash can tear; stats.torn) and kept in an
- * older one. A record that ends exactly at the end of the file and fails
- * its checksum is the last record by its length, so torn. A checksum-valid
- * record that is no batch is kept, skipped and counted
- * (stats.undecodable). Scans follow the same rules; each damaged record is
- * counted once, by the first walk (open or scan) that reads it.
+ * checksum-valid record by searching the following bytes for a record
+ * header followed by a batch's first bytes; the bad record's own length is
+ * not trusted (garbage there could point past good records). If one is
+ * found, the bad bytes are a damaged middle: skipped and counted
+ * (stats.corrupt), kept on disk. If none is, the bad record is the last
+ * one, whatever its length says: a torn tail, truncated in the last
+ * segment (the only one a crash can tear; stats.torn) and kept in an older
+ * one. A checksum-valid record that is no batch is kept, skipped and
+ * counted (stats.undecodable). Scans follow the same rules; each damaged
+ * record is counted once, by the first walk (open or scan) that reads it.
  *
  * Not thread safe: the collector runs the store on its single event loop
  * thread for now. */

@@ -451,6 +451,31 @@ START_TEST(length_past_the_next_record_is_skipped)
 }
 END_TEST
 
+START_TEST(length_pointing_past_a_valid_record_hides_nothing)
+{
+    /* The second record's length reaches exactly to a fourth record, over
+     * the third: trusted, it would hide the third. */
+    int64_t second, third;
+    three_batches(&second, &third);
+    char path[PATH_MAX * 2];
+    int64_t fourth = file_size(last_segment(path, sizeof path));
+    struct lh_store *s = open_default();
+    append_batch(s, 3, 1, SEC, "d", lh_now_ns());
+    lh_store_close(s);
+    uint32_t len = (uint32_t)(fourth - second - 8);
+    uint8_t be[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                     (uint8_t)len};
+    poke(second, be, 4);
+    s = open_default();
+    struct seen seen;
+    scan_all(s, &seen);
+    ck_assert_uint_eq(seen.n, 5);
+    ck_assert_str_eq(seen.msgs[2], "b2 e0");
+    ck_assert_str_eq(seen.msgs[4], "b3 e0");
+    lh_store_close(s);
+}
+END_TEST
+
 START_TEST(garbage_length_at_the_tail_is_truncated)
 {
     int64_t second, third;
@@ -662,6 +687,7 @@ int main(void)
     tcase_add_test(tc, checksum_failing_middle_record_is_skipped);
     tcase_add_test(tc, garbage_length_in_the_middle_is_skipped);
     tcase_add_test(tc, length_past_the_next_record_is_skipped);
+    tcase_add_test(tc, length_pointing_past_a_valid_record_hides_nothing);
     tcase_add_test(tc, garbage_length_at_the_tail_is_truncated);
     tcase_add_test(tc, half_a_record_is_truncated);
     tcase_add_test(tc, valid_record_that_is_no_batch_is_kept);
