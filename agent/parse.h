@@ -12,10 +12,11 @@
 
 #include "agent/recbuilder.h"
 
-/* Nesting a JSON line may have, its object included; deeper lines stay
- * raw. msgpack-c's unpacker gives up past 32 levels, and a record sits a
- * few levels down in a Forward message: a deeper record would be sent but
- * could not be read back. */
+/* Nesting a JSON line may have, its object included; a deeper line stays
+ * raw in message and counts as a parse error. The collector refuses an
+ * event nesting more than LH_MP_MAX_DEPTH (32) levels counted from its
+ * [tag, time, record] array (the most its store reads back), one level
+ * above the record: 24 leaves the record 7 levels to spare. */
 #define LH_PARSE_JSON_MAX_DEPTH 24
 
 /* A JSON object line: top-level members become fields, nested objects

@@ -8,7 +8,13 @@
 
 #include "agent/parse.h"
 #include "common/err.h"
+#include "common/forward.h"
 #include "common/record.h"
+
+/* A parsed record, one level down in its event, must stay readable by the
+ * collector. */
+_Static_assert(LH_PARSE_JSON_MAX_DEPTH + 1 < LH_MP_MAX_DEPTH,
+               "JSON records nest deeper than the collector reads");
 
 /* yajl's event (SAX) parser packs a line straight into msgpack: building a
  * tree first (jansson) cost 70 % of the time of a JSON tail. */

@@ -10,6 +10,8 @@
 #include "agent/recbuilder.h"
 #include "agent/transform.h"
 #include "common/err.h"
+#include "common/forward.h"
+#include "common/metrics.h"
 #include "common/record.h"
 #include "lh_check.h"
 
@@ -480,6 +482,68 @@ START_TEST(transform_malformed_kept_raw)
 }
 END_TEST
 
+/* The record in a collector's stored event [tag, time, record]: whether
+ * the collector's per-event rule (lh_mp_extent) reads it. */
+static bool collector_reads(const struct packed *p)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    lh_pack_cstr(&pk, "app");
+    lh_pack_time(&pk, 1);
+    msgpack_sbuffer_write(&sb, p->sb.data, p->sb.size);
+    bool ok = lh_mp_extent((const uint8_t *)sb.data, sb.size) == sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return ok;
+}
+
+START_TEST(transform_deep_json_kept_raw_and_counted)
+{
+    struct lh_tx_cfg c = {.parser = LH_PARSER_JSON, .keep_raw = false};
+    struct lh_metrics *m = lh_metrics_new();
+    struct lh_transform *t = NULL;
+    char err[256], line[300];
+    ck_assert_int_eq(lh_transform_new(&c, "app", NULL, m, &t, err, sizeof err), 0);
+    struct lh_recbuilder rb;
+    lh_rb_init(&rb);
+    int64_t ns = 7;
+    struct packed p;
+    /* At the cap: parsed, and the collector reads the record back. */
+    size_t n = nested_line(line, LH_PARSE_JSON_MAX_DEPTH);
+    struct lh_tx_line l = {line, n, "h1", 2, "/var/log/x.log", 14, false};
+    ck_assert(lh_transform_line(t, &rb, &l, &ns));
+    do_pack(&rb, &p);
+    ck_assert_ptr_null(lh_map_get(&p.u.data, "message"));
+    ck_assert(collector_reads(&p));
+    done(&p);
+    ck_assert_uint_eq(lh_transform_parse_errors(t), 0);
+    /* Deeper, even far deeper than the collector reads: kept raw. */
+    const int depths[] = {LH_PARSE_JSON_MAX_DEPTH + 1, LH_MP_MAX_DEPTH + 8};
+    for (size_t i = 0; i < 2; i++) {
+        l.n = nested_line(line, depths[i]);
+        ck_assert(lh_transform_line(t, &rb, &l, &ns));
+        do_pack(&rb, &p);
+        ck_assert_uint_eq(p.u.data.via.map.size, 3);
+        const msgpack_object *msg = lh_map_get(&p.u.data, "message");
+        ck_assert(msg && msg->type == MSGPACK_OBJECT_STR && msg->via.str.size == l.n &&
+                  memcmp(msg->via.str.ptr, line, l.n) == 0);
+        ck_assert_ptr_null(lh_map_get(&p.u.data, "a"));
+        ck_assert(collector_reads(&p));
+        done(&p);
+    }
+    ck_assert_uint_eq(lh_transform_parse_errors(t), 2);
+    ck_assert_int_eq(lh_metric_value(lh_metrics_get(m, LH_METRIC_COUNTER,
+                                                    "loghaul_agent_parse_errors_total",
+                                                    "input=\"app\"", "x")),
+                     2);
+    lh_rb_free(&rb);
+    lh_transform_free(t);
+    lh_metrics_free(m);
+}
+END_TEST
+
 START_TEST(transform_bad_time_counted)
 {
     struct lh_tx_cfg c = {.parser = LH_PARSER_LOGFMT, .time_key = (char *)"at", .keep_raw = true};
@@ -520,6 +584,7 @@ static Suite *suite(void)
     tcase_add_test(tc, regex_bad_pattern);
     tcase_add_test(tc, time_formats);
     tcase_add_test(tc, transform_json_time_key_keep_raw);
+    tcase_add_test(tc, transform_deep_json_kept_raw_and_counted);
     tcase_add_test(tc, transform_malformed_kept_raw);
     tcase_add_test(tc, transform_bad_time_counted);
     suite_add_tcase(s, tc);
