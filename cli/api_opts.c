@@ -128,11 +128,14 @@ int lh_cli_window_finish(const char *cmd, struct lh_cli_window *w)
         w->from = lh_format_time(lh_now_ns() - ms * 1000000, w->from_buf);
         return 0;
     }
-    if (w->from && lh_parse_time(w->from, &from_ns))
-        return lh_cli_usage_error(cmd, "--from wants RFC 3339 or unix seconds, not '%s'",
+    if (w->from && lh_parse_time_clamp(w->from, &from_ns))
+        return lh_cli_usage_error(cmd, "--from wants RFC 3339 or unix seconds, not '%s' "
+                                       "(times past " LH_TIME_RANGE_TEXT " count as its ends)",
                                   w->from);
-    if (w->to && lh_parse_time(w->to, &to_ns))
-        return lh_cli_usage_error(cmd, "--to wants RFC 3339 or unix seconds, not '%s'", w->to);
+    if (w->to && lh_parse_time_clamp(w->to, &to_ns))
+        return lh_cli_usage_error(cmd, "--to wants RFC 3339 or unix seconds, not '%s' "
+                                       "(times past " LH_TIME_RANGE_TEXT " count as its ends)",
+                                  w->to);
     if (w->from && w->to && from_ns > to_ns)
         return lh_cli_usage_error(cmd, "%s", "--from is later than --to");
     return 0;

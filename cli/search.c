@@ -48,6 +48,7 @@ struct server {
     bool bad_query; /* answered 400: the query is at fault, not the server */
     char query_error[512];
     long query_pos;
+    size_t unreadable; /* answer lines that are neither records nor control lines */
 };
 
 struct search_ctx {
@@ -89,9 +90,13 @@ void lh_cli_search_usage(FILE *out)
           "      --timeout DUR    give up on a collector after DUR (default 30s)\n"
           "  -h, --help           this help\n"
           "\n"
+          "With several -s, each collector answers for its own records only (a\n"
+          "collector's peers are not asked through it), so name every collector of\n"
+          "the tier; with one -s, a collector with peers answers for the tier.\n"
           "A collector that cannot answer is reported on standard error and, in json,\n"
           "by a last line {\"partial\": true, \"failed\": [URL, ...]}; the others still\n"
-          "answer. Exit status: 0 ok, 1 no collector answered, 2 bad usage or query.\n",
+          "answer. Exit status: 0 ok, 1 no collector answered or some answer lines could\n"
+          "not be read (counted on standard error), 2 bad usage or query.\n",
           out);
 }
 
@@ -159,7 +164,11 @@ static int parse_args(struct search_opts *o, int argc, char **argv)
     return lh_cli_conn_finish(&o->conn);
 }
 
-/* "/api/v1/search?q=...&limit=N&order=...&from=...&to=..." (malloc'd). */
+/* "/api/v1/search?q=...&limit=N&order=...&from=...&to=..." (malloc'd).
+ * Several servers are each asked for their own records only (local=1):
+ * one that federates would answer for its peers too, and a record named
+ * by -s twice would be counted twice. One server keeps its federated
+ * answer. */
 static char *build_path(const struct search_opts *o)
 {
     char limit[24];
@@ -168,7 +177,8 @@ static char *build_path(const struct search_opts *o)
     if (!p || lh_net_append_query(&p, "q", o->query) || lh_net_append_query(&p, "limit", limit) ||
         lh_net_append_query(&p, "order", o->asc ? "asc" : "desc") ||
         (o->win.from && lh_net_append_query(&p, "from", o->win.from)) ||
-        (o->win.to && lh_net_append_query(&p, "to", o->win.to))) {
+        (o->win.to && lh_net_append_query(&p, "to", o->win.to)) ||
+        (o->conn.n_servers > 1 && lh_net_append_query(&p, "local", "1"))) {
         free(p);
         return NULL;
     }
@@ -230,22 +240,25 @@ static int take_control_line(struct search_ctx *ctx, json_t *obj)
     return 0;
 }
 
+/* A line that cannot be read is counted, never passed over quietly: the
+ * answer is then incomplete, which the exit status says (judge_servers). */
 static int take_line(struct server *s, size_t idx, const char *line, size_t len)
 {
     json_error_t jerr;
-    json_t *obj = json_loadb(line, len, 0, &jerr);
+    /* Records may hold NUL, which collectors send as \u0000. */
+    json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
     if (!json_is_object(obj)) {
         json_decref(obj);
-        fprintf(stderr, "loghaul search: %s: skipped a line that is not a JSON object\n", s->url);
+        s->unreadable++;
         return 0;
     }
     int rc = 0;
-    const char *t = json_string_value(json_object_get(obj, "time"));
+    json_t *t = json_object_get(obj, "time");
     int64_t ns;
     if (!t)
         rc = take_control_line(s->ctx, obj);
-    else if (lh_parse_time(t, &ns))
-        fprintf(stderr, "loghaul search: %s: skipped a record with time '%s'\n", s->url, t);
+    else if (!json_is_string(t) || lh_parse_time(json_string_value(t), &ns))
+        s->unreadable++;
     else
         rc = add_record(s->ctx, idx, line, len, ns);
     json_decref(obj);
@@ -318,9 +331,9 @@ static int cmp_asc(const void *a, const void *b)
 
 /* Writes s with control characters escaped, so a record cannot move the
  * cursor or split its line on a terminal. */
-static void put_clean(const char *s, FILE *out)
+static void put_clean(const char *s, size_t n, FILE *out)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s, *end = p + n; p < end; p++) {
         if (*p == '\n')
             fputs("\\n", out);
         else if (*p == '\r')
@@ -345,7 +358,7 @@ static bool needs_quotes(const char *s)
 static void put_value(json_t *v, FILE *out)
 {
     const char *s = json_string_value(v);
-    if (s && !needs_quotes(s)) {
+    if (s && strlen(s) == json_string_length(v) && !needs_quotes(s)) {
         fputs(s, out);
         return;
     }
@@ -357,15 +370,19 @@ static void put_value(json_t *v, FILE *out)
 
 static void put_field(json_t *obj, const char *key, FILE *out)
 {
-    const char *s = json_string_value(json_object_get(obj, key));
-    put_clean(s && *s ? s : "-", out);
+    json_t *v = json_object_get(obj, key);
+    const char *s = json_string_value(v);
+    if (s && json_string_length(v))
+        put_clean(s, json_string_length(v), out);
+    else
+        fputc('-', out);
 }
 
 static void print_text(const struct rec *r, FILE *out)
 {
     json_error_t jerr;
-    json_t *obj = json_loadb(r->line, r->len, 0, &jerr);
-    if (!obj)
+    json_t *obj = json_loadb(r->line, r->len, JSON_ALLOW_NUL, &jerr);
+    if (!obj) /* take_line read it: only memory can fail here */
         return;
     static const char *const fixed[] = {"time", "host", "tag", "message"};
     for (size_t i = 0; i < 4; i++) {
@@ -381,7 +398,7 @@ static void print_text(const struct rec *r, FILE *out)
             !strcmp(key, "message"))
             continue;
         fputc(' ', out);
-        put_clean(key, out);
+        put_clean(key, strlen(key), out);
         fputc('=', out);
         put_value(v, out);
     }
@@ -431,8 +448,13 @@ static int judge_servers(struct search_ctx *ctx, const struct search_opts *o)
             return LH_EXIT_USAGE;
         }
     }
+    size_t unreadable = 0;
     for (size_t i = 0; i < ctx->n_servers; i++) {
         struct server *s = &ctx->servers[i];
+        if (s->unreadable)
+            fprintf(stderr, "loghaul search: %s: %zu line(s) of the answer are not JSON records "
+                            "and were left out\n", s->url, s->unreadable);
+        unreadable += s->unreadable;
         if (!s->failed)
             continue;
         n_failed++;
@@ -444,7 +466,7 @@ static int judge_servers(struct search_ctx *ctx, const struct search_opts *o)
         fputs("loghaul search: out of memory\n", stderr);
         return LH_EXIT_FAIL;
     }
-    return n_failed == ctx->n_servers ? LH_EXIT_FAIL : LH_EXIT_OK;
+    return n_failed == ctx->n_servers || unreadable ? LH_EXIT_FAIL : LH_EXIT_OK;
 }
 
 static int start_all(struct search_ctx *ctx, struct lh_http_client *client,

@@ -69,6 +69,9 @@ void lh_cli_stats_usage(FILE *out)
           "      --timeout DUR    give up on a collector after DUR (default 30s)\n"
           "  -h, --help           this help\n"
           "\n"
+          "With several -s, each collector counts its own records only (a collector's\n"
+          "peers are not asked through it), so name every collector of the tier; with\n"
+          "one -s, a collector with peers counts for the tier.\n"
           "A collector that cannot answer is reported on standard error and, in json,\n"
           "by a last element {\"partial\": true, \"failed\": [URL, ...]}. Exit status: 0 ok,\n"
           "1 no collector answered, 2 bad usage or query.\n",
@@ -181,7 +184,9 @@ static void on_answer(const struct lh_http_response *res, void *arg)
 {
     struct server *s = arg;
     struct stats_ctx *ctx = s->ctx;
-    json_t *rows = res->status == 200 ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
+    /* Group values may hold NUL, sent as \u0000. */
+    json_t *rows = res->status == 200 ? json_loadb(res->body, res->body_len, JSON_ALLOW_NUL, NULL)
+                                      : NULL;
     size_t i;
     json_t *row;
     if (json_is_array(rows)) {
@@ -228,8 +233,10 @@ static char *cell(const json_t *v)
     if (!json_is_string(v))
         return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     const char *s = json_string_value(v);
-    char *out = malloc(strlen(s) * 4 + 1), *p = out;
-    for (const unsigned char *c = (const unsigned char *)s; out && *c; c++)
+    size_t n = json_string_length(v);
+    char *out = malloc(n * 4 + 1), *p = out;
+    for (const unsigned char *c = (const unsigned char *)s; out && c < (const unsigned char *)s + n;
+         c++)
         p += (*c < 0x20 || *c == 0x7f) ? sprintf(p, "\\x%02x", *c) : (*p = (char)*c, 1);
     if (out)
         *p = '\0';
@@ -296,12 +303,16 @@ static void print_results(struct stats_ctx *ctx)
 
 /* ---- running ------------------------------------------------------------ */
 
+/* With several servers each counts its own records only (local=1), so a
+ * federating one does not count its peers' again; the counts then add up
+ * exactly (stats has count only: nothing that fails to merge). */
 static char *build_path(const struct stats_opts *o)
 {
     char *p = strdup("/api/v1/stats");
     if (!p || lh_net_append_query(&p, "q", o->query) ||
         (o->win.from && lh_net_append_query(&p, "from", o->win.from)) ||
-        (o->win.to && lh_net_append_query(&p, "to", o->win.to))) {
+        (o->win.to && lh_net_append_query(&p, "to", o->win.to)) ||
+        (o->conn.n_servers > 1 && lh_net_append_query(&p, "local", "1"))) {
         free(p);
         return NULL;
     }

@@ -32,6 +32,7 @@ struct tail_ctx {
     const char *query;
     bool json;
     size_t running;
+    size_t unreadable;        /* lines skipped (each reported on stderr) */
     bool interrupted, bad_query;
 };
 
@@ -55,8 +56,9 @@ void lh_cli_tail_usage(FILE *out)
           "  -h, --help           this help\n"
           "\n"
           "A collector that drops records because this reader is too slow says so on\n"
-          "standard error. Exit status: 0 after ^C, 1 when every stream ended or none\n"
-          "could be opened, 2 bad usage or query.\n",
+          "standard error, as does each line that cannot be read. Exit status: 0 after\n"
+          "^C, 1 when every stream ended, none could be opened or a line could not be\n"
+          "read, 2 bad usage or query.\n",
           out);
 }
 
@@ -92,9 +94,9 @@ static int parse_args(struct lh_cli_conn *conn, char **query, int argc, char **a
 
 /* ---- printing ----------------------------------------------------------- */
 
-static void put_clean(const char *s)
+static void put_clean(const char *s, size_t n)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s, *end = p + n; p < end; p++) {
         if (*p == '\n')
             fputs("\\n", stdout);
         else if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
@@ -108,10 +110,13 @@ static void print_text(json_t *rec)
 {
     static const char *const fixed[] = {"time", "host", "tag", "message"};
     for (size_t i = 0; i < 4; i++) {
-        const char *s = json_string_value(json_object_get(rec, fixed[i]));
+        json_t *v = json_object_get(rec, fixed[i]);
         if (i)
             putchar(' ');
-        put_clean(s && *s ? s : "-");
+        if (json_string_length(v))
+            put_clean(json_string_value(v), json_string_length(v));
+        else
+            putchar('-');
     }
     const char *key;
     json_t *v;
@@ -121,22 +126,41 @@ static void print_text(json_t *rec)
             !strcmp(key, "message"))
             continue;
         char *enc = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        printf(" %s=", key);
-        put_clean(enc ? enc : json_string_value(v));
+        printf(" ");
+        put_clean(key, strlen(key));
+        putchar('=');
+        if (enc)
+            put_clean(enc, strlen(enc));
+        else
+            put_clean(json_string_value(v), json_string_length(v));
         free(enc);
     }
     putchar('\n');
 }
 
+/* The collector's verdict on the query, sent as a last line before it ends
+ * the stream (a regex too costly to match). */
+static void take_error(struct server *s, json_t *o)
+{
+    json_t *pos = json_object_get(o, "position");
+    lh_cli_query_error("tail", s->ctx->query, json_string_value(json_object_get(o, "error")),
+                       json_is_integer(pos) ? (long)json_integer_value(pos) : 0);
+    s->ctx->bad_query = true;
+}
+
 static void take_line(struct server *s, const char *line, size_t len)
 {
-    json_t *o = json_loadb(line, len, 0, NULL);
+    /* Records may hold NUL, sent as \u0000. */
+    json_t *o = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
     json_t *dropped = json_object_get(o, "dropped");
-    if (!json_is_object(o))
+    if (!json_is_object(o)) {
+        s->ctx->unreadable++;
         fprintf(stderr, "loghaul tail: %s: skipped a line that is not a JSON object\n", s->url);
-    else if (json_is_integer(dropped))
+    } else if (json_is_integer(dropped))
         fprintf(stderr, "loghaul tail: %s: %lld records dropped (this reader was too slow)\n",
                 s->url, (long long)json_integer_value(dropped));
+    else if (!json_object_get(o, "time") && json_is_string(json_object_get(o, "error")))
+        take_error(s, o);
     else if (!json_object_get(o, "time"))
         ; /* a control line this version does not know */
     else if (s->ctx->json)
@@ -180,7 +204,7 @@ static void on_end(const struct lh_http_response *res, void *arg)
         lh_cli_error_body(res, why, sizeof why, &pos);
         lh_cli_query_error("tail", ctx->query, why, pos < 0 ? 0 : pos);
         ctx->bad_query = true;
-    } else if (res->status == 200) {
+    } else if (res->status == 200 && !ctx->bad_query) {
         fprintf(stderr, "loghaul tail: %s: the collector ended the stream\n", s->url);
     } else {
         lh_cli_failure(res, why, sizeof why);
@@ -229,7 +253,9 @@ static int follow(struct tail_ctx *ctx, struct server *servers, const char *path
     }
     if (ctx->running)
         event_base_dispatch(ctx->base);
-    rc = ctx->bad_query ? LH_EXIT_USAGE : ctx->interrupted ? LH_EXIT_OK : LH_EXIT_FAIL;
+    rc = ctx->bad_query ? LH_EXIT_USAGE
+         : ctx->unreadable ? LH_EXIT_FAIL
+         : ctx->interrupted ? LH_EXIT_OK : LH_EXIT_FAIL;
 out:
     lh_http_client_destroy(client);
     if (sint)
@@ -252,7 +278,9 @@ int lh_cli_tail(int argc, char **argv)
         ctx.base = event_base_new();
         servers = calloc(conn.n_servers, sizeof *servers);
         path = strdup("/api/v1/tail");
-        if (!ctx.base || !servers || !path || lh_net_append_query(&path, "q", query)) {
+        /* local=1: each collector streams its own records, never its peers'. */
+        if (!ctx.base || !servers || !path || lh_net_append_query(&path, "q", query) ||
+            (conn.n_servers > 1 && lh_net_append_query(&path, "local", "1"))) {
             fputs("loghaul tail: out of memory\n", stderr);
             rc = LH_EXIT_FAIL;
         } else {

@@ -184,8 +184,9 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static bool utf8_valid(const unsigned char *s, size_t n)
+bool lh_utf8_valid(const char *p, size_t n)
 {
+    const unsigned char *s = (const unsigned char *)p;
     size_t i = 0, k;
 
     while (i < n) {
@@ -209,7 +210,7 @@ static json_t *json_bytes(const char *p, size_t n)
 
     if (n == 0)
         return json_string("");
-    if (utf8_valid(s, n))
+    if (lh_utf8_valid(p, n))
         return json_stringn(p, n);
     if (n > SIZE_MAX / 3)
         return NULL;

@@ -31,6 +31,10 @@ const msgpack_object *lh_map_get(const msgpack_object *map, const char *key);
 /* True when o is a str or bin; sets ptr/len. */
 bool lh_obj_bytes(const msgpack_object *o, const char **ptr, size_t *len);
 
+/* True when s[0..n) is UTF-8 as RFC 3629 defines it: no overlong forms, no
+ * surrogates, nothing past U+10FFFF, no truncated sequence. */
+bool lh_utf8_valid(const char *s, size_t n);
+
 /* Renders one record as a single JSON object line (no newline), in the
  * order SPEC section 2 fixes: time, tag, host, message, then the other fields
  * in their stored order. A missing `message` is taken from `log`; a missing

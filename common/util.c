@@ -147,7 +147,7 @@ static int parse_fraction(const char **p, int64_t *frac)
     return LH_OK;
 }
 
-/* sec * 1e9 + frac (0 <= frac < 1e9) without overflowing int64. */
+/* sec * 1e9 + frac (0 <= frac < 1e9); LH_ETOOBIG past the int64 range. */
 static int compose_ns(int64_t sec, int64_t frac, int64_t *ns)
 {
     if (sec < 0 && frac > 0) {
@@ -156,11 +156,13 @@ static int compose_ns(int64_t sec, int64_t frac, int64_t *ns)
     }
     int64_t r;
     if (__builtin_mul_overflow(sec, LH_NS_PER_SEC, &r) || __builtin_add_overflow(r, frac, &r))
-        return LH_EINVAL;
+        return LH_ETOOBIG;
     *ns = r;
     return LH_OK;
 }
 
+/* Unix seconds; LH_ETOOBIG (with *ns the nearest end of the range) when
+ * well formed but out of range. */
 static int parse_unix(const char *s, int64_t *ns)
 {
     bool neg = *s == '-';
@@ -170,14 +172,19 @@ static int parse_unix(const char *s, int64_t *ns)
     char *end;
     errno = 0;
     long long sec = strtoll(p, &end, 10);
-    if (errno)
+    if (errno && errno != ERANGE)
         return LH_EINVAL;
+    bool huge = errno == ERANGE;
     const char *q = end;
-    int64_t frac = 0, mag;
+    int64_t frac = 0, mag = 0;
     if (*q == '.' && parse_fraction(&q, &frac) != LH_OK)
         return LH_EINVAL;
-    if (*q != '\0' || compose_ns(sec, frac, &mag) != LH_OK)
+    if (*q != '\0')
         return LH_EINVAL;
+    if (huge || compose_ns(sec, frac, &mag) != LH_OK) {
+        *ns = neg ? INT64_MIN : INT64_MAX;
+        return LH_ETOOBIG;
+    }
     *ns = neg ? -mag : mag;
     return LH_OK;
 }
@@ -189,7 +196,9 @@ static int days_in_month(int y, int mo)
     return mo == 2 && leap ? 29 : days[mo - 1];
 }
 
-int lh_parse_time(const char *s, int64_t *ns)
+/* lh_parse_time's reading; LH_ETOOBIG with *ns the nearest end of the
+ * range for a well-formed time outside it. */
+static int parse_time(const char *s, int64_t *ns)
 {
     if (!s || !*s)
         return LH_EINVAL;
@@ -230,7 +239,30 @@ int lh_parse_time(const char *s, int64_t *ns)
     tm.tm_min = mi;
     tm.tm_sec = se;
     int64_t sec = (int64_t)timegm(&tm) - offset;
-    return compose_ns(sec, frac, ns);
+    if (compose_ns(sec, frac, ns) != LH_OK) {
+        *ns = sec < 0 ? INT64_MIN : INT64_MAX;
+        return LH_ETOOBIG;
+    }
+    return LH_OK;
+}
+
+int lh_parse_time(const char *s, int64_t *ns)
+{
+    int64_t v;
+    if (parse_time(s, &v) != LH_OK)
+        return LH_EINVAL;
+    *ns = v;
+    return LH_OK;
+}
+
+int lh_parse_time_clamp(const char *s, int64_t *ns)
+{
+    int64_t v;
+    int rc = parse_time(s, &v);
+    if (rc != LH_OK && rc != LH_ETOOBIG)
+        return LH_EINVAL;
+    *ns = v;
+    return LH_OK;
 }
 
 int lh_mkdir_p(const char *path)

@@ -26,6 +26,11 @@ char *lh_format_time(int64_t ns, char *buf);
 /* Accepts RFC 3339 (any fraction, Z or +hh:mm offset) or unix seconds
  * (integer or fractional). 0 or LH_EINVAL. */
 int lh_parse_time(const char *s, int64_t *ns);
+/* The same forms for a bound of a time range (API and CLI from/to, query
+ * terms): a well-formed time outside the nanosecond range
+ * (LH_TIME_RANGE_TEXT) is clamped to its nearer end rather than refused. */
+int lh_parse_time_clamp(const char *s, int64_t *ns);
+#define LH_TIME_RANGE_TEXT "1677-09-21T00:12:43Z to 2262-04-11T23:47:16Z"
 
 /* mkdir -p with mode 0750 for created directories. 0 or LH_EIO. */
 int lh_mkdir_p(const char *path);

@@ -5,22 +5,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collector/search/search.h"
 #include "common/err.h"
 #include "common/record.h"
 #include "common/util.h"
 
 /* ---- shared scan filter ------------------------------------------------- */
 
-static bool wanted(const struct lh_query *q, int64_t from_ns, int64_t to_ns,
-                   const struct lh_store_event *ev)
+/* 1 when ev is wanted, 0 when not, or a negative code that stops the scan
+ * (the time budget spent, a regex match undecided). */
+static int wanted(const struct lh_query *q, int64_t from_ns, int64_t to_ns,
+                  struct lh_search_budget *b, const struct lh_store_event *ev)
 {
-    if (ev->time_ns < from_ns || ev->time_ns > to_ns)
-        return false;
+    int rc = lh_search_budget_tick(b);
+    if (rc != 0 || ev->time_ns < from_ns || ev->time_ns > to_ns)
+        return rc;
     if (!q)
-        return true;
+        return 1;
     struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
                                  .time_ns = ev->time_ns, .fields = ev->fields};
-    return lh_query_match(q, &qr);
+    return lh_query_match(q, &qr) ? 1 : lh_query_status(q, NULL);
 }
 
 /* Floor division: bucket starts for times before 1970 stay aligned. */
@@ -36,6 +40,7 @@ struct hist {
     const struct lh_hist_req *req;
     int64_t first_s;   /* start of the first bucket */
     int64_t *counts;
+    struct lh_search_budget budget;
 };
 
 int64_t lh_hist_buckets(const struct lh_hist_req *req)
@@ -48,8 +53,9 @@ int64_t lh_hist_buckets(const struct lh_hist_req *req)
 static int hist_event(void *ud, const struct lh_store_event *ev)
 {
     struct hist *h = ud;
-    if (!wanted(h->req->query, h->req->from_ns, h->req->to_ns, ev))
-        return 0;
+    int w = wanted(h->req->query, h->req->from_ns, h->req->to_ns, &h->budget, ev);
+    if (w <= 0)
+        return w;
     int64_t t = floor_div(ev->time_ns, LH_NS_PER_SEC);
     h->counts[(floor_div(t, h->req->step_s) * h->req->step_s - h->first_s) / h->req->step_s]++;
     return 0;
@@ -77,6 +83,7 @@ int lh_hist_run(struct lh_store *store, const struct lh_hist_req *req, json_t **
     if (n > LH_HIST_MAX_BUCKETS)
         return LH_ETOOBIG;
     struct hist h = {.req = req,
+                     .budget = {.deadline_ms = req->deadline_ms},
                      .first_s = floor_div(floor_div(req->from_ns, LH_NS_PER_SEC), req->step_s) *
                                 req->step_s};
     h.counts = calloc((size_t)n, sizeof *h.counts);
@@ -118,7 +125,7 @@ struct stats {
     const struct lh_stats_req *req;
     json_t *groups;          /* msgpack bytes of the values -> count */
     msgpack_sbuffer key;     /* reused per event */
-    int err;
+    struct lh_search_budget budget;
 };
 
 /* A field as queries see it: tag, message falling back to log, a literal
@@ -155,8 +162,9 @@ static int stats_event(void *ud, const struct lh_store_event *ev)
 {
     struct stats *s = ud;
     const struct lh_stats_req *r = s->req;
-    if (!wanted(r->query, r->from_ns, r->to_ns, ev))
-        return 0;
+    int w = wanted(r->query, r->from_ns, r->to_ns, &s->budget, ev);
+    if (w <= 0)
+        return w;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->key, msgpack_sbuffer_write);
     s->key.size = 0;
@@ -202,7 +210,8 @@ static json_t *group_values(const char *key, size_t len, size_t n_by)
     if (msgpack_unpack_next(&u, sb.data, sb.size, &off) != MSGPACK_UNPACK_SUCCESS)
         goto out;
     char *text = lh_record_json("", 0, 0, &u.data, NULL);
-    json_t *rec = text ? json_loads(text, 0, NULL) : NULL;
+    /* Values may hold NUL, which the renderer writes as \u0000. */
+    json_t *rec = text ? json_loads(text, JSON_ALLOW_NUL, NULL) : NULL;
     free(text);
     vals = json_array();
     for (size_t i = 0; rec && vals && i < n_by; i++) {
@@ -246,7 +255,8 @@ int lh_stats_run(struct lh_store *store, const struct lh_stats_req *req, json_t 
 {
     if (req->n_by > LH_STATS_MAX_FIELDS)
         return LH_EINVAL;
-    struct stats s = {.req = req, .groups = json_object()};
+    struct stats s = {.req = req, .groups = json_object(),
+                      .budget = {.deadline_ms = req->deadline_ms}};
     if (!s.groups)
         return LH_ENOMEM;
     msgpack_sbuffer_init(&s.key);

@@ -26,6 +26,7 @@
 #define HIST_DEFAULT_BUCKETS 60
 #define MAX_TIME_PARAM 64
 #define DEFAULT_QUERY_TIMEOUT_MS 30000
+#define TIME_RANGE_NOTE "times past " LH_TIME_RANGE_TEXT " count as its ends"
 
 enum kind { K_SEARCH, K_HIST, K_STATS };
 
@@ -66,6 +67,7 @@ struct lh_routes {
     struct lh_fed *fed;       /* NULL without peers */
     LIST_HEAD(, pending) pending;
     struct lh_metric *queries;
+    struct lh_metric *timeouts;
     struct latency latency;
     int64_t query_timeout_ms;
 };
@@ -77,6 +79,7 @@ struct params {
     bool local;
     struct lh_query *query;
     int64_t from_ns, to_ns;
+    int64_t deadline_ms;      /* lh_mono_ms() past which the scan gives up */
 };
 
 /* {"partial": true, "failed": [...]} for the peers that failed, or NULL. */
@@ -112,10 +115,10 @@ static int parse_params(struct evhttp_request *req, struct params *p)
     p->to = evhttp_find_header(&p->kv, "to");
     const char *local = evhttp_find_header(&p->kv, "local");
     p->local = local && strcmp(local, "0") != 0;
-    if (p->from && p->from[0] && lh_parse_time(p->from, &p->from_ns) != 0)
-        msg = "from must be RFC 3339 or unix seconds";
-    else if (p->to && p->to[0] && lh_parse_time(p->to, &p->to_ns) != 0)
-        msg = "to must be RFC 3339 or unix seconds";
+    if (p->from && p->from[0] && lh_parse_time_clamp(p->from, &p->from_ns) != 0)
+        msg = "from must be RFC 3339 or unix seconds (" TIME_RANGE_NOTE ")";
+    else if (p->to && p->to[0] && lh_parse_time_clamp(p->to, &p->to_ns) != 0)
+        msg = "to must be RFC 3339 or unix seconds (" TIME_RANGE_NOTE ")";
     else if (p->from_ns > p->to_ns)
         msg = "from is after to";
     if (msg) {
@@ -133,6 +136,26 @@ static void params_free(struct params *p)
 {
     lh_query_free(p->query);
     evhttp_clear_headers(&p->kv);
+}
+
+/* Answers a scan that failed: a regex PCRE2 gave up on is the query's
+ * fault (400, pointing at it); a spent time budget is 503, naming it. */
+static void reply_failed(struct lh_routes *r, struct evhttp_request *req,
+                         const struct params *p, int rc)
+{
+    struct lh_query_error qe = {.position = 0};
+    char msg[200];
+    if (lh_query_status(p->query, &qe) != 0) {
+        lh_reply_error(req, 400, qe.msg, qe.position);
+    } else if (rc == LH_ETIMEDOUT) {
+        lh_metric_add(r->timeouts, 1);
+        snprintf(msg, sizeof msg, "query timed out: it ran past search.query_timeout (%gs); "
+                 "narrow the time range or the query", (double)r->query_timeout_ms / 1000);
+        lh_reply_error(req, 503, msg, -1);
+    } else {
+        LH_ERROR(ROUTES_LOG, "query failed: %s", lh_strerror(rc));
+        lh_reply_error(req, 500, lh_strerror(rc), -1);
+    }
 }
 
 static bool federate(const struct lh_routes *r, const struct params *p)
@@ -275,7 +298,7 @@ static void finish_search(struct pending *pd, const struct lh_fed_answer *a, siz
 static void merge_json(struct pending *pd, const struct lh_fed_answer *a, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        json_t *theirs = a[i].ok ? json_loadb(a[i].body, a[i].len, 0, NULL) : NULL;
+        json_t *theirs = a[i].ok ? json_loadb(a[i].body, a[i].len, JSON_ALLOW_NUL, NULL) : NULL;
         if (pd->kind == K_HIST && json_is_array(theirs))
             lh_hist_merge(pd->local, theirs);
         else if (json_is_array(theirs) &&
@@ -328,7 +351,7 @@ static const char *search_opts(const struct params *p, struct lh_search_req *sr)
     const char *limit = evhttp_find_header(&p->kv, "limit");
     const char *order = evhttp_find_header(&p->kv, "order");
     *sr = (struct lh_search_req){.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns,
-                                 .limit = DEFAULT_LIMIT};
+                                 .limit = DEFAULT_LIMIT, .deadline_ms = p->deadline_ms};
     if (limit) {
         char *end;
         errno = 0;
@@ -355,8 +378,7 @@ static void on_search(struct lh_routes *r, struct evhttp_request *req, struct pa
     int rc = lines ? lh_search_run(r->store, &sr, emit_line, lines) : LH_ENOMEM;
     struct pending *pd = NULL;
     if (rc != 0) {
-        LH_ERROR(ROUTES_LOG, "search failed: %s", lh_strerror(rc));
-        lh_reply_error(req, 500, lh_strerror(rc), -1);
+        reply_failed(r, req, p, rc);
     } else if (!federate(r, p)) {
         lh_reply_buf(req, 200, "application/x-ndjson", lines);
     } else if (!(pd = pending_new(r, req, K_SEARCH))) {
@@ -396,17 +418,19 @@ static void on_stats(struct lh_routes *r, struct evhttp_request *req, struct par
         return;
     }
     struct lh_stats_req sr = {.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns,
-                              .by = by, .n_by = n_by};
+                              .by = by, .n_by = n_by, .deadline_ms = p->deadline_ms};
     json_t *rows = NULL;
     int rc = lh_stats_run(r->store, &sr, &rows);
-    if (rc == LH_EINVAL || rc == LH_ETOOBIG) {
+    if (rc != 0 && (lh_query_status(p->query, NULL) != 0 || rc == LH_ETIMEDOUT)) {
+        reply_failed(r, req, p, rc);
+    } else if (rc == LH_EINVAL || rc == LH_ETOOBIG) {
         char msg[128];
         snprintf(msg, sizeof msg, rc == LH_EINVAL ? "stats: at most %d fields after 'by'"
                                                   : "stats: more than %d groups",
                  rc == LH_EINVAL ? LH_STATS_MAX_FIELDS : LH_STATS_MAX_GROUPS);
         lh_reply_error(req, 400, msg, -1);
     } else if (rc != 0) {
-        lh_reply_error(req, 500, lh_strerror(rc), -1);
+        reply_failed(r, req, p, rc);
     } else if (!federate(r, p)) {
         lh_stats_finish(rows);
         lh_reply_json(req, 200, rows);
@@ -433,7 +457,8 @@ static const char *hist_opts(const struct params *p, struct lh_hist_req *hr)
 {
     const char *step = evhttp_find_header(&p->kv, "step");
     int64_t now = lh_now_ns();
-    *hr = (struct lh_hist_req){.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns};
+    *hr = (struct lh_hist_req){.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns,
+                               .deadline_ms = p->deadline_ms};
     if (!p->to || !p->to[0])
         hr->to_ns = now;
     if (!p->from || !p->from[0])
@@ -478,7 +503,7 @@ static void on_histogram(struct lh_routes *r, struct evhttp_request *req, struct
     if (msg) {
         lh_reply_error(req, 400, msg, -1);
     } else if (rc != 0) {
-        lh_reply_error(req, 500, lh_strerror(rc), -1);
+        reply_failed(r, req, p, rc);
     } else if (!federate(r, p)) {
         lh_reply_json(req, 200, buckets);
     } else {
@@ -559,6 +584,7 @@ bool lh_routes_handle(struct lh_routes *r, struct evhttp_request *req, const cha
         params_free(&p);
         return true;
     }
+    p.deadline_ms = lh_mono_ms() + r->query_timeout_ms;
     const char *const *by;
     size_t n_by;
     if (strcmp(path, "/api/v1/histogram") == 0)
@@ -591,6 +617,9 @@ int lh_routes_new(struct event_base *base, struct lh_store *store, struct lh_met
     LIST_INIT(&r->pending);
     r->queries = lh_metrics_get(metrics, LH_METRIC_COUNTER, "loghaul_collector_queries_total",
                                 NULL, "Queries answered (search, histogram, stats)");
+    r->timeouts = lh_metrics_get(metrics, LH_METRIC_COUNTER,
+                                 "loghaul_collector_query_timeouts_total", NULL,
+                                 "Queries answered 503 for running past search.query_timeout");
     if (lh_tail_new(metrics, &r->tail) != 0) {
         free(r);
         return LH_ENOMEM;

@@ -6,6 +6,7 @@
 
 #include "common/err.h"
 #include "common/record.h"
+#include "common/util.h"
 
 /* A kept hit holds its tag and fields re-packed (the scan's memory is gone
  * by the end): a broad query replaces hits constantly, and copying msgpack
@@ -23,7 +24,7 @@ struct topk {
     const struct lh_search_req *req;
     struct hit *h;
     size_t n, cap;
-    int err;
+    struct lh_search_budget budget;
 };
 
 /* True when a ranks before b in the requested order. */
@@ -91,8 +92,9 @@ static int on_event(void *ud, const struct lh_store_event *ev)
 {
     struct topk *t = ud;
     const struct lh_search_req *r = t->req;
-    if (ev->time_ns < r->from_ns || ev->time_ns > r->to_ns)
-        return 0;
+    int rc = lh_search_budget_tick(&t->budget);
+    if (rc != 0 || ev->time_ns < r->from_ns || ev->time_ns > r->to_ns)
+        return rc;
     struct hit cand = {.time_ns = ev->time_ns, .seq = ev->seq};
     /* Matching and copying cost: only for hits that make the cut. */
     if (t->n == t->cap && !better(t, &cand, &t->h[0]))
@@ -101,9 +103,16 @@ static int on_event(void *ud, const struct lh_store_event *ev)
         struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
                                      .time_ns = ev->time_ns, .fields = ev->fields};
         if (!lh_query_match(r->query, &qr))
-            return 0;
+            return lh_query_status(r->query, NULL);
     }
     return add_hit(t, &cand, ev);
+}
+
+int lh_search_budget_tick(struct lh_search_budget *b)
+{
+    if (b->deadline_ms == 0 || ++b->n % LH_SEARCH_CLOCK_EVERY != 0)
+        return 0;
+    return lh_mono_ms() > b->deadline_ms ? LH_ETIMEDOUT : 0;
 }
 
 /* Pops the worst to the end repeatedly: h[0..n) ends up best first. */
@@ -142,7 +151,7 @@ int lh_search_run(struct lh_store *store, const struct lh_search_req *req, lh_se
 {
     if (req->limit == 0 || req->limit > LH_SEARCH_MAX_LIMIT)
         return LH_EINVAL;
-    struct topk t = {.req = req, .cap = req->limit};
+    struct topk t = {.req = req, .cap = req->limit, .budget = {.deadline_ms = req->deadline_ms}};
     t.h = calloc(t.cap, sizeof *t.h);
     if (!t.h)
         return LH_ENOMEM;

@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <jansson.h>
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ struct client {
     struct lh_query *q;
     struct evbuffer *batch;   /* lines of the batch being published */
     uint64_t dropped;         /* not yet announced */
+    bool ending;              /* its query failed: the stream ends at the flush */
     LIST_ENTRY(client) link;
 };
 
@@ -150,13 +152,34 @@ static size_t queued(const struct client *c)
     return evbuffer_get_length(bufferevent_get_output(bev)) + evbuffer_get_length(c->batch);
 }
 
+/* A regex PCRE2 gave up on would make the stream silently miss records
+ * from now on: the client gets the error as a last line instead,
+ * {"error": "...", "position": N}, and the stream ends. */
+static void fail_query(struct client *c)
+{
+    struct lh_query_error qe = {.position = 0};
+    lh_query_status(c->q, &qe);
+    json_t *o = json_pack("{s:s, s:i}", "error", qe.msg, "position", qe.position);
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (!line || evbuffer_add_printf(c->batch, "%s\n", line) < 0)
+        LH_WARN(TAIL_LOG, "a live tail ends on a regex too costly to match");
+    free(line);
+    json_decref(o);
+    c->ending = true;
+}
+
 static void offer(struct client *c, struct event_view *ev)
 {
+    if (c->ending)
+        return;
     if (c->q) {
         struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
                                      .time_ns = ev->time_ns, .fields = ev->fields};
-        if (!lh_query_match(c->q, &qr))
+        if (!lh_query_match(c->q, &qr)) {
+            if (lh_query_status(c->q, NULL) != 0)
+                fail_query(c);
             return;
+        }
     }
     if (!ev->json) {
         ev->json = lh_record_json(ev->tag, ev->tag_len, ev->time_ns, ev->fields, NULL);
@@ -205,10 +228,17 @@ static void publish_event(const msgpack_object *o)
 static void flush_all(void)
 {
     for (struct lh_tail *t = registries; t; t = t->next) {
-        struct client *c;
-        LIST_FOREACH(c, &t->clients, link)
+        struct client *c = LIST_FIRST(&t->clients), *next;
+        for (; c; c = next) {
+            next = LIST_NEXT(c, link);
             if (evbuffer_get_length(c->batch))
                 evhttp_send_reply_chunk(c->req, c->batch);
+            if (c->ending) {
+                evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+                evhttp_send_reply_end(c->req);
+                client_free(c);
+            }
+        }
     }
 }
 

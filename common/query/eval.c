@@ -106,6 +106,27 @@ static bool cmp_ok(enum qop op, int c)
     }
 }
 
+/* A match PCRE2 gave up on is remembered, not taken for a non-match: the
+ * answer would be wrong. Once one is, no regex runs again for this query,
+ * so a doomed query stops costing anything. */
+static bool match_regex(const struct lh_query *q, const struct qnode *n, const char *s,
+                        size_t len)
+{
+    struct qregex *rx = q->rx;
+    int rc;
+
+    if (rx->undecided != NULL)
+        return false;
+    rc = pcre2_match(n->re, (PCRE2_SPTR)s, len, 0, 0, rx->md, rx->mctx);
+    if (rc >= 0)
+        return true;
+    if (rc != PCRE2_ERROR_NOMATCH) {
+        rx->undecided = n;
+        rx->undecided_rc = rc;
+    }
+    return false;
+}
+
 static bool match_text(const struct lh_query *q, const struct qnode *n, const char *s,
                        size_t len)
 {
@@ -119,7 +140,7 @@ static bool match_text(const struct lh_query *q, const struct qnode *n, const ch
     case QOP_PREFIX:
         return len >= n->value_len && memcmp(s, n->value, n->value_len) == 0;
     case QOP_REGEX:
-        return pcre2_match(n->re, (PCRE2_SPTR)s, len, 0, 0, q->md, q->mctx) >= 0;
+        return match_regex(q, n, s, len);
     default:
         return qnum_parse(s, len, &num) && cmp_ok(n->op, qnum_cmp(&num, &n->num));
     }

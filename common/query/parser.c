@@ -1,11 +1,13 @@
 /* Recursive-descent parser: OR of ANDs of unary terms, then an optional
  * `| stats count by …`. Precedence NOT/- > AND (also implicit) > OR. Depth
  * is counted at every NOT, '-' and '(' so no input can exhaust the stack. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
 #include "common/query/query_int.h"
+#include "common/record.h"
 #include "common/util.h"
 
 struct qparser {
@@ -100,7 +102,7 @@ static int field_number(struct qparser *p, struct qnode *n, int pos)
 {
     if (n->special == QS_TIME) {
         int64_t ns;
-        if (lh_parse_time(n->value, &ns) != 0)
+        if (lh_parse_time_clamp(n->value, &ns) != 0)
             return qerr(p->lex.err, pos, "expected a time (RFC 3339 or unix seconds)");
         n->num.kind = QNUM_INT;
         n->num.i = ns;
@@ -141,6 +143,7 @@ static int field_node(struct qparser *p, struct qnode *n)
     t->str = NULL;
     switch (n->op) {
     case QOP_REGEX:
+        n->pos = t->pos;
         return compile_regex(p, n, t->value_pos);
     case QOP_EXISTS:
     case QOP_PREFIX:
@@ -319,6 +322,9 @@ static int stats_add(struct lh_query *q, const struct qlex *lex, size_t at, size
     if (q->n_by == LH_QUERY_MAX_STATS_BY)
         return qerr(lex->err, (int)at, "too many stats fields (more than %d)",
                     LH_QUERY_MAX_STATS_BY);
+    /* They become JSON keys of the answer. */
+    if (!lh_utf8_valid(lex->s + at, end - at))
+        return qerr(lex->err, (int)at, "a stats field name must be valid UTF-8");
     if (q->by == NULL && (q->by = calloc(LH_QUERY_MAX_STATS_BY, sizeof *q->by)) == NULL)
         return LH_ENOMEM;
     if ((q->by[q->n_by] = strndup(lex->s + at, end - at)) == NULL)
@@ -388,15 +394,42 @@ static int parse_query(struct qparser *p, struct lh_query *q)
     return p->cur.kind == QT_EOF ? 0 : unexpected(p);
 }
 
+/* Bounds on one regex match, so a pattern that backtracks catastrophically
+ * costs at most a few milliseconds per record before the query fails with
+ * an error naming it (lh_query_status). JIT honours the match limit and its
+ * own stack; the interpreter also the depth and heap limits. */
+#define QRX_MATCH_LIMIT 1000000
+#define QRX_DEPTH_LIMIT 10000
+#define QRX_HEAP_LIMIT_KIB 8192
+#define QRX_JIT_STACK_START (32 * 1024)
+#define QRX_JIT_STACK_MAX (1024 * 1024) /* ~32k repeats of a capturing group */
+
+static void regex_scratch_free(struct qregex *rx)
+{
+    if (rx == NULL)
+        return;
+    pcre2_match_data_free(rx->md);
+    pcre2_match_context_free(rx->mctx);
+    pcre2_jit_stack_free(rx->jit_stack);
+    free(rx);
+}
+
 static int regex_scratch(struct lh_query *q)
 {
-    q->md = pcre2_match_data_create(1, NULL);
-    q->mctx = pcre2_match_context_create(NULL);
-    if (q->md == NULL || q->mctx == NULL)
+    struct qregex *rx = calloc(1, sizeof *rx);
+
+    if (rx == NULL)
         return LH_ENOMEM;
-    /* Bounds backtracking so one pathological pattern cannot stall a search. */
-    pcre2_set_match_limit(q->mctx, 1000000);
-    pcre2_set_depth_limit(q->mctx, 10000);
+    q->rx = rx;
+    rx->md = pcre2_match_data_create(1, NULL);
+    rx->mctx = pcre2_match_context_create(NULL);
+    rx->jit_stack = pcre2_jit_stack_create(QRX_JIT_STACK_START, QRX_JIT_STACK_MAX, NULL);
+    if (rx->md == NULL || rx->mctx == NULL || rx->jit_stack == NULL)
+        return LH_ENOMEM;
+    pcre2_jit_stack_assign(rx->mctx, NULL, rx->jit_stack);
+    pcre2_set_match_limit(rx->mctx, QRX_MATCH_LIMIT);
+    pcre2_set_depth_limit(rx->mctx, QRX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(rx->mctx, QRX_HEAP_LIMIT_KIB);
     return 0;
 }
 
@@ -439,8 +472,7 @@ void lh_query_free(struct lh_query *q)
     for (size_t i = 0; i < q->n_by; i++)
         free(q->by[i]);
     free(q->by);
-    pcre2_match_data_free(q->md);
-    pcre2_match_context_free(q->mctx);
+    regex_scratch_free(q->rx);
     free(q);
 }
 
@@ -451,4 +483,36 @@ bool lh_query_stats(const struct lh_query *q, const char *const **by, size_t *n_
     *by = (const char *const *)q->by;
     *n_by = q->n_by;
     return true;
+}
+
+/* The regex text, cut at a character boundary to fit the message. */
+static int regex_excerpt(const struct qnode *n)
+{
+    int len = n->value_len > 80 ? 80 : (int)n->value_len;
+
+    while (len > 0 && len < (int)n->value_len && ((unsigned char)n->value[len] & 0xC0) == 0x80)
+        len--;
+    return len;
+}
+
+int lh_query_status(const struct lh_query *q, struct lh_query_error *err)
+{
+    const struct qnode *n = q->rx != NULL ? q->rx->undecided : NULL;
+    bool backtracks;
+    int len;
+
+    if (n == NULL)
+        return 0;
+    if (err != NULL) {
+        backtracks = q->rx->undecided_rc == PCRE2_ERROR_MATCHLIMIT;
+        len = regex_excerpt(n);
+        snprintf(err->msg, sizeof err->msg, "regex \"%.*s%s\" is too costly to match: %s",
+                 len, n->value, (size_t)len < n->value_len ? "..." : "",
+                 backtracks ? "it backtracks too much on a record (avoid nested repeats "
+                              "such as (a+)+)"
+                            : "it needs too much memory on a record (avoid repeating a "
+                              "group over long text: [ab]* rather than (a|b)*)");
+        err->position = n->pos;
+    }
+    return LH_ETOOBIG;
 }

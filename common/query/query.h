@@ -62,6 +62,13 @@ void lh_query_free(struct lh_query *q);
  * independent. */
 bool lh_query_match(const struct lh_query *q, const struct lh_query_record *r);
 
+/* 0 while every regex match so far was decided. LH_ETOOBIG once a regex
+ * match hit PCRE2's bounds (match limit, JIT stack, depth or heap): that
+ * record counted as no match and later matches of that regex are skipped,
+ * so the caller should fail the query; err (may be NULL) then names the
+ * regex and points at its term. Cheap enough to call after every match. */
+int lh_query_status(const struct lh_query *q, struct lh_query_error *err);
+
 /* `| stats count by f1, f2`: true when present; fields listed in *by (owned
  * by q; *by may be NULL when n_by is 0, for `| stats count`). */
 bool lh_query_stats(const struct lh_query *q, const char *const **by, size_t *n_by);

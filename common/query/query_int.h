@@ -126,6 +126,7 @@ struct qnode {
     bool has_num; /* value parsed as a number (for `time`: as a time, in ns) */
     struct qnum num;
     pcre2_code *re;
+    int pos; /* QOP_REGEX: where the term starts in the query text */
 };
 
 #define LH_QUERY_MAX_STATS_BY 32
@@ -135,10 +136,19 @@ struct lh_query {
     bool stats;
     char **by; /* owned, n_by names */
     size_t n_by;
-    /* Scratch for regex matching, shared by all regex nodes: this is why one
-     * query is matched from one thread at a time. */
+    /* Regex scratch and outcome, shared by all regex nodes: this is why one
+     * query is matched from one thread at a time. NULL without regexes. */
+    struct qregex *rx;
+};
+
+/* Matching writes here through a const query (it lives apart from the
+ * query for that reason). */
+struct qregex {
     pcre2_match_data *md;
     pcre2_match_context *mctx;
+    pcre2_jit_stack *jit_stack;
+    const struct qnode *undecided; /* first regex whose match hit a limit */
+    int undecided_rc;              /* PCRE2's error code for it */
 };
 
 void qnode_free(struct qnode *n);
