@@ -683,14 +683,16 @@ def kill9(run, proc):
     run.procs.remove(proc)
 
 
-def seqs_on(col, n):
-    """Counter of sequence numbers stored on a collector, for seqs below n.
-    A search returns at most 100k records: beyond that, slices of 10k by
-    regex, each asked for twice as many so a duplicate cannot hide."""
+def seqs_on(col, n, query=""):
+    """Counter of sequence numbers stored on a collector, for seqs below n,
+    among the records matching query. A search returns at most 100k
+    records: beyond that, slices of 10k by regex, each asked for twice as
+    many so a duplicate cannot hide."""
     if n <= 50000:
-        queries = [("", max(2 * n, 10))]
+        queries = [(query, max(2 * n, 10))]
     else:
-        queries = [('message:~"^seq %04d"' % k, 20000) for k in range((n + 9999) // 10000)]
+        queries = [(('%s message:~"^seq %04d"' % (query, k)).strip(), 20000)
+                   for k in range((n + 9999) // 10000)]
     out = collections.Counter()
     for q, limit in queries:
         r, recs, _ = search([col.url], q, "--limit", str(limit), timeout=120)
@@ -703,10 +705,11 @@ def seqs_on(col, n):
     return out
 
 
-def wait_all(cols, n, timeout=90):
-    """Waits until seqs 0..n-1 are all stored (on any of cols); returns
-    the combined Counter. Large counts wait on the stored-records metric
-    first (it counts no duplicate: those are acked without storing)."""
+def wait_all(cols, n, timeout=90, query=""):
+    """Waits until seqs 0..n-1 are all stored (on any of cols) among the
+    records matching query; returns the combined Counter. Large counts
+    wait on the stored-records metric first (it counts no duplicate: those
+    are acked without storing)."""
     state = {}
 
     def done():
@@ -715,7 +718,7 @@ def wait_all(cols, n, timeout=90):
             return False
         total = collections.Counter()
         for c in cols:
-            total.update(seqs_on(c, n))
+            total.update(seqs_on(c, n, query))
         state["c"] = total
         return len(total) >= n
     try:
