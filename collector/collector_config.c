@@ -45,8 +45,9 @@ static const struct lh_cfg_field forward_fields[] = {
      .offset = offsetof(struct lh_forward_listen_cfg, max_frame), .defval = "64MiB",
      .min = 16, .max = 1024 * MiB, .help = "largest Forward frame accepted"},
     {.key = "max_decompressed", .type = LH_CFG_SIZE,
-     .offset = offsetof(struct lh_forward_listen_cfg, max_decompressed), .defval = "256MiB",
-     .min = 16, .max = 4096 * MiB, .help = "largest inflated gzip payload of one frame"},
+     .offset = offsetof(struct lh_forward_listen_cfg, max_decompressed), .defval = "64MiB",
+     .min = 16, .max = 4096 * MiB,
+     .help = "largest inflated gzip payload of one frame, and of its records as stored"},
     {.key = "handshake_timeout", .type = LH_CFG_DURATION,
      .offset = offsetof(struct lh_forward_listen_cfg, handshake_timeout_ms), .defval = "30s",
      .min = 100, .max = 3600 * 1000,
@@ -57,13 +58,46 @@ static const struct lh_cfg_field forward_fields[] = {
      .min = 1, .max = 1000000,
      .help = "open Forward connections at most; past it new ones wait in the kernel's "
              "accept queue until one closes"},
+    {.key = "max_connection_memory", .type = LH_CFG_SIZE,
+     .offset = offsetof(struct lh_forward_listen_cfg, max_connection_memory),
+     .defval = "65MiB", .min = 2 * MiB, .max = 64 * 1024 * MiB,
+     .help = "bytes one connection may hold (its frame and socket buffers); at least "
+             "max_frame + 1MiB"},
+    {.key = "max_memory", .type = LH_CFG_SIZE,
+     .offset = offsetof(struct lh_forward_listen_cfg, max_memory), .defval = "96MiB",
+     .min = 2 * MiB, .max = 64 * 1024 * MiB,
+     .help = "bytes all connections hold together; past it connections stop reading until "
+             "memory is released"},
     {0},
 };
+
+/* The memory budgets must leave room for the largest frame, or such frames
+ * could never be read. */
+static int validate_forward(void *obj, struct lh_cfg_diag *d, int line, int col)
+{
+    const struct lh_forward_listen_cfg *f = obj;
+    if (f->max_connection_memory < f->max_frame + MiB)
+        return lh_cfg_error(d, line, col, "listen.forward.max_connection_memory (%lld bytes) "
+                            "must be at least max_frame + 1MiB (%lld bytes): a connection "
+                            "holds its frame and socket buffers",
+                            (long long)f->max_connection_memory, (long long)(f->max_frame + MiB));
+    if (f->max_memory < f->max_connection_memory)
+        return lh_cfg_error(d, line, col, "listen.forward.max_memory (%lld bytes) is smaller than "
+                            "max_connection_memory (%lld bytes)", (long long)f->max_memory,
+                            (long long)f->max_connection_memory);
+    if (f->max_decompressed < f->max_frame)
+        return lh_cfg_error(d, line, col, "listen.forward.max_decompressed (%lld bytes) is "
+                            "smaller than max_frame (%lld bytes): it also caps a frame's "
+                            "records as stored", (long long)f->max_decompressed,
+                            (long long)f->max_frame);
+    return 0;
+}
 
 static const struct lh_cfg_schema forward_schema = {
     .name = "listen.forward section",
     .size = sizeof(struct lh_forward_listen_cfg),
     .fields = forward_fields,
+    .validate = validate_forward,
 };
 
 static const struct lh_cfg_field http_fields[] = {

@@ -23,21 +23,35 @@
 
 #define FWD_LOG "in_forward"
 /* Bytes moved out of libevent per step, and what libevent buffers at most
- * before it stops reading the socket. */
+ * before it stops reading the socket. A connection holds its frame buffer
+ * (the frame, plus one step of the next) and libevent's input (high water
+ * plus one read): CONN_OVERHEAD beyond the frame itself. */
 #define READ_STEP (256 * 1024)
-#define READ_HIGH_WATER (1024 * 1024)
-/* A connection keeps at most this much idle buffer after a large frame. */
-#define KEEP_BUF (1024 * 1024)
+#define READ_HIGH_WATER (512 * 1024)
+#define CONN_OVERHEAD (2 * READ_STEP + READ_HIGH_WATER)
+/* Before the shared-key handshake a frame can only be a PING: a few hundred
+ * bytes. Anything bigger is refused before it is buffered. */
+#define PREAUTH_MAX (64 * 1024)
+/* With connections waiting for memory and none released for this long, the
+ * largest holder is closed (see lh_in_forward.stall). */
+#define STALL_MS 1000
+/* A connection between frames keeps at most this much buffer: idle
+ * connections hold next to nothing of the memory budget. */
+#define KEEP_BUF (64 * 1024)
 /* The staging buffer is kept up to this size (a default agent batch is
  * 2 MiB of entries). */
 #define KEEP_STAGE (8 * 1024 * 1024)
 
-enum reason { R_MALFORMED, R_TOO_BIG, R_PROTOCOL, R_HANDSHAKE, R_TLS, R_STORE, N_REASONS };
-static const char *const reason_names[N_REASONS] = {"malformed", "too_big", "protocol",
-                                                    "handshake", "tls",     "store"};
+enum reason {
+    R_MALFORMED, R_TOO_BIG, R_PROTOCOL, R_HANDSHAKE, R_TLS, R_STORE, R_TOO_DEEP, R_MEMORY,
+    N_REASONS
+};
+static const char *const reason_names[N_REASONS] = {
+    "malformed", "too_big", "protocol", "handshake", "tls", "store", "too_deep", "memory"};
 
 struct fwd_metrics {
     struct lh_metric *records_in, *stored, *bytes_in, *conns_total, *conns_active, *dedup_hits;
+    struct lh_metric *memory, *pauses;
     struct lh_metric *rejected[N_REASONS];
 };
 
@@ -60,6 +74,16 @@ struct lh_in_forward {
      * serves every connection, and keeping it spares an allocation (and
      * the page faults of a fresh one) per frame. */
     msgpack_sbuffer stage;
+    /* The memory budget (max_memory): bytes every connection holds (frame
+     * buffers and libevent's input). A connection that would grow past it
+     * stops reading until memory is released; with connections waiting and
+     * nothing released for STALL_MS, the largest holder is closed: waiting
+     * holders (half-sent frames) would otherwise wait for each other forever. */
+    size_t held;
+    size_t n_paused;
+    bool released;             /* memory released since the stall timer was armed */
+    struct event *resume_ev;   /* wakes paused connections, from the loop */
+    struct event *stall_ev;
     void (*done)(void *ud);    /* set by shutdown */
     void *done_ud;
 };
@@ -79,6 +103,8 @@ struct conn {
     bool tls_done;             /* TLS handshake done, or plain TCP */
     struct event *hs_timer;    /* until both handshakes are done; then NULL */
     bool closing;              /* no more reading; freed once acks are written */
+    bool paused;               /* reading stopped: waiting for memory */
+    size_t held;               /* what this connection counts in f->held */
     struct lh_fwd_helo helo;
 };
 
@@ -87,10 +113,74 @@ struct stage {
     msgpack_sbuffer *sb;        /* the listener's, reused frame after frame */
     msgpack_packer pk;
     size_t n;
+    size_t max;                 /* staged bytes at most (max_decompressed) */
     const char *host;
+    size_t host_len;
     const char *tag;            /* the frame's (all its events share it) */
     size_t tag_len;
+    enum reason refused;        /* N_REASONS, or why an event was refused */
 };
+
+/* ---- memory budget ------------------------------------------------------ */
+
+static const struct timeval stall_tv = {STALL_MS / 1000, (STALL_MS % 1000) * 1000};
+
+/* What c holds: its frame buffer and what libevent has read for it. */
+static size_t conn_usage(const struct conn *c)
+{
+    return c->cap + (c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0);
+}
+
+static void mem_gauge(struct lh_in_forward *f)
+{
+    lh_metric_set(f->m.memory, (int64_t)(f->held + f->stage.alloc));
+}
+
+/* Accounts held bytes going from c->held to now; a release wakes the
+ * connections waiting for memory (from the loop, not from here). */
+static void mem_account(struct conn *c, size_t now)
+{
+    struct lh_in_forward *f = c->f;
+
+    if (now < c->held && f->n_paused > 0) {
+        f->released = true;
+        event_active(f->resume_ev, EV_TIMEOUT, 0);
+    }
+    f->held = f->held - c->held + now;
+    c->held = now;
+    mem_gauge(f);
+}
+
+static void mem_sync(struct conn *c)
+{
+    mem_account(c, conn_usage(c));
+}
+
+static void mem_forget(struct conn *c)
+{
+    if (c->paused) {
+        c->paused = false;
+        c->f->n_paused--;
+    }
+    mem_account(c, 0);
+}
+
+/* Stops reading c until memory is released. */
+static void conn_pause(struct conn *c)
+{
+    struct lh_in_forward *f = c->f;
+
+    c->paused = true;
+    f->n_paused++;
+    bufferevent_disable(c->bev, EV_READ);
+    lh_metric_add(f->m.pauses, 1);
+    LH_DEBUG(FWD_LOG, "%s: max_memory reached (%zu bytes held), reading paused", c->peer,
+             f->held);
+    if (!evtimer_pending(f->stall_ev, NULL)) {
+        f->released = false;
+        evtimer_add(f->stall_ev, &stall_tv);
+    }
+}
 
 /* ---- connection lifetime ------------------------------------------------ */
 
@@ -114,6 +204,7 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     lh_metric_add(f->m.conns_active, -1);
     f->n_conns--;
+    mem_forget(c);
     if (f->full && f->lev) {
         f->full = false;
         evconnlistener_enable(f->lev);
@@ -235,6 +326,19 @@ static int pack_fields(msgpack_packer *pk, const struct lh_fwd_event *ev, const 
 static int stage_event(void *ud, const struct lh_fwd_event *ev)
 {
     struct stage *st = ud;
+    size_t used;
+    /* The store reads each event [tag, time, fields] back with msgpack-c, so
+     * the record may nest one level less than its limit: nothing is acked
+     * that cannot be read back. */
+    if (lh_mp_walk((const uint8_t *)ev->record, ev->record_len, LH_MP_MAX_DEPTH - 1, &used) != 0) {
+        st->refused = R_TOO_DEEP;
+        return LH_EPROTO;
+    }
+    /* Tiny entries under a long tag would stage far more than the frame. */
+    if (st->sb->size + ev->record_len + ev->tag_len + st->host_len + 64 > st->max) {
+        st->refused = R_TOO_BIG;
+        return LH_ETOOBIG;
+    }
     st->tag = ev->tag;
     st->tag_len = ev->tag_len;
     if (msgpack_pack_array(&st->pk, 3) != 0 || lh_pack_strn(&st->pk, ev->tag, ev->tag_len) != 0 ||
@@ -244,8 +348,14 @@ static int stage_event(void *ud, const struct lh_fwd_event *ev)
     return 0;
 }
 
-static int decode_fault(struct conn *c, int rc)
+static int decode_fault(struct conn *c, const struct stage *st, int rc)
 {
+    if (st->refused == R_TOO_DEEP)
+        return fault(c, R_TOO_DEEP, "a record nests deeper than %d levels, more than the store "
+                     "can read back; frame refused, not acked", LH_MP_MAX_DEPTH - 1);
+    if (st->refused == R_TOO_BIG)
+        return fault(c, R_TOO_BIG, "the frame's records as stored exceed max_decompressed (%lld "
+                     "bytes); frame refused, not acked", (long long)c->f->cfg->max_decompressed);
     if (rc == LH_ETOOBIG)
         return fault(c, R_TOO_BIG, "decompressed payload larger than max_decompressed (%lld bytes)",
                      (long long)c->f->cfg->max_decompressed);
@@ -292,16 +402,18 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
     return 0;
 }
 
-static int on_events(struct conn *c, const msgpack_object *frame)
+static int on_events(struct conn *c, const uint8_t *p, size_t len)
 {
     struct lh_in_forward *f = c->f;
-    struct stage st = {.host = c->host, .sb = &f->stage};
+    size_t max = (size_t)f->cfg->max_decompressed;
+    struct stage st = {.host = c->host, .host_len = strlen(c->host), .sb = &f->stage,
+                       .max = max, .refused = N_REASONS};
     struct lh_fwd_options o;
     msgpack_sbuffer_clear(st.sb);
     msgpack_packer_init(&st.pk, st.sb, msgpack_sbuffer_write);
-    int rc = lh_fwd_decode(frame, (size_t)c->f->cfg->max_decompressed, stage_event, &st, &o, NULL);
+    int rc = lh_fwd_decode(p, len, max, stage_event, &st, &o, NULL);
     if (rc != 0)
-        rc = decode_fault(c, rc);
+        rc = decode_fault(c, &st, rc);
     else if (o.chunk && o.chunk_len > LH_STORE_MAX_CHUNK_ID)
         rc = fault(c, R_PROTOCOL, "chunk id longer than %d bytes", LH_STORE_MAX_CHUNK_ID);
     else
@@ -310,6 +422,7 @@ static int on_events(struct conn *c, const msgpack_object *frame)
         msgpack_sbuffer_destroy(&f->stage);
         msgpack_sbuffer_init(&f->stage);
     }
+    mem_gauge(f);
     return rc;
 }
 
@@ -338,9 +451,8 @@ static int on_ping(struct conn *c, const msgpack_object *o)
     return 0;
 }
 
-/* One complete msgpack object from the stream. 0, or -1 when the
- * connection is closed or closing. */
-static int on_frame(struct conn *c, const uint8_t *p, size_t len)
+/* A frame before the handshake, at most PREAUTH_MAX bytes: unpacked. */
+static int on_preauth_frame(struct conn *c, const uint8_t *p, size_t len)
 {
     msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
     if (!zone)
@@ -350,25 +462,63 @@ static int on_frame(struct conn *c, const uint8_t *p, size_t len)
     int rc;
     if (msgpack_unpack((const char *)p, len, &off, zone, &o) != MSGPACK_UNPACK_SUCCESS)
         rc = fault(c, R_MALFORMED, "malformed msgpack");
-    else if (o.type == MSGPACK_OBJECT_NIL)
-        rc = 0; /* heartbeat */
-    else if (!c->authed)
-        rc = on_ping(c, &o);
     else
-        rc = on_events(c, &o);
+        rc = on_ping(c, &o);
     msgpack_zone_free(zone);
     return rc;
 }
 
+/* One complete msgpack object from the stream. 0, or -1 when the
+ * connection is closed or closing. */
+static int on_frame(struct conn *c, const uint8_t *p, size_t len)
+{
+    if (len == 1 && p[0] == 0xc0)
+        return 0; /* heartbeat */
+    return c->authed ? on_events(c, p, len) : on_preauth_frame(c, p, len);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
-static int reserve(struct conn *c, size_t more)
+/* The largest frame c may send now. */
+static size_t frame_limit(const struct conn *c)
 {
-    if (c->cap - c->len >= more)
-        return 0;
-    size_t cap = c->cap ? c->cap : 64 * 1024;
-    while (cap - c->len < more)
+    const struct lh_forward_listen_cfg *cfg = c->f->cfg;
+    size_t room = (size_t)cfg->max_connection_memory - CONN_OVERHEAD; /* validated */
+
+    if (!c->authed)
+        return PREAUTH_MAX;
+    return (size_t)cfg->max_frame < room ? (size_t)cfg->max_frame : room;
+}
+
+static int frame_too_big(struct conn *c, size_t max)
+{
+    const struct lh_forward_listen_cfg *cfg = c->f->cfg;
+
+    if (!c->authed)
+        return fault(c, R_HANDSHAKE, "frame before the shared-key handshake is larger than %d "
+                     "bytes (a PING is a few hundred)", PREAUTH_MAX);
+    if (max < (size_t)cfg->max_frame)
+        return fault(c, R_TOO_BIG, "frame larger than %zu bytes cannot fit max_connection_memory "
+                     "(%lld bytes)", max, (long long)cfg->max_connection_memory);
+    return fault(c, R_TOO_BIG, "frame larger than max_frame (%zu bytes)", max);
+}
+
+/* The frame buffer's capacity for more bytes: doubled, but no more than the
+ * largest frame allowed needs (plus one step of the next frame). */
+static size_t grown_cap(const struct conn *c, size_t more)
+{
+    size_t need = c->len + more, top = frame_limit(c) + READ_STEP;
+    size_t cap = c->cap ? c->cap : KEEP_BUF;
+
+    while (cap < need)
         cap *= 2;
+    return cap > top && need <= top ? top : cap;
+}
+
+static int reserve(struct conn *c, size_t cap)
+{
+    if (cap <= c->cap)
+        return 0;
     uint8_t *g = realloc(c->buf, cap);
     if (!g)
         return LH_ENOMEM;
@@ -377,18 +527,44 @@ static int reserve(struct conn *c, size_t more)
     return 0;
 }
 
+/* Keeps the unfinished frame, in a buffer no bigger than it needs. */
+static void compact(struct conn *c, size_t off)
+{
+    memmove(c->buf, c->buf + off, c->len - off);
+    c->len -= off;
+    if (c->len == 0 && c->cap > KEEP_BUF) {
+        free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    } else if (c->cap > KEEP_BUF && c->len < c->cap / 4) {
+        uint8_t *g = realloc(c->buf, c->cap / 2);
+        if (g) {
+            c->buf = g;
+            c->cap /= 2;
+        }
+    }
+}
+
 /* Handles every complete frame in c->buf; keeps the partial one. */
 static int drain_frames(struct conn *c)
 {
     size_t off = 0;
-    size_t max = (size_t)c->f->cfg->max_frame;
     for (;;) {
-        size_t flen;
-        int rc = lh_mp_scan(&c->scan, c->buf + off, c->len - off, max, &flen);
+        size_t flen, max = frame_limit(c);
+        /* After the handshake a frame is nil or [tag, ...]: anything else
+         * is refused from its first bytes, before it is buffered. */
+        int rc = c->authed && !c->scan.started ? lh_fwd_check_head(c->buf + off, c->len - off)
+                                                : 0;
+        if (rc == LH_AGAIN)
+            break;
+        if (rc != 0)
+            return fault(c, R_PROTOCOL, "not a Forward frame (want nil, or an array of 2 to 4 "
+                         "elements starting with the tag)");
+        rc = lh_mp_scan(&c->scan, c->buf + off, c->len - off, max, &flen);
         if (rc == LH_AGAIN)
             break;
         if (rc == LH_ETOOBIG)
-            return fault(c, R_TOO_BIG, "frame larger than max_frame (%zu bytes)", max);
+            return frame_too_big(c, max);
         if (rc != 0)
             return fault(c, R_MALFORMED, "malformed msgpack");
         lh_mp_scan_init(&c->scan);
@@ -396,37 +572,82 @@ static int drain_frames(struct conn *c)
             return -1;
         off += flen;
     }
-    memmove(c->buf, c->buf + off, c->len - off);
-    c->len -= off;
-    if (c->len == 0 && c->cap > KEEP_BUF) {
-        free(c->buf);
-        c->buf = NULL;
-        c->cap = 0;
-    }
+    compact(c, off);
     return 0;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* Moves what libevent read into the frame buffer and handles the frames
+ * completed, while the memory budget lets the buffer grow. */
+static void conn_read(struct conn *c)
 {
-    struct conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t avail;
-    c->tls_done = true; /* decrypted bytes arrived */
-    handshake_progress(c);
-    while (!c->closing && (avail = evbuffer_get_length(in)) > 0) {
+    mem_sync(c);
+    while (!c->closing && !c->paused && (avail = evbuffer_get_length(in)) > 0) {
         size_t step = avail < READ_STEP ? avail : READ_STEP;
-        if (reserve(c, step) != 0) {
+        size_t cap = grown_cap(c, step);
+        if (cap > c->cap && c->f->held + (cap - c->cap) > (size_t)c->f->cfg->max_memory) {
+            conn_pause(c);
+            return;
+        }
+        if (reserve(c, cap) != 0) {
             fault(c, R_STORE, "out of memory buffering a frame");
             return;
         }
         int n = evbuffer_remove(in, c->buf + c->len, step);
         if (n <= 0)
-            return;
+            break;
         c->len += (size_t)n;
         lh_metric_add(c->f->m.bytes_in, n);
         if (drain_frames(c) != 0)
             return;
+        mem_sync(c);
     }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    c->tls_done = true; /* decrypted bytes arrived */
+    handshake_progress(c);
+    conn_read(c);
+}
+
+/* Memory was released: paused connections read again, in turn, while the
+ * budget has room (libevent does not announce what it already buffered). */
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct lh_in_forward *f = arg;
+    for (struct conn *c = f->conns, *next; c && f->held < (size_t)f->cfg->max_memory; c = next) {
+        next = c->next;
+        if (!c->paused)
+            continue;
+        c->paused = false;
+        f->n_paused--;
+        bufferevent_enable(c->bev, EV_READ);
+        conn_read(c);
+    }
+}
+
+/* Connections wait for memory and none was released for STALL_MS: every
+ * holder may itself be waiting (half-sent frames), so the largest one is
+ * closed. Its frame was not acked; a real sender sends it again. */
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+    struct lh_in_forward *f = arg;
+    struct conn *big = NULL;
+    if (f->n_paused == 0)
+        return;
+    for (struct conn *c = f->released ? NULL : f->conns; c; c = c->next)
+        if (!c->closing && (!big || c->held > big->held))
+            big = c;
+    if (big)
+        fault(big, R_MEMORY, "max_memory (%lld bytes) full for %d ms with %zu connections "
+              "waiting; this one holds the most (%zu bytes, its frame not acked)",
+              (long long)f->cfg->max_memory, STALL_MS, f->n_paused, big->held);
+    f->released = false;
+    if (f->n_paused > 0)
+        evtimer_add(f->stall_ev, &stall_tv);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -582,8 +803,14 @@ static int register_metrics(struct lh_in_forward *f, struct lh_metrics *reg)
                                      NULL, "Forward connections open");
     m->dedup_hits = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_dedup_hits_total",
                                    NULL, "batches acked again without storing (chunk seen)");
+    m->memory = lh_metrics_get(reg, LH_METRIC_GAUGE, "loghaul_collector_forward_memory_bytes",
+                               NULL, "bytes Forward connections hold (frame buffers, socket "
+                               "input, staging), against listen.forward.max_memory");
+    m->pauses = lh_metrics_get(reg, LH_METRIC_COUNTER,
+                               "loghaul_collector_forward_read_pauses_total", NULL,
+                               "times a Forward connection stopped reading for max_memory");
     bool ok = m->records_in && m->stored && m->bytes_in && m->conns_total && m->conns_active &&
-              m->dedup_hits;
+              m->dedup_hits && m->memory && m->pauses;
     for (int r = 0; r < N_REASONS; r++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", reason_names[r]);
@@ -622,6 +849,12 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
         goto fail;
     }
     msgpack_sbuffer_init(&f->stage);
+    f->resume_ev = event_new(base, -1, 0, on_resume, f);
+    f->stall_ev = evtimer_new(base, on_stall, f);
+    if (!f->resume_ev || !f->stall_ev) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     f->base = base;
     f->cfg = cfg;
     f->store = store;
@@ -706,5 +939,9 @@ void lh_in_forward_free(struct lh_in_forward *f)
         SSL_CTX_free(f->ssl_ctx);
     lh_coll_outputs_free(f->outs);
     msgpack_sbuffer_destroy(&f->stage);
+    if (f->resume_ev)
+        event_free(f->resume_ev);
+    if (f->stall_ev)
+        event_free(f->stall_ev);
     free(f);
 }

@@ -1,5 +1,6 @@
 /* Fluent Forward v1: frame scanner, event decoding, PackedForward encoding,
- * gzip, chunk ids and acks. The handshake is in forward_handshake.c. */
+ * chunk ids and acks. The handshake is in forward_handshake.c, gzip in
+ * forward_gzip.c. */
 #include "common/forward.h"
 
 #include <limits.h>
@@ -7,7 +8,6 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "common/err.h"
 #include "common/record.h"
@@ -80,6 +80,12 @@ static int classify(uint8_t b, struct mp_head *h)
     return 0;
 }
 
+/* msgpack-c checks its depth limit on every container, empty ones too. */
+static bool is_container(const struct mp_head *h)
+{
+    return h->kind == MP_ARRAY || h->kind == MP_MAP;
+}
+
 static uint64_t read_be(const uint8_t *p, unsigned w)
 {
     uint64_t v = 0;
@@ -131,7 +137,7 @@ static int scan_one(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t
     rc = scan_fits(s, &h, pending - 1, max);
     if (rc != 0)
         return rc;
-    if (h.children > 0 && s->depth == LH_MP_MAX_DEPTH)
+    if (is_container(&h) && s->depth == LH_MP_MAX_DEPTH)
         return LH_EINVAL;
     if (len - s->pos - h.hdr < h.payload)
         return LH_AGAIN;
@@ -167,36 +173,45 @@ int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
 /* ---- raw msgpack -------------------------------------------------------- */
 
 /* The checks of lh_mp_scan (every length and count bounded by the bytes left,
- * nesting at most LH_MP_MAX_DEPTH) without its resumable state: this runs
- * once per entry of every packed frame. */
-size_t lh_mp_extent(const uint8_t *p, size_t n)
+ * msgpack-c's depth rule) without its resumable state: this runs once per
+ * entry of every packed frame. */
+int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len)
 {
-    uint64_t left[LH_MP_MAX_DEPTH];
+    uint64_t left[LH_MP_WALK_MAX];
     uint64_t owed = 1; /* objects not yet walked, each at least one byte */
     unsigned depth = 0;
     size_t pos = 0;
     struct mp_head h;
 
+    if (max_depth > LH_MP_WALK_MAX)
+        max_depth = LH_MP_WALK_MAX;
     do {
         if (owed > n - pos || classify(p[pos], &h) != 0 || h.hdr > n - pos)
-            return 0;
+            return LH_EPROTO;
         if (h.lenw > 0)
             head_set(&h, h.hdr, h.lenw, h.kind, read_be(p + pos + 1, h.lenw));
         if (h.payload > n - pos - h.hdr)
-            return 0;
+            return LH_EPROTO;
+        if (is_container(&h) && depth == max_depth)
+            return LH_ETOOBIG;
         pos += h.hdr + (size_t)h.payload;
         owed = owed - 1 + h.children;
         if (depth > 0)
             left[depth - 1]--;
-        if (h.children > 0) {
-            if (depth == LH_MP_MAX_DEPTH)
-                return 0;
+        if (h.children > 0)
             left[depth++] = h.children;
-        }
         while (depth > 0 && left[depth - 1] == 0)
             depth--;
     } while (depth > 0);
-    return pos;
+    *len = pos;
+    return 0;
+}
+
+size_t lh_mp_extent(const uint8_t *p, size_t n)
+{
+    size_t len;
+
+    return lh_mp_walk(p, n, LH_MP_MAX_DEPTH, &len) == 0 ? len : 0;
 }
 
 /* The count and header bytes of the array or map header at p[0..n). */
@@ -249,151 +264,138 @@ bool lh_mp_map_has_key(const char *map, size_t len, const char *key, size_t klen
 
 /* ---- decoding events ---------------------------------------------------- */
 
+/* Frames are walked as bytes. msgpack-c unpacks only the small parts (an
+ * options map, an entry head that is not a plain EventTime, a Message
+ * time), each capped: an unpacked object costs up to ~24 bytes per byte of
+ * input, so nothing is unpacked in proportion to a frame's element count. */
+
 struct decoder {
     lh_fwd_event_cb cb;
     void *ud;
     const char *tag;
     size_t tag_len;
-    msgpack_sbuffer *scratch; /* records of unpacked modes, packed again */
+    msgpack_zone zone; /* the small parts; cleared after each use */
 };
 
-static int check_record(const struct lh_fwd_event *ev)
+/* The bytes of one complete msgpack object. */
+struct span {
+    const uint8_t *p;
+    size_t n;
+};
+
+/* Unpacks the small object s (one complete object, already walked). */
+static int unpack_small(struct decoder *d, struct span s, msgpack_object *o)
 {
-    uint64_t n;
-    size_t hdr;
+    size_t off = 0;
+    msgpack_unpack_return ur;
 
-    return lh_mp_map_head(ev->record, ev->record_len, &n, &hdr);
-}
-
-/* An event whose record is a msgpack object (Message and Forward modes):
- * the callback takes records as bytes, so it is packed again. */
-static int emit(const struct decoder *d, const msgpack_object *time, const msgpack_object *meta,
-                const msgpack_object *record)
-{
-    struct lh_fwd_event ev = {.tag = d->tag, .tag_len = d->tag_len, .metadata = meta};
-
-    if (lh_time_from_obj(time, &ev.time_ns) != 0 || record->type != MSGPACK_OBJECT_MAP)
+    if (s.n > LH_FWD_MAX_SMALL)
         return LH_EPROTO;
-    if (meta != NULL && meta->type != MSGPACK_OBJECT_MAP)
-        return LH_EPROTO;
-    d->scratch->size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, d->scratch, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *record) != 0)
+    ur = msgpack_unpack((const char *)s.p, s.n, &off, &d->zone, o);
+    if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
         return LH_ENOMEM;
-    ev.record = d->scratch->data;
-    ev.record_len = d->scratch->size;
-    return d->cb(d->ud, &ev);
+    return ur == MSGPACK_UNPACK_SUCCESS && off == s.n ? 0 : LH_EPROTO;
 }
 
-/* [time, record] or Fluent Bit 2's [[time, metadata], record]. */
-static int decode_entry(const struct decoder *d, const msgpack_object *e)
+/* A time in any form lh_time_from_obj reads; a plain EventTime (the
+ * common case) without msgpack-c. */
+static int span_time(struct decoder *d, struct span s, int64_t *ns)
 {
-    const msgpack_object *head;
-
-    if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2)
-        return LH_EPROTO;
-    head = &e->via.array.ptr[0];
-    if (head->type != MSGPACK_OBJECT_ARRAY)
-        return emit(d, head, NULL, &e->via.array.ptr[1]);
-    if (head->via.array.size != 2)
-        return LH_EPROTO;
-    return emit(d, &head->via.array.ptr[0], &head->via.array.ptr[1], &e->via.array.ptr[1]);
-}
-
-static int decode_forward(const struct decoder *d, const msgpack_object *entries)
-{
+    msgpack_object o;
     int rc;
 
-    for (uint32_t i = 0; i < entries->via.array.size; i++) {
-        rc = decode_entry(d, &entries->via.array.ptr[i]);
-        if (rc != 0)
-            return rc;
+    if (s.n == 10 && s.p[0] == 0xd7 && s.p[1] == 0) {
+        *ns = lh_event_time_body_ns((const char *)s.p + 2);
+        return 0;
     }
+    rc = unpack_small(d, s, &o);
+    if (rc == 0 && lh_time_from_obj(&o, ns) != 0)
+        rc = LH_EPROTO;
+    return rc;
+}
+
+/* The head of an entry: a time, or Fluent Bit 2's [time, metadata]. */
+static int entry_head(struct decoder *d, struct span s, struct lh_fwd_event *ev)
+{
+    msgpack_object h;
+    int rc;
+
+    if (s.n == 0 || s.p[0] < 0x90 || s.p[0] > 0x9f)
+        return span_time(d, s, &ev->time_ns);
+    rc = unpack_small(d, s, &h);
+    if (rc != 0)
+        return rc;
+    if (h.via.array.size != 2 || h.via.array.ptr[1].type != MSGPACK_OBJECT_MAP ||
+        lh_time_from_obj(&h.via.array.ptr[0], &ev->time_ns) != 0)
+        return LH_EPROTO;
+    ev->metadata = &h.via.array.ptr[1];
     return 0;
 }
 
-/* The head of a packed entry that is not a plain EventTime: unpacked (it
- * is small, and already scanned whole, so every count in it is bounded). */
-static int entry_head(const uint8_t *p, size_t n, msgpack_zone *zone, struct lh_fwd_event *ev)
+static int emit(struct decoder *d, struct lh_fwd_event *ev, struct span record)
 {
-    msgpack_object h;
-    const msgpack_object *time = &h;
-    size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack((const char *)p, n, &off, zone, &h);
+    uint64_t n;
+    size_t hdr;
+    int rc;
 
-    if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
-        return LH_ENOMEM;
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != n)
+    if (lh_mp_map_head((const char *)record.p, record.n, &n, &hdr) != 0)
         return LH_EPROTO;
-    if (h.type == MSGPACK_OBJECT_ARRAY) {
-        if (h.via.array.size != 2 || h.via.array.ptr[1].type != MSGPACK_OBJECT_MAP)
-            return LH_EPROTO;
-        time = &h.via.array.ptr[0];
-        ev->metadata = &h.via.array.ptr[1];
-    }
-    return lh_time_from_obj(time, &ev->time_ns) == 0 ? 0 : LH_EPROTO;
+    ev->tag = d->tag;
+    ev->tag_len = d->tag_len;
+    ev->record = (const char *)record.p;
+    ev->record_len = record.n;
+    rc = d->cb(d->ud, ev);
+    msgpack_zone_clear(&d->zone);
+    return rc;
 }
 
-/* One packed entry, scanned whole: the record's bytes go to the callback
- * as they are, never unpacked (the hot path of a collector). */
-static int decode_raw_entry(const struct decoder *d, const uint8_t *e, size_t len,
-                            msgpack_zone *zone)
+/* One entry, e[0..len) exactly: [time, record] or [[time, metadata],
+ * record]. The record's bytes go to the callback as they are. */
+static int decode_entry(struct decoder *d, const uint8_t *e, size_t len)
 {
-    struct lh_fwd_event ev = {.tag = d->tag, .tag_len = d->tag_len};
+    struct lh_fwd_event ev = {0};
+    struct span head;
     uint64_t n;
-    size_t hdr, head_len;
+    size_t hdr;
     int rc;
 
     if (container_head(e, len, MP_ARRAY, &n, &hdr) != 0 || n != 2)
         return LH_EPROTO;
-    head_len = lh_mp_extent(e + hdr, len - hdr);
-    if (head_len == 0)
+    head = (struct span){e + hdr, lh_mp_extent(e + hdr, len - hdr)};
+    if (head.n == 0)
         return LH_EPROTO;
-    if (head_len == 10 && e[hdr] == 0xd7 && e[hdr + 1] == 0)
-        ev.time_ns = lh_event_time_body_ns((const char *)e + hdr + 2);
-    else if ((rc = entry_head(e + hdr, head_len, zone, &ev)) != 0)
+    rc = entry_head(d, head, &ev);
+    if (rc != 0)
         return rc;
-    ev.record = (const char *)e + hdr + head_len;
-    ev.record_len = len - hdr - head_len;
-    if (check_record(&ev) != 0)
-        return LH_EPROTO;
-    return d->cb(d->ud, &ev);
+    return emit(d, &ev, (struct span){head.p + head.n, len - hdr - head.n});
 }
 
-/* Entries back to back. The scan bounds every claimed length and count by
- * the bytes present, so msgpack-c never sizes an allocation from an
- * unchecked count. */
-static int decode_packed(const struct decoder *d, const char *p, size_t n)
+/* Entries back to back up to p + n. Each is walked before msgpack-c sees
+ * any part of it, so every claimed length and count is bounded by the bytes
+ * present. Records may nest up to LH_MP_WALK_MAX levels: how deep a
+ * consumer can take is its own check (lh_fwd_event). */
+static int decode_entries(struct decoder *d, const uint8_t *p, size_t n)
 {
-    msgpack_zone zone;
     size_t off = 0, used;
     int rc = 0;
 
-    if (!msgpack_zone_init(&zone, 1024))
-        return LH_ENOMEM;
     while (rc == 0 && off < n) {
-        used = lh_mp_extent((const uint8_t *)p + off, n - off);
-        if (used == 0) {
-            rc = LH_EPROTO;
-            break;
-        }
-        rc = decode_raw_entry(d, (const uint8_t *)p + off, used, &zone);
-        msgpack_zone_clear(&zone);
+        if (lh_mp_walk(p + off, n - off, LH_MP_WALK_MAX, &used) != 0)
+            return LH_EPROTO;
+        rc = decode_entry(d, p + off, used);
         off += used;
     }
-    msgpack_zone_destroy(&zone);
     return rc;
 }
 
-static int decode_compressed(const struct decoder *d, const char *p, size_t n, size_t max)
+static int decode_compressed(struct decoder *d, struct span body, size_t max)
 {
     char *plain = NULL;
     size_t plain_len = 0;
-    int rc = lh_gunzip(p, n, max, &plain, &plain_len);
+    int rc = lh_gunzip(body.p, body.n, max, &plain, &plain_len);
 
     if (rc == 0)
-        rc = decode_packed(d, plain, plain_len);
+        rc = decode_entries(d, (const uint8_t *)plain, plain_len);
     free(plain);
     return rc;
 }
@@ -416,111 +418,176 @@ static int option_compressed(const msgpack_object *v, bool *gzip)
     return 0;
 }
 
-/* Options map (or nil: old Docker drivers send one). Unknown keys ignored. */
-static int parse_options(const msgpack_object *o, struct lh_fwd_options *opts)
+/* Options map (or nil: old Docker drivers send one). Unknown keys ignored.
+ * The chunk points into the frame's bytes (msgpack-c references strings). */
+static int parse_options(struct decoder *d, const struct span *s, struct lh_fwd_options *opts)
 {
+    msgpack_object o;
     const msgpack_object *v;
+    int rc;
 
     *opts = (struct lh_fwd_options){.size = -1};
-    if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+    if (s == NULL || (s->n == 1 && s->p[0] == 0xc0))
         return 0;
-    if (o->type != MSGPACK_OBJECT_MAP)
+    if ((s->p[0] & 0xf0) != 0x80 && s->p[0] != 0xde && s->p[0] != 0xdf)
         return LH_EPROTO;
-    v = lh_map_get(o, "chunk");
+    if ((rc = unpack_small(d, *s, &o)) != 0)
+        return rc;
+    v = lh_map_get(&o, "chunk");
     if (v != NULL && !lh_obj_bytes(v, &opts->chunk, &opts->chunk_len))
         return LH_EPROTO;
-    v = lh_map_get(o, "size");
+    v = lh_map_get(&o, "size");
     if (v != NULL) {
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > INT64_MAX)
             return LH_EPROTO;
         opts->size = (int64_t)v->via.u64;
     }
-    v = lh_map_get(o, "compressed");
-    if (v != NULL)
-        return option_compressed(v, &opts->compressed);
+    v = lh_map_get(&o, "compressed");
+    if (v != NULL && (rc = option_compressed(v, &opts->compressed)) != 0)
+        return rc;
+    msgpack_zone_clear(&d->zone);
     return 0;
 }
 
-static int frame_mode(const msgpack_object *frame, enum lh_fwd_mode *mode)
+/* The payload of the str or bin s; false for any other type. */
+static bool span_bytes(struct span s, bool bin_ok, const uint8_t **p, size_t *n)
 {
-    switch (frame->via.array.ptr[1].type) {
-    case MSGPACK_OBJECT_STR:
-    case MSGPACK_OBJECT_BIN:
+    uint8_t b = s.p[0];
+    struct mp_head h;
+
+    if (!((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb) ||
+          (bin_ok && b >= 0xc4 && b <= 0xc6)))
+        return false;
+    classify(b, &h);
+    *p = s.p + h.hdr;
+    *n = s.n - h.hdr;
+    return true;
+}
+
+/* The mode a frame's second element announces: entries as str or bin
+ * (PackedForward), an array (Forward) or a time (Message). */
+static int body_mode(uint8_t b, enum lh_fwd_mode *mode)
+{
+    if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb) || (b >= 0xc4 && b <= 0xc6))
         *mode = LH_FWD_PACKED;
-        return 0;
-    case MSGPACK_OBJECT_ARRAY:
+    else if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd)
         *mode = LH_FWD_FORWARD;
-        return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-    case MSGPACK_OBJECT_EXT:
-        *mode = LH_FWD_MESSAGE;
-        return 0;
-    default:
+    else if (b <= 0x7f || b >= 0xe0 || (b >= 0xc7 && b <= 0xd8))
+        *mode = LH_FWD_MESSAGE; /* integer, float or ext (EventTime) */
+    else
         return LH_EPROTO;
-    }
-}
-
-/* Checks the frame's shape; sets the mode and the options object (or NULL). */
-static int frame_shape(const msgpack_object *frame, enum lh_fwd_mode *mode,
-                       const msgpack_object **optobj)
-{
-    uint32_t n, fixed;
-
-    if (frame->type != MSGPACK_OBJECT_ARRAY || frame->via.array.size < 2)
-        return LH_EPROTO;
-    n = frame->via.array.size;
-    if (frame->via.array.ptr[0].type != MSGPACK_OBJECT_STR || frame_mode(frame, mode) != 0)
-        return LH_EPROTO;
-    fixed = *mode == LH_FWD_MESSAGE ? 3 : 2;
-    if (n != fixed && n != fixed + 1)
-        return LH_EPROTO;
-    *optobj = n > fixed ? &frame->via.array.ptr[fixed] : NULL;
     return 0;
 }
 
-int lh_fwd_decode(const msgpack_object *frame, size_t max_decompressed, lh_fwd_event_cb cb,
-                  void *ud, struct lh_fwd_options *opts, enum lh_fwd_mode *mode)
+struct frame {
+    struct span el[4];
+    uint64_t n;
+    enum lh_fwd_mode mode;
+    const struct span *options; /* NULL when absent */
+};
+
+/* Splits the frame into its elements, checking the shape from headers
+ * first: an array of 2 to 4 elements starting with a string tag. */
+static int frame_shape(const uint8_t *p, size_t len, struct frame *fr)
 {
-    struct lh_fwd_options o;
-    const msgpack_object *optobj, *body;
-    enum lh_fwd_mode m;
-    msgpack_sbuffer scratch;
-    struct decoder d = {.cb = cb, .ud = ud, .scratch = &scratch};
+    size_t off, used;
+    uint64_t fixed;
+
+    if (lh_fwd_check_head(p, len) != 0 || len < 3 || p[0] == 0xc0)
+        return LH_EPROTO;
+    container_head(p, len, MP_ARRAY, &fr->n, &off);
+    for (uint64_t i = 0; i < fr->n; i++) {
+        used = lh_mp_extent(p + off, len - off);
+        if (used == 0)
+            return LH_EPROTO;
+        fr->el[i] = (struct span){p + off, used};
+        off += used;
+    }
+    if (off != len || body_mode(fr->el[1].p[0], &fr->mode) != 0)
+        return LH_EPROTO;
+    fixed = fr->mode == LH_FWD_MESSAGE ? 3 : 2;
+    if (fr->n != fixed && fr->n != fixed + 1)
+        return LH_EPROTO;
+    fr->options = fr->n > fixed ? &fr->el[fixed] : NULL;
+    return 0;
+}
+
+int lh_fwd_check_head(const uint8_t *p, size_t n)
+{
+    uint64_t count;
+    size_t hdr;
+
+    if (n == 0)
+        return LH_AGAIN;
+    if (p[0] == 0xc0)
+        return 0;
+    if ((p[0] < 0x90 || p[0] > 0x9f) && p[0] != 0xdc && p[0] != 0xdd)
+        return LH_EPROTO;
+    if (container_head(p, n, MP_ARRAY, &count, &hdr) != 0)
+        return LH_AGAIN; /* the length field has not arrived */
+    if (count < 2 || count > 4)
+        return LH_EPROTO;
+    if (n == hdr)
+        return LH_AGAIN;
+    return (p[hdr] >= 0xa0 && p[hdr] <= 0xbf) || (p[hdr] >= 0xd9 && p[hdr] <= 0xdb)
+               ? 0
+               : LH_EPROTO;
+}
+
+static int decode_body(struct decoder *d, const struct frame *fr, enum lh_fwd_mode m,
+                       size_t max_decompressed)
+{
+    struct lh_fwd_event ev = {0};
+    const uint8_t *bp;
+    size_t bn, hdr;
+    uint64_t count;
     int rc;
 
-    rc = frame_shape(frame, &m, &optobj);
-    if (rc == 0)
-        rc = parse_options(optobj, &o);
+    switch (m) {
+    case LH_FWD_MESSAGE:
+        rc = span_time(d, fr->el[1], &ev.time_ns);
+        return rc != 0 ? rc : emit(d, &ev, fr->el[2]);
+    case LH_FWD_FORWARD:
+        container_head(fr->el[1].p, fr->el[1].n, MP_ARRAY, &count, &hdr);
+        return decode_entries(d, fr->el[1].p + hdr, fr->el[1].n - hdr);
+    case LH_FWD_PACKED:
+        span_bytes(fr->el[1], true, &bp, &bn);
+        return decode_entries(d, bp, bn);
+    case LH_FWD_COMPRESSED:
+        span_bytes(fr->el[1], true, &bp, &bn);
+        return decode_compressed(d, (struct span){bp, bn}, max_decompressed);
+    }
+    return LH_EPROTO;
+}
+
+int lh_fwd_decode(const uint8_t *frame, size_t len, size_t max_decompressed, lh_fwd_event_cb cb,
+                  void *ud, struct lh_fwd_options *opts, enum lh_fwd_mode *mode)
+{
+    struct decoder d = {.cb = cb, .ud = ud};
+    struct lh_fwd_options o;
+    struct frame fr;
+    const uint8_t *tag;
+    int rc;
+
+    rc = frame_shape(frame, len, &fr);
     if (rc != 0)
         return rc;
-    if (m == LH_FWD_PACKED && o.compressed)
-        m = LH_FWD_COMPRESSED;
+    if (!msgpack_zone_init(&d.zone, 2048))
+        return LH_ENOMEM;
+    rc = parse_options(&d, fr.options, &o);
+    if (rc != 0)
+        goto out;
+    if (fr.mode == LH_FWD_PACKED && o.compressed)
+        fr.mode = LH_FWD_COMPRESSED;
     if (opts != NULL)
         *opts = o;
     if (mode != NULL)
-        *mode = m;
-    d.tag = frame->via.array.ptr[0].via.str.ptr;
-    d.tag_len = frame->via.array.ptr[0].via.str.size;
-    body = &frame->via.array.ptr[1];
-    msgpack_sbuffer_init(&scratch);
-    switch (m) {
-    case LH_FWD_MESSAGE:
-        rc = emit(&d, body, NULL, &frame->via.array.ptr[2]);
-        break;
-    case LH_FWD_FORWARD:
-        rc = decode_forward(&d, body);
-        break;
-    case LH_FWD_PACKED:
-        rc = decode_packed(&d, body->via.bin.ptr, body->via.bin.size);
-        break;
-    case LH_FWD_COMPRESSED:
-        rc = decode_compressed(&d, body->via.bin.ptr, body->via.bin.size, max_decompressed);
-        break;
-    }
-    msgpack_sbuffer_destroy(&scratch);
+        *mode = fr.mode;
+    span_bytes(fr.el[0], false, &tag, &d.tag_len);
+    d.tag = (const char *)tag;
+    rc = decode_body(&d, &fr, fr.mode, max_decompressed);
+out:
+    msgpack_zone_destroy(&d.zone);
     return rc;
 }
 
@@ -589,146 +656,6 @@ int lh_fwd_pack_packed_tail(msgpack_packer *pk, size_t n_entries, const char *ch
                             size_t chunk_len, bool gzip)
 {
     return pack_packed_options(pk, n_entries, chunk, chunk_len, gzip);
-}
-
-/* ---- gzip --------------------------------------------------------------- */
-
-/* zlib counts in uInt; feed size_t buffers in pieces. */
-static void z_feed(z_stream *zs, size_t *in_left)
-{
-    size_t n;
-
-    if (zs->avail_in != 0 || *in_left == 0)
-        return;
-    n = *in_left < UINT_MAX ? *in_left : UINT_MAX;
-    zs->avail_in = (uInt)n;
-    *in_left -= n;
-}
-
-static uInt z_room(size_t n)
-{
-    return (uInt)(n < UINT_MAX ? n : UINT_MAX);
-}
-
-/* Level 1: the agent compresses on every server it runs on, and log text
- * is so repetitive that level 1 keeps most of level 6's ratio at several
- * times the speed. */
-#define LH_GZIP_LEVEL 1
-
-int lh_gzip(const void *in, size_t len, char **out, size_t *out_len)
-{
-    z_stream zs;
-    size_t in_left = len, cap;
-    char *buf = NULL;
-    int zrc, rc = LH_ENOMEM;
-
-    memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, LH_GZIP_LEVEL, Z_DEFLATED, MAX_WBITS + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
-        return LH_ENOMEM;
-    cap = deflateBound(&zs, len);
-    buf = malloc(cap);
-    if (buf == NULL)
-        goto fail;
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.next_out = (Bytef *)buf;
-    for (;;) {
-        z_feed(&zs, &in_left);
-        if (zs.avail_out == 0)
-            zs.avail_out = z_room(cap - (size_t)((char *)zs.next_out - buf));
-        zrc = deflate(&zs, in_left == 0 ? Z_FINISH : Z_NO_FLUSH);
-        if (zrc == Z_STREAM_END)
-            break;
-        if ((zrc != Z_OK && zrc != Z_BUF_ERROR) ||
-            (zs.avail_out == 0 && (size_t)((char *)zs.next_out - buf) == cap)) {
-            rc = LH_EIO; /* past deflateBound: not expected */
-            goto fail;
-        }
-    }
-    *out_len = (size_t)((char *)zs.next_out - buf);
-    *out = buf;
-    deflateEnd(&zs);
-    return 0;
-fail:
-    free(buf);
-    deflateEnd(&zs);
-    return rc;
-}
-
-/* Makes room for more output, never past max + 1 bytes: producing that
- * last byte is how an over-cap payload is detected. */
-static int gunzip_grow(z_stream *zs, char **buf, size_t *cap, size_t max, size_t in_len)
-{
-    size_t used = (size_t)((char *)zs->next_out - *buf);
-    size_t limit = max < SIZE_MAX ? max + 1 : SIZE_MAX;
-    size_t want;
-    char *nb;
-
-    if (*cap == 0)
-        want = in_len < SIZE_MAX / 4 && in_len * 4 > 4096 ? in_len * 4 : 4096;
-    else
-        want = *cap < SIZE_MAX / 2 ? *cap * 2 : SIZE_MAX;
-    if (want > limit)
-        want = limit;
-    if (want <= used)
-        return LH_ETOOBIG;
-    nb = realloc(*buf, want);
-    if (nb == NULL)
-        return LH_ENOMEM;
-    *buf = nb;
-    *cap = want;
-    zs->next_out = (Bytef *)(nb + used);
-    zs->avail_out = z_room(want - used);
-    return 0;
-}
-
-/* Runs inflate over every member; 0 when the input ended on a member end. */
-static int gunzip_run(z_stream *zs, size_t in_left, char **buf, size_t *cap, size_t max,
-                      size_t len)
-{
-    int zrc, rc;
-
-    for (;;) {
-        z_feed(zs, &in_left);
-        if (zs->avail_out == 0 && (rc = gunzip_grow(zs, buf, cap, max, len)) != 0)
-            return rc;
-        zrc = inflate(zs, Z_NO_FLUSH);
-        if (zrc == Z_STREAM_END) {
-            if (zs->avail_in == 0 && in_left == 0)
-                return 0;
-            if (inflateReset(zs) != Z_OK)
-                return LH_EPROTO;
-        } else if (zrc == Z_MEM_ERROR) {
-            return LH_ENOMEM;
-        } else if (zrc != Z_OK && !(zrc == Z_BUF_ERROR && zs->avail_out == 0)) {
-            return LH_EPROTO; /* corrupt, or input ends inside a member */
-        }
-    }
-}
-
-int lh_gunzip(const void *in, size_t len, size_t max, char **out, size_t *out_len)
-{
-    z_stream zs;
-    char *buf = NULL;
-    size_t cap = 0, used;
-    int rc;
-
-    memset(&zs, 0, sizeof(zs));
-    if (inflateInit2(&zs, MAX_WBITS + 16) != Z_OK)
-        return LH_ENOMEM;
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    rc = gunzip_run(&zs, len, &buf, &cap, max, len);
-    inflateEnd(&zs);
-    used = buf != NULL ? (size_t)((char *)zs.next_out - buf) : 0;
-    if (rc == 0 && used > max)
-        rc = LH_ETOOBIG;
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *out_len = used;
-    return 0;
 }
 
 /* ---- chunk ids and acks ------------------------------------------------- */

@@ -3,7 +3,9 @@
  *
  * Reading a connection is two steps: lh_mp_scan() finds the extent of the
  * next complete msgpack object in the stream (bounded, no allocation), then
- * msgpack_unpack() decodes exactly that frame and lh_fwd_decode() walks it. */
+ * lh_fwd_decode() walks exactly those bytes. A frame is never unpacked
+ * whole: only its small parts are (capped at LH_FWD_MAX_SMALL), so memory
+ * never grows with a frame's element count. */
 #ifndef LH_FORWARD_H
 #define LH_FORWARD_H
 
@@ -14,8 +16,12 @@
 
 /* ---- frame scanner ------------------------------------------------------ */
 
-/* Nesting limit; msgpack-c's unpacker stops at the same depth. */
+/* Nesting limit; msgpack-c's unpacker stops at the same depth
+ * (MSGPACK_EMBED_STACK_SIZE), and the scanner applies its rule exactly: with
+ * 32 containers open, any further container, even an empty one, is refused. */
 #define LH_MP_MAX_DEPTH 32
+/* Deepest nesting lh_mp_walk can measure. */
+#define LH_MP_WALK_MAX 64
 
 /* Resumable state of a scan over a buffer that only grows at its end. */
 struct lh_mp_scan {
@@ -37,8 +43,12 @@ int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
 
 /* ---- raw msgpack -------------------------------------------------------- */
 
-/* Bytes of the one complete object at p[0..n) (the checks of lh_mp_scan,
- * on a buffer that is all there); 0 when there is none. */
+/* Walks the one complete object at p[0..n) (the checks of lh_mp_scan, on
+ * a buffer that is all there) with msgpack-c's depth rule at max_depth (at
+ * most LH_MP_WALK_MAX): 0 with *len its bytes, LH_ETOOBIG when it nests
+ * deeper, LH_EPROTO when there is no complete object. */
+int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len);
+/* lh_mp_walk at LH_MP_MAX_DEPTH: the bytes msgpack_unpack would take, or 0. */
 size_t lh_mp_extent(const uint8_t *p, size_t n);
 /* The element count and header bytes of the map header at map[0..len).
  * 0 or LH_EPROTO. */
@@ -55,14 +65,15 @@ struct lh_fwd_event {
     const char *tag;
     size_t tag_len;
     int64_t time_ns;
-    /* The record, a msgpack map: in a PackedForward frame the entry's own
-     * bytes (never unpacked), otherwise the record object packed again. */
+    /* The record, a msgpack map: its bytes in the frame (or the inflated
+     * payload), never unpacked. It nests at most LH_MP_WALK_MAX levels; a
+     * consumer that unpacks it checks the depth it can take (lh_mp_walk). */
     const char *record;
     size_t record_len;
     const msgpack_object *metadata; /* Fluent Bit 2+ [[time, meta], record]; or NULL */
 };
 
-/* Options of a frame. Pointers reference the frame's msgpack zone. */
+/* Options of a frame. Pointers reference the frame's bytes. */
 struct lh_fwd_options {
     const char *chunk; /* NULL when absent */
     size_t chunk_len;
@@ -74,13 +85,24 @@ struct lh_fwd_options {
  * returned by lh_fwd_decode. Events are only valid during the call. */
 typedef int (*lh_fwd_event_cb)(void *ud, const struct lh_fwd_event *ev);
 
-/* Decodes one transport frame in any mode. Packed entries are scanned, not
- * unpacked (only an entry head that is not a plain EventTime is); compressed payloads (gzip, several members back to back)
- * are inflated up to max_decompressed bytes (LH_ETOOBIG past that).
+/* The small parts of a frame that are unpacked (options map, entry head,
+ * Message time) are at most this big; a bigger one is LH_EPROTO. */
+#define LH_FWD_MAX_SMALL (64 * 1024)
+
+/* First bytes of a frame after the handshake: nil (heartbeat) or an array
+ * of 2 to 4 elements whose first is a string. 0, LH_AGAIN (too few bytes to
+ * tell), or LH_EPROTO: the frame can be refused before it is buffered. */
+int lh_fwd_check_head(const uint8_t *p, size_t n);
+
+/* Decodes one transport frame in any mode from its bytes, frame[0..len)
+ * exactly one object (as lh_mp_scan found it). The shape is checked from
+ * headers first, then the options; entries and records are walked, never
+ * unpacked. Compressed payloads (gzip, several members back to back) are
+ * inflated up to max_decompressed bytes (LH_ETOOBIG past that).
  * A malformed frame is LH_EPROTO; callbacks may already have run for the
  * events before the fault, so callers stage events and commit on success.
  * opts and mode may be NULL. */
-int lh_fwd_decode(const msgpack_object *frame, size_t max_decompressed, lh_fwd_event_cb cb,
+int lh_fwd_decode(const uint8_t *frame, size_t len, size_t max_decompressed, lh_fwd_event_cb cb,
                   void *ud, struct lh_fwd_options *opts, enum lh_fwd_mode *mode);
 
 /* ---- encoding ----------------------------------------------------------- */

@@ -104,24 +104,18 @@ static void record(msgpack_packer *p, const char *msg)
     msgpack_pack_int(p, 1);
 }
 
-/* Scans, unpacks and decodes one whole frame held in buf. */
+/* Scans and decodes (from its bytes) one whole frame held in buf. */
 static int decode_buf(const char *buf, size_t len, size_t max_z, struct got *g,
                       struct lh_fwd_options *opts, enum lh_fwd_mode *mode)
 {
     struct lh_mp_scan sc;
-    msgpack_unpacked u;
-    size_t flen = 0, off = 0;
-    int rc;
+    size_t flen = 0;
 
     lh_mp_scan_init(&sc);
     ck_assert_int_eq(lh_mp_scan(&sc, (const uint8_t *)buf, len, 64 * MIB, &flen), 0);
     ck_assert_uint_eq(flen, len);
-    msgpack_unpacked_init(&u);
-    ck_assert_int_eq(msgpack_unpack_next(&u, buf, flen, &off), MSGPACK_UNPACK_SUCCESS);
     memset(g, 0, sizeof(*g));
-    rc = lh_fwd_decode(&u.data, max_z, collect, g, opts, mode);
-    msgpack_unpacked_destroy(&u);
-    return rc;
+    return lh_fwd_decode((const uint8_t *)buf, len, max_z, collect, g, opts, mode);
 }
 
 static int decode_pk(struct pk *k, struct got *g, struct lh_fwd_options *o, enum lh_fwd_mode *m)
@@ -331,7 +325,6 @@ END_TEST
 
 START_TEST(callback_stops_decoding)
 {
-    msgpack_unpacked u;
     struct pk ent, k;
     struct got g;
 
@@ -341,9 +334,9 @@ START_TEST(callback_stops_decoding)
     lh_fwd_pack_packed(&k.p, "app.log", 7, ent.sb.data, ent.sb.size, 2, NULL, 0, false);
     memset(&g, 0, sizeof(g));
     g.stop_after = 1;
-    msgpack_unpacked_init(&u);
-    ck_assert_int_eq(lh_fwd_decode(pk_obj(&k, &u), MIB, collect, &g, NULL, NULL), 42);
-    msgpack_unpacked_destroy(&u);
+    ck_assert_int_eq(lh_fwd_decode((const uint8_t *)k.sb.data, k.sb.size, MIB, collect, &g, NULL,
+                                   NULL),
+                     42);
     ck_assert_int_eq(g.n, 1);
     pk_free(&ent);
     pk_free(&k);
@@ -742,7 +735,8 @@ static int run_stream(const char *buf, size_t len, int *events)
         off = 0;
         ck_assert_int_eq(msgpack_unpack_next(&u, buf + pos, flen, &off), MSGPACK_UNPACK_SUCCESS);
         ck_assert_uint_eq(off, flen);
-        if (lh_fwd_decode(&u.data, 64 * 1024, count_cb, events, NULL, NULL) == 0)
+        if (lh_fwd_decode((const uint8_t *)buf + pos, flen, 64 * 1024, count_cb, events, NULL,
+                          NULL) == 0)
             ok++;
         pos += flen;
     }
