@@ -148,25 +148,38 @@ static void take_error(struct server *s, json_t *o)
     s->ctx->bad_query = true;
 }
 
+static bool is_record(const char *line, size_t len)
+{
+    static const char head[] = "{\"time\":\"";
+    return len >= sizeof head - 1 && memcmp(line, head, sizeof head - 1) == 0;
+}
+
+/* Records start {"time":" (SPEC section 2): in json they go out as they
+ * came, so no JSON parser has to hold them (jansson refuses a NUL in a key);
+ * a record text mode cannot parse is printed as it came. */
 static void take_line(struct server *s, const char *line, size_t len)
 {
+    if (is_record(line, len) && s->ctx->json) {
+        printf("%.*s\n", (int)len, line);
+        return;
+    }
     /* Records may hold NUL, sent as \u0000. */
     json_t *o = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
     json_t *dropped = json_object_get(o, "dropped");
-    if (!json_is_object(o)) {
+    if (is_record(line, len) && !json_is_object(o)) {
+        put_clean(line, len);
+        putchar('\n');
+    } else if (!json_is_object(o)) {
         s->ctx->unreadable++;
         fprintf(stderr, "loghaul tail: %s: skipped a line that is not a JSON object\n", s->url);
-    } else if (json_is_integer(dropped))
+    } else if (json_is_integer(dropped)) {
         fprintf(stderr, "loghaul tail: %s: %lld records dropped (this reader was too slow)\n",
                 s->url, (long long)json_integer_value(dropped));
-    else if (!json_object_get(o, "time") && json_is_string(json_object_get(o, "error")))
+    } else if (json_is_string(json_object_get(o, "error"))) {
         take_error(s, o);
-    else if (!json_object_get(o, "time"))
-        ; /* a control line this version does not know */
-    else if (s->ctx->json)
-        printf("%.*s\n", (int)len, line);
-    else
+    } else if (is_record(line, len)) {
         print_text(o);
+    } /* else a control line this version does not know */
     json_decref(o);
 }
 

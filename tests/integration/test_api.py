@@ -141,6 +141,55 @@ def stats_rows(run):
 
 
 @test
+def stats_by_a_field_holding_nul(run):
+    """A NUL in a group value used to answer 500 "out of memory"."""
+    certs = run.certs()
+    col = lhtest.start_collector(run, "collector")
+    now = time.time_ns() - 10**9
+    ship(col, certs, "nul.t", [(now + i, {"message": "nul %d" % i, "user": u, "host": "h"})
+                               for i, u in enumerate(["a\x00b", "a\x00b", "a", "\x00"])])
+    status, rows = api(col, "/api/v1/stats", q="nul | stats count by user")
+    check(status == 200 and rows == [{"user": "a\x00b", "count": 2}, {"user": "\x00", "count": 1},
+                                     {"user": "a", "count": 1}],
+          "groups with NUL: %r %r" % (status, rows))
+    r = cli(["stats", "-s", col.url, "-o", "json", "nul | stats count by user"])
+    check(r.returncode == 0 and sorted(json.loads(r.stdout), key=lambda x: x["user"]) ==
+          [{"user": "\x00", "count": 1}, {"user": "a", "count": 1}, {"user": "a\x00b", "count": 2}],
+          "loghaul stats reads them: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+    r = cli(["stats", "-s", col.url, "-o", "text", "nul | stats count by user"])
+    check(r.returncode == 0 and "a\\x00b" in r.stdout, "text shows NUL escaped: %r" % r.stdout)
+
+
+@test
+def far_time_bounds(run):
+    """to=9999999999 is unix seconds past 2262: clamped, not refused."""
+    certs = run.certs()
+    col = lhtest.start_collector(run, "collector")
+    ship(col, certs, "far.t", [(time.time_ns() - 10**9, {"message": "far one", "host": "h"})])
+    for params in ({"to": "9999999999"}, {"to": "99999999999999999999999"},
+                   {"from": "-9999999999", "to": "9999-12-31T23:59:59Z"},
+                   {"from": "1000-01-01T00:00:00Z"}):
+        status, body = lhtest.http_get(col.url + "/api/v1/search?" +
+                                       urllib.parse.urlencode(dict(q="far", **params)))
+        check(status == 200 and body.count(b"far one") == 1, "%r: %d %r" % (params, status, body))
+    status, b = api(col, "/api/v1/search", q="far", to="tomorrow")
+    check(status == 400 and "RFC 3339 or unix seconds" in b["error"] and "2262-04-11" in b["error"],
+          "a bad time names the forms and the range: %r" % b)
+    status, b = api(col, "/api/v1/search", q="far", **{"from": "9999999999", "to": "1"})
+    check(status == 400 and b["error"] == "from is after to", "clamped bounds still ordered: %r" % b)
+    status, b = api(col, "/api/v1/stats", q="far | stats count by host", to="9999999999")
+    check(status == 200 and b == [{"host": "h", "count": 1}], "stats too: %r" % b)
+    r = cli(["search", "-s", col.url, "-o", "json", "--to", "9999999999", "far"])
+    check(r.returncode == 0 and r.stdout.count("far one") == 1,
+          "the CLI takes it: %d %r" % (r.returncode, r.stderr))
+    r = cli(["stats", "-s", col.url, "--from", "0", "--to", "9999999999",
+             "far | stats count by host"])
+    check(r.returncode == 0, "loghaul stats takes it: %d %r" % (r.returncode, r.stderr))
+    r = cli(["search", "-s", col.url, "--to", "later", "far"])
+    check(r.returncode == 2 and "2262-04-11" in r.stderr, "CLI names the range: %r" % r.stderr)
+
+
+@test
 def stats_fan_out(run):
     certs = run.certs()
     a = lhtest.start_collector(run, "col-a")

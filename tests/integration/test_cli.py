@@ -227,6 +227,49 @@ def passes_times_and_encodes_the_query(run):
 
 
 @test
+def several_servers_answer_for_themselves(run):
+    """With several -s each collector is asked for its own records only
+    (local=1), so one that federates cannot hand over its peers' records a
+    second time; one -s keeps the federated answer."""
+    a, b = FakeCollector([record(BASE_NS, "a")]), FakeCollector([record(BASE_NS + 1, "b")])
+    try:
+        search([a.url, b.url], "x")
+        for fake in (a, b):
+            check(fake.requests[-1][1].get("local") == ["1"], "local=1: %r" % fake.requests[-1][1])
+        search([a.url], "x")
+        check("local" not in a.requests[-1][1], "one server: federated: %r" % a.requests[-1][1])
+        cli(["stats", "-s", a.url, "-s", b.url, "x | stats count by host"])
+        check(a.requests[-1][0] == "/api/v1/stats" and a.requests[-1][1].get("local") == ["1"],
+              "stats local=1: %r" % (a.requests[-1],))
+    finally:
+        a.close()
+        b.close()
+
+
+@test
+def unreadable_lines_are_reported(run):
+    """A line of an answer the CLI cannot read is never dropped silently:
+    stderr counts it and the exit status is 1. Records holding NUL (even in
+    a key, which jansson cannot hold) are records, printed as they came."""
+    nul_key = '{"time":"%s","tag":"t","host":"h","message":"nul","k\\u0000":"v\\u0000"}' % \
+        rfc3339(BASE_NS + 2)
+    fake = FakeCollector([record(BASE_NS + 3, "fine"), nul_key, "not json at all",
+                          '{"time":"yesterday","message":"bad time"}', record(BASE_NS, "also fine")])
+    try:
+        r, recs, ctl = search([fake.url], "x")
+        check(r.returncode == 1, "exit %d, want 1: %r" % (r.returncode, r.stderr))
+        check([x["message"] for x in recs] == ["fine", "nul", "also fine"] and not ctl,
+              "every record printed: %r %r" % (recs, ctl))
+        check(recs[1]["k\x00"] == "v\x00", "the NUL record as sent: %r" % recs[1])
+        check("2 line(s)" in r.stderr and fake.url in r.stderr, "counted: %r" % r.stderr)
+        r = cli(["search", "-s", fake.url, "-o", "text", "x"])
+        check(r.returncode == 1 and len(r.stdout.splitlines()) == 3 and "nul" in r.stdout,
+              "text mode: %d %r" % (r.returncode, r.stdout))
+    finally:
+        fake.close()
+
+
+@test
 def partial_answers(run):
     up = FakeCollector([record(BASE_NS, "still here")])
     down = closed_port_url()

@@ -128,5 +128,45 @@ def token_passed_to_peers(run):
     check(status == 200 and len(recs) == 1 and not ctl, "peer answered with the token: %s" % body)
 
 
+@test
+def cli_fan_out_counts_each_record_once(run):
+    """c1 lists c2 as a peer. `loghaul search -s c1 -s c2` used to count
+    c2's records twice (c1 answered for the tier, c2 again for itself):
+    with several -s each collector answers for itself only (local=1)."""
+    certs = run.certs()
+    c2 = lhtest.start_collector(run, "fan-c2")
+    cfg = lhtest.collector_config(run, "fan-c1")
+    cfg["peers"] = [c2.url]
+    c1 = lhtest.start_collector(run, "fan-c1", cfg=cfg)
+    base = time.time_ns() - 600 * 10**9
+    want = {}
+    for col, name, n in ((c1, "c1", 3000), (c2, "c2", 2000)):
+        for start in range(0, n, 1000):
+            entries = [(base + (2 * i + (name == "c2")) * 10**6,
+                        {"message": "fan %s %05d" % (name, i), "host": name})
+                       for i in range(start, start + 1000)]
+            ship(col, certs, "fan.t", entries)
+            want.update({e[1]["message"]: 1 for e in entries})
+    r, recs, ctl = lhtest.search([c1.url, c2.url], "fan", "--limit", "1000000")
+    got = [x["message"] for x in recs]
+    check(r.returncode == 0 and not ctl, "search: %d %r %r" % (r.returncode, r.stderr, ctl))
+    check(len(got) == len(want) and set(got) == set(want),
+          "each record exactly once: %d lines for %d records" % (len(got), len(want)))
+    check([x["time"] for x in recs] == sorted((x["time"] for x in recs), reverse=True),
+          "merged newest first")
+    r, recs, _ = lhtest.search([c1.url], "fan", "--limit", "1000000")
+    check(len(recs) == len(want), "one -s keeps the federated answer: %d" % len(recs))
+
+    query = "fan | stats count by host"
+    exact = [{"host": "c1", "count": 3000}, {"host": "c2", "count": 2000}]
+    for servers in ([c1.url, c2.url], [c2.url, c1.url], [c1.url]):
+        args = ["stats", "-o", "json"]
+        for u in servers:
+            args += ["-s", u]
+        r = lhtest.cli(args + [query])
+        check(r.returncode == 0 and json.loads(r.stdout) == exact,
+              "stats over %r: exact counts: %r %r" % (servers, r.stdout, r.stderr))
+
+
 if __name__ == "__main__":
     sys.exit(lhtest.run(need=(lhtest.CLI, lhtest.COLLECTOR)))

@@ -5,6 +5,7 @@ the server, and the API token.
 Run alone: LH_BIN_DIR=build LH_SRC_DIR=. python3 tests/integration/test_search.py
 """
 
+import json
 import os
 import sys
 import time
@@ -66,6 +67,55 @@ def two_collectors_merge_by_time(run):
     check(len(recs) == 10 and all(x["host"] == "a" for x in recs), "records from a: %r" % recs)
     check(ctl == [{"partial": True, "failed": [b.url]}], "partial marker: %r" % ctl)
     check(b.url in r.stderr, "stderr names the failed collector: %r" % r.stderr)
+
+
+def mp_raw_str(b):
+    """A msgpack str holding bytes as they are, valid UTF-8 or not."""
+    return (bytes([0xa0 | len(b)]) if len(b) < 32 else b"\xd9" + bytes([len(b)])) + b
+
+
+def ship_raw(col, certs, tag, ns, pairs):
+    """One record whose keys and values are raw msgpack str bytes."""
+    rec = bytes([0x80 | len(pairs)]) + b"".join(mp_raw_str(k) + mp_raw_str(v) for k, v in pairs)
+    payload = b"\x92" + lhtest.mp_pack(lhtest.event_time(ns)) + rec
+    chunk = os.urandom(16).hex()
+    c = ForwardClient("127.0.0.1", col.forward_port, lhtest.client_tls_context(certs),
+                      server_hostname="127.0.0.1")
+    try:
+        c.send_raw(lhtest.mp_pack([tag, payload, {"chunk": chunk, "size": 1}]))
+        ack = c.read_obj()
+    finally:
+        c.close()
+    check(ack == {"ack": chunk}, "raw record not acked: %r" % (ack,))
+
+
+@test
+def records_with_bad_bytes_are_valid_json(run):
+    """Syslog and files keep bytes: invalid UTF-8, NUL and control
+    characters, in values and keys. `loghaul search` prints every such
+    record (it used to skip those holding NUL as "not a JSON object"), as
+    JSON any parser reads, bad bytes as U+FFFD."""
+    certs = run.certs()
+    col = lhtest.start_collector(run, "collector")
+    ns = time.time_ns() - 10**9
+    ship_raw(col, certs, "bytes.t", ns, [(b"message", b"badutf \xff\xc0\xaf \xed\xa0\x80 end\xe2\x82"),
+                                         (b"host", b"h\xfe")])
+    ship_raw(col, certs, "bytes.t", ns + 1, [(b"message", b"badutf nul\x00 ctl\x01\x1b[31m\r\n"),
+                                             (b"k\x00\xff", b"v\x80"), (b"host", b"h2")])
+    r = cli(["search", "-s", col.url, "-o", "json", "badutf"])
+    check(r.returncode == 0, "search: exit %d: %s" % (r.returncode, r.stderr))
+    lines = r.stdout.splitlines()
+    recs = [json.loads(ln) for ln in lines]
+    check(len(recs) == 2, "both records, each one JSON line: %r" % lines)
+    R = "\ufffd"
+    check(recs[1]["message"] == "badutf %s%s%s %s%s%s end%s%s" % ((R,) * 8)
+          and recs[1]["host"] == "h" + R, "bytes replaced: %r" % recs[1])
+    check(recs[0]["message"] == "badutf nul\x00 ctl\x01\x1b[31m\r\n"
+          and recs[0]["k\x00" + R] == "v" + R, "NUL and controls kept, escaped: %r" % recs[0])
+    r = cli(["search", "-s", col.url, "-o", "text", "badutf"])
+    out = r.stdout.splitlines()
+    check(r.returncode == 0 and len(out) == 2 and "\x1b" not in r.stdout,
+          "text output: one line each, controls escaped: %d %r" % (r.returncode, out))
 
 
 @test

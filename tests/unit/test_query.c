@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/query/query.h"
@@ -678,6 +679,124 @@ START_TEST(random_garbage_never_crashes)
 }
 END_TEST
 
+/* ---- regex bounds --------------------------------------------------------- */
+
+/* A record whose message is `n` copies of unit followed by tail. */
+static void rec_message(struct rec *rc, const char *unit, size_t n, const char *tail)
+{
+    size_t ul = strlen(unit), tl = strlen(tail);
+    char *msg = malloc(n * ul + tl);
+    msgpack_packer pk;
+    size_t off = 0;
+
+    ck_assert_ptr_nonnull(msg);
+    for (size_t i = 0; i < n; i++)
+        memcpy(msg + i * ul, unit, ul);
+    memcpy(msg + n * ul, tail, tl);
+    msgpack_sbuffer_init(&rc->sb);
+    msgpack_packer_init(&pk, &rc->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    lh_pack_cstr(&pk, "message");
+    lh_pack_strn(&pk, msg, n * ul + tl);
+    free(msg);
+    msgpack_unpacked_init(&rc->u);
+    ck_assert_int_eq(msgpack_unpack_next(&rc->u, rc->sb.data, rc->sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    rc->r = (struct lh_query_record){.tag = "t", .tag_len = 1, .fields = &rc->u.data};
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* (a+)+$ on a^30 b needs ~2^30 steps: the match limit stops it in
+ * milliseconds, and the query knows its answer is not to be trusted. */
+START_TEST(catastrophic_regex_is_bounded_and_reported)
+{
+    static const char text[] = "level:* OR message:~\"(a+)+$\"";
+    struct rec rc, ok;
+    struct lh_query *q;
+    struct lh_query_error err = {.position = -1};
+
+    rec_message(&rc, "a", 30, "b");
+    rec_message(&ok, "a", 5, "");
+    ck_assert_int_eq(lh_query_parse(text, &q, &err), 0);
+    ck_assert(lh_query_match(q, &ok.r));
+    ck_assert_int_eq(lh_query_status(q, &err), 0);
+
+    /* One bounded match: milliseconds, not seconds. */
+    double t0 = mono_s();
+    ck_assert(!lh_query_match(q, &rc.r));
+    ck_assert_msg(mono_s() - t0 < 0.5, "one match took %.3fs", mono_s() - t0);
+    ck_assert_int_eq(lh_query_status(q, &err), LH_ETOOBIG);
+    ck_assert_msg(strstr(err.msg, "regex \"(a+)+$\"") != NULL, "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "backtracks") != NULL, "%s", err.msg);
+    ck_assert_int_eq(err.position, 11);
+
+    /* From then on the regex is not run again: cheap, and never a match. */
+    t0 = mono_s();
+    for (int i = 0; i < 1000; i++)
+        ck_assert(!lh_query_match(q, &rc.r));
+    ck_assert_msg(mono_s() - t0 < 0.5, "undecided matches must cost nothing: %.3fs",
+                  mono_s() - t0);
+    ck_assert(!lh_query_match(q, &ok.r));
+    ck_assert(lh_query_match(q, &R1.r)); /* level:* still decides */
+    ck_assert_int_eq(lh_query_status(q, NULL), LH_ETOOBIG);
+    lh_query_free(q);
+    rec_free(&rc);
+    rec_free(&ok);
+}
+END_TEST
+
+/* The JIT stack is bounded but fits ordinary patterns on long lines; past
+ * it the query is told, not handed a wrong "no match". */
+START_TEST(regex_stack_bound)
+{
+    struct rec line, huge;
+    struct lh_query *q;
+    struct lh_query_error err;
+
+    rec_message(&line, "ab", 8000, "c");    /* 16 KB */
+    rec_message(&huge, "ab", 200000, "c");  /* 400 KB */
+    ck_assert_int_eq(lh_query_parse("message:~\"(a|b)*c\"", &q, NULL), 0);
+    ck_assert(lh_query_match(q, &line.r));
+    ck_assert_int_eq(lh_query_status(q, NULL), 0);
+    ck_assert(!lh_query_match(q, &huge.r));
+    ck_assert_int_eq(lh_query_status(q, &err), LH_ETOOBIG);
+    ck_assert_msg(strstr(err.msg, "too much memory") != NULL, "%s", err.msg);
+    lh_query_free(q);
+    /* A query without regexes never reports anything. */
+    ck_assert_int_eq(lh_query_parse("message:c*", &q, NULL), 0);
+    lh_query_match(q, &huge.r);
+    ck_assert_int_eq(lh_query_status(q, NULL), 0);
+    lh_query_free(q);
+    rec_free(&line);
+    rec_free(&huge);
+}
+END_TEST
+
+/* Far-off times are valid bounds, clamped to the nanosecond range. */
+START_TEST(time_terms_clamp)
+{
+    yes("time:<9999999999");
+    yes("time:<=99999999999999999999");
+    no("time:>9999999999");
+    yes("time:>-9999999999");
+    yes("time:<9999-12-31T23:59:59Z");
+    yes("time:>1000-01-01T00:00:00Z");
+    bad("time:>soon", "expected a time (RFC 3339 or unix seconds)", 6);
+}
+END_TEST
+
+START_TEST(stats_names_must_be_utf8)
+{
+    bad("x | stats count by ok, b\xff", "a stats field name must be valid UTF-8", 23);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
@@ -707,6 +826,10 @@ static Suite *query_suite(void)
     tcase_add_test(tc, length_limit);
     tcase_add_test(tc, depth_limit);
     tcase_add_test(tc, random_garbage_never_crashes);
+    tcase_add_test(tc, catastrophic_regex_is_bounded_and_reported);
+    tcase_add_test(tc, regex_stack_bound);
+    tcase_add_test(tc, time_terms_clamp);
+    tcase_add_test(tc, stats_names_must_be_utf8);
     suite_add_tcase(s, tc);
     return s;
 }

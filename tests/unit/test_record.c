@@ -1,5 +1,6 @@
 /* Record helpers: EventTime, map access, record -> JSON line. */
 #include <check.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,6 +366,166 @@ START_TEST(json_nested_and_odd_types)
 }
 END_TEST
 
+/* Bad UTF-8 of every kind, wherever it sits in a record, comes out as JSON
+ * a strict parser reads back, each offending byte as U+FFFD. */
+#define REPL "\xef\xbf\xbd"
+
+struct utf8_case {
+    const char *in;
+    size_t len;
+    const char *want; /* what the JSON string decodes to */
+};
+
+static const struct utf8_case utf8_cases[] = {
+    {"x\x80y", 3, "x" REPL "y"},                          /* lone continuation */
+    {"\xbf\xbf", 2, REPL REPL},
+    {"\xc0\xaf", 2, REPL REPL},                           /* overlong '/' */
+    {"\xc1\xbf", 2, REPL REPL},
+    {"\xe0\x80\xaf", 3, REPL REPL REPL},                  /* overlong, 3 bytes */
+    {"\xf0\x80\x80\xaf", 4, REPL REPL REPL REPL},         /* overlong, 4 bytes */
+    {"end\xe2\x82", 5, "end" REPL REPL},                  /* truncated at the end */
+    {"\xe2\x82z", 3, REPL REPL "z"},                      /* truncated inside */
+    {"\xf0\x9f\x98", 3, REPL REPL REPL},
+    {"\xed\xa0\x80", 3, REPL REPL REPL},                  /* surrogate U+D800 */
+    {"\xed\xbf\xbf", 3, REPL REPL REPL},                  /* surrogate U+DFFF */
+    {"\xff", 1, REPL},
+    {"\xfe\xff", 2, REPL REPL},
+    {"\xf4\x90\x80\x80", 4, REPL REPL REPL REPL},         /* past U+10FFFF */
+    {"\xf5\x80", 2, REPL REPL},
+    {"ok \xc3\xa9 \xf0\x9f\x98\x80", 10, "ok \xc3\xa9 \xf0\x9f\x98\x80"}, /* valid stays */
+    {"ctl\x01\x1f\x7f\n\t\"\\", 10, NULL},                 /* escapes: compared by length */
+};
+
+static void pack_bytes(msgpack_packer *pk, const char *p, size_t n)
+{
+    ck_assert_int_eq(lh_pack_strn(pk, p, n), 0);
+}
+
+/* fields: {message: B, host: B, B: "k", nested: {B: [B, bin B]}} */
+static char *render_everywhere(const struct utf8_case *c)
+{
+    struct mp m;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 4);
+    lh_pack_cstr(&m.pk, "message");
+    pack_bytes(&m.pk, c->in, c->len);
+    lh_pack_cstr(&m.pk, "host");
+    pack_bytes(&m.pk, c->in, c->len);
+    pack_bytes(&m.pk, c->in, c->len);
+    lh_pack_cstr(&m.pk, "k");
+    lh_pack_cstr(&m.pk, "nested");
+    msgpack_pack_map(&m.pk, 1);
+    pack_bytes(&m.pk, c->in, c->len);
+    msgpack_pack_array(&m.pk, 2);
+    pack_bytes(&m.pk, c->in, c->len);
+    msgpack_pack_bin(&m.pk, c->len);
+    msgpack_pack_bin_body(&m.pk, c->in, c->len);
+    char *s = lh_record_json(c->in, c->len, NS(T0, 0), mp_obj(&m), NULL);
+    mp_free(&m);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static void check_str(const json_t *v, const struct utf8_case *c, const char *where)
+{
+    ck_assert_msg(json_is_string(v), "%s: not a string", where);
+    if (c->want == NULL) {
+        ck_assert_uint_eq(json_string_length(v), c->len);
+        ck_assert(memcmp(json_string_value(v), c->in, c->len) == 0);
+        return;
+    }
+    ck_assert_msg(json_string_length(v) == strlen(c->want) &&
+                      memcmp(json_string_value(v), c->want, strlen(c->want)) == 0,
+                  "%s: got [%s] want [%s]", where, json_string_value(v), c->want);
+}
+
+/* The one key of obj other than the ones named. */
+static const char *other_key(json_t *obj, size_t *len)
+{
+    const char *k;
+    size_t kl;
+    json_t *v;
+
+    json_object_keylen_foreach(obj, k, kl, v)
+    {
+        (void)v;
+        if (strcmp(k, "time") && strcmp(k, "tag") && strcmp(k, "host") && strcmp(k, "message") &&
+            strcmp(k, "nested")) {
+            *len = kl;
+            return k;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(json_always_valid)
+{
+    for (size_t i = 0; i < sizeof utf8_cases / sizeof utf8_cases[0]; i++) {
+        const struct utf8_case *c = &utf8_cases[i];
+        char *line = render_everywhere(c);
+        json_error_t e;
+        /* Strict UTF-8 parsing; NUL is only allowed as the \u0000 escape. */
+        json_t *o = json_loads(line, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &e);
+        ck_assert_msg(json_is_object(o), "case %zu: %s in %s", i, e.text, line);
+        ck_assert_msg(strchr(line, '\n') == NULL && strchr(line, '\x01') == NULL,
+                      "case %zu: raw control bytes in %s", i, line);
+        check_str(json_object_get(o, "tag"), c, "tag");
+        check_str(json_object_get(o, "host"), c, "host");
+        check_str(json_object_get(o, "message"), c, "message");
+        size_t kl;
+        const char *k = other_key(o, &kl);
+        ck_assert_ptr_nonnull(k);
+        json_t *key = json_stringn(k, kl);
+        check_str(key, c, "key");
+        json_decref(key);
+        json_t *nested = json_object_get(o, "nested");
+        ck_assert_uint_eq(json_object_size(nested), 1);
+        json_t *arr = json_object_iter_value(json_object_iter(nested));
+        key = json_stringn(json_object_iter_key(json_object_iter(nested)),
+                           json_object_iter_key_len(json_object_iter(nested)));
+        check_str(key, c, "nested key");
+        json_decref(key);
+        check_str(json_array_get(arr, 0), c, "array element");
+        check_str(json_array_get(arr, 1), c, "bin");
+        json_decref(o);
+        free(line);
+    }
+}
+END_TEST
+
+/* NUL is kept, as \u0000, in values and keys alike (jansson reads it back
+ * in values only). */
+START_TEST(json_nul_escaped)
+{
+    struct mp m;
+    char *s;
+
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    pack_bytes(&m.pk, "message", 7);
+    pack_bytes(&m.pk, "a\0b", 3);
+    pack_bytes(&m.pk, "k\0", 2);
+    pack_bytes(&m.pk, "v", 1);
+    s = render(&m, NULL);
+    ck_assert_str_eq(s, "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"tag\":\"app.web\","
+                        "\"message\":\"a\\u0000b\",\"k\\u0000\":\"v\"}");
+    free(s);
+    mp_free(&m);
+}
+END_TEST
+
+START_TEST(utf8_validator)
+{
+    for (size_t i = 0; i < sizeof utf8_cases / sizeof utf8_cases[0]; i++) {
+        const struct utf8_case *c = &utf8_cases[i];
+        bool valid = c->want == NULL || strcmp(c->in, c->want) == 0;
+        ck_assert_msg(lh_utf8_valid(c->in, c->len) == valid, "case %zu", i);
+    }
+    ck_assert(lh_utf8_valid("", 0));
+}
+END_TEST
+
 static Suite *record_suite(void)
 {
     Suite *s = suite_create("record");
@@ -382,6 +543,9 @@ static Suite *record_suite(void)
     tcase_add_test(tc, json_reserved_fields_not_duplicated);
     tcase_add_test(tc, json_invalid_utf8);
     tcase_add_test(tc, json_nested_and_odd_types);
+    tcase_add_test(tc, json_always_valid);
+    tcase_add_test(tc, json_nul_escaped);
+    tcase_add_test(tc, utf8_validator);
     suite_add_tcase(s, tc);
     return s;
 }
