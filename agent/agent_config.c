@@ -10,6 +10,11 @@
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
+static int check_http_addr(const char *v, char *why, size_t whylen)
+{
+    return v[0] ? lh_cfg_check_listen_hostport(v, why, whylen) : 0;
+}
+
 static const struct lh_cfg_field agent_fields[] = {
     {.key = "name", .type = LH_CFG_STR, .offset = offsetof(struct lh_agent_section, name),
      .help = "agent name, the `host` field of every record (default: host name)"},
@@ -17,7 +22,16 @@ static const struct lh_cfg_field agent_fields[] = {
      .offset = offsetof(struct lh_agent_section, data_dir), .defval = "/var/lib/loghaul-agent",
      .help = "checkpoints (and later the disk buffer)"},
     {.key = "http", .type = LH_CFG_STR, .offset = offsetof(struct lh_agent_section, http),
-     .defval = "127.0.0.1:9801", .help = "address of /metrics /healthz /status; \"\" = off"},
+     .defval = "127.0.0.1:9801", .help = "address of /metrics /healthz /status; \"\" = off",
+     .check = check_http_addr},
+    {.key = "http_max_connections", .type = LH_CFG_INT,
+     .offset = offsetof(struct lh_agent_section, http_max_connections), .defval = "64",
+     .min = 1, .max = 100000,
+     .help = "open connections to agent.http at most; past it new ones wait"},
+    {.key = "http_read_timeout", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct lh_agent_section, http_read_timeout_ms), .defval = "10s",
+     .min = 1000, .max = 3600000,
+     .help = "a request to agent.http must arrive whole this soon, else it is closed"},
     {.key = "log_level", .type = LH_CFG_ENUM,
      .offset = offsetof(struct lh_agent_section, log_level), .defval = "info",
      .enum_values = log_levels, .help = "error | warn | info | debug"},

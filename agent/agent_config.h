@@ -13,6 +13,8 @@ struct lh_agent_section {
     char *name;                  /* default: the host name */
     char *data_dir;
     char *http;                  /* "" = no HTTP status server */
+    int64_t http_max_connections;
+    int64_t http_read_timeout_ms;
     int log_level;               /* enum lh_log_level */
     int64_t shutdown_timeout_ms;
 };

@@ -9,18 +9,26 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/http_guard.h"
 #include "common/http_reply.h"
 #include "common/net.h"
 #include "common/util.h"
 
+#define STATUS_MAX_HEADER (16 * 1024)
+#define STATUS_MAX_BODY (64 * 1024)
+#define STATUS_WRITE_TIMEOUT_MS 60000
+
 struct lh_http_status {
     struct evhttp *http;
+    struct lh_http_guard *guard;
     struct lh_metrics *metrics;
     struct lh_pipeline *pl;
 };
 
-static bool only_get(struct evhttp_request *req)
+static bool only_get(struct lh_http_status *h, struct evhttp_request *req)
 {
+    lh_http_guard_request(h->guard, req);
+    lh_reply_secure_headers(req);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
         return true;
@@ -32,7 +40,7 @@ static bool only_get(struct evhttp_request *req)
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
     struct lh_http_status *h = arg;
-    if (!only_get(req))
+    if (!only_get(h, req))
         return;
     char *text = lh_metrics_render(h->metrics);
     if (!text) {
@@ -45,14 +53,14 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 
 static void on_healthz(struct evhttp_request *req, void *arg)
 {
-    if (only_get(req))
+    if (only_get(arg, req))
         lh_reply_str(req, 200, "text/plain", "ok\n");
 }
 
 static void on_status(struct evhttp_request *req, void *arg)
 {
     struct lh_http_status *h = arg;
-    if (!only_get(req))
+    if (!only_get(h, req))
         return;
     if (!h->pl) {
         lh_reply_str(req, 503, "text/plain", "no pipeline is running\n");
@@ -71,10 +79,14 @@ static void on_status(struct evhttp_request *req, void *arg)
 
 static void on_other(struct evhttp_request *req, void *arg)
 {
+    struct lh_http_status *h = arg;
+    lh_http_guard_request(h->guard, req);
+    lh_reply_secure_headers(req);
     lh_reply_str(req, 404, "text/plain", "not found: try /metrics, /healthz, /status\n");
 }
 
-int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metrics *metrics,
+int lh_http_status_new(struct event_base *base, const char *addr, int64_t max_connections,
+                       int64_t read_timeout_ms, struct lh_metrics *metrics,
                        struct lh_pipeline *pl, struct lh_http_status **out, char *err,
                        size_t errlen)
 {
@@ -92,7 +104,15 @@ int lh_http_status_new(struct event_base *base, const char *addr, struct lh_metr
     evhttp_set_cb(h->http, "/healthz", on_healthz, h);
     evhttp_set_cb(h->http, "/status", on_status, h);
     evhttp_set_gencb(h->http, on_other, h);
-    int rc = lh_net_http_bind(h->http, addr, "agent.http", err, errlen);
+    const struct lh_http_limits lim = {
+        .max_connections = max_connections,
+        .max_header_size = STATUS_MAX_HEADER,
+        .max_body_size = STATUS_MAX_BODY,
+        .read_timeout_ms = read_timeout_ms,
+        .write_timeout_ms = STATUS_WRITE_TIMEOUT_MS,
+    };
+    int rc = lh_http_guard_new(base, h->http, addr, "agent.http", &lim, metrics, "loghaul_agent",
+                               &h->guard, err, errlen);
     if (rc != 0) {
         lh_http_status_free(h);
         return rc;
@@ -113,5 +133,6 @@ void lh_http_status_free(struct lh_http_status *h)
         return;
     if (h->http)
         evhttp_free(h->http);
+    lh_http_guard_free(h->guard); /* after the connections evhttp_free closed */
     free(h);
 }

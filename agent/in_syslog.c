@@ -11,13 +11,58 @@
 #include "common/log.h"
 #include "common/util.h"
 
+int sl_parse_mode(const char *s, unsigned *mode)
+{
+    char *end;
+    if (!s || !*s || strspn(s, "01234567") != strlen(s) || strlen(s) > 4)
+        return LH_EINVAL;
+    unsigned long v = strtoul(s, &end, 8);
+    if (v > 0777)
+        return LH_EINVAL;
+    *mode = (unsigned)v;
+    return LH_OK;
+}
+
+static int check_mode(const char *v, char *why, size_t whylen)
+{
+    unsigned mode;
+    if (sl_parse_mode(v, &mode) == 0)
+        return 0;
+    snprintf(why, whylen, "'%s' is not octal permissions such as 0660", v);
+    return LH_EINVAL;
+}
+
+static const char *const listen_schemes[] = {"udp://", "tcp://", "tls://", "unix://",
+                                             "unixstream://", NULL};
+
+static int check_listen(const char *v, char *why, size_t whylen)
+{
+    size_t s = 0;
+    while (listen_schemes[s] && strncmp(v, listen_schemes[s], strlen(listen_schemes[s])) != 0)
+        s++;
+    if (!listen_schemes[s]) {
+        snprintf(why, whylen, "'%s' must start with udp://, tcp://, tls://, unix:// or "
+                 "unixstream://", v);
+        return LH_EINVAL;
+    }
+    const char *rest = v + strlen(listen_schemes[s]);
+    if (s >= 3) {
+        if (rest[0] == '/')
+            return 0;
+        snprintf(why, whylen, "'%s': the socket path must be absolute (unix:///run/log)", v);
+        return LH_EINVAL;
+    }
+    return lh_cfg_check_listen_hostport(rest, why, whylen);
+}
+
 static const struct lh_cfg_field fields[] = {
     {.key = "tag", .type = LH_CFG_STR, .offset = offsetof(struct in_syslog_cfg, tag),
      .defval = "syslog", .help = "routing key of the records"},
     {.key = "listen", .type = LH_CFG_STRLIST, .offset = offsetof(struct in_syslog_cfg, listen),
      .flags = LH_CFG_F_REQUIRED,
      .help = "udp://HOST:PORT, tcp://HOST:PORT, tls://HOST:PORT, unix:///PATH (datagram), "
-             "unixstream:///PATH"},
+             "unixstream:///PATH",
+     .check = check_listen},
     {.key = "format", .type = LH_CFG_ENUM, .offset = offsetof(struct in_syslog_cfg, format),
      .defval = "auto", .enum_values = lh_syslog_format_names,
      .help = "auto | rfc3164 | rfc5424 (auto picks per message)"},
@@ -26,8 +71,21 @@ static const struct lh_cfg_field fields[] = {
      .max = 16 << 20, .help = "longer messages are cut and flagged truncated: true"},
     {.key = "tls", .type = LH_CFG_SECTION, .offset = offsetof(struct in_syslog_cfg, tls),
      .sub = &lh_tls_cfg_schema, .help = "certificate and key for tls:// listeners"},
+    {.key = "max_connections", .type = LH_CFG_INT,
+     .offset = offsetof(struct in_syslog_cfg, max_connections), .defval = "4096", .min = 1,
+     .max = 1000000,
+     .help = "open connections per tcp://, tls:// or unixstream:// listener; past it new "
+             "ones wait in the kernel's accept queue until one closes"},
+    {.key = "mode", .type = LH_CFG_STR, .offset = offsetof(struct in_syslog_cfg, mode),
+     .defval = "0666",
+     .help = "permissions of unix:// and unixstream:// sockets, octal (0666: any local "
+             "program may log, like /dev/log)",
+     .check = check_mode},
+    {.key = "group", .type = LH_CFG_STR, .offset = offsetof(struct in_syslog_cfg, group),
+     .help = "group (name or number) given the unix sockets; unset: the agent's"},
     {0},
 };
+
 
 static bool has_scheme(const char *url, const char *scheme)
 {
@@ -37,24 +95,15 @@ static bool has_scheme(const char *url, const char *scheme)
 static int validate(void *obj, struct lh_cfg_diag *d, int line, int col)
 {
     const struct in_syslog_cfg *c = obj;
-    static const char *const schemes[] = {"udp://", "tcp://", "tls://", "unix://",
-                                          "unixstream://", NULL};
     bool tls = false;
     if (c->tag && !c->tag[0])
         return lh_cfg_error(d, line, col, "syslog input: tag must not be empty");
     if (c->listen.n == 0)
         return lh_cfg_error(d, line, col, "syslog input: listen needs at least one URL");
-    for (size_t i = 0; i < c->listen.n; i++) {
-        const char *u = c->listen.v[i];
-        size_t s = 0;
-        while (schemes[s] && !has_scheme(u, schemes[s]))
-            s++;
-        if (!schemes[s])
-            return lh_cfg_error(d, line, col,
-                                "syslog input: listen '%s' must start with udp://, tcp://, "
-                                "tls://, unix:// or unixstream://", u);
-        tls |= has_scheme(u, "tls://");
-    }
+    for (size_t i = 0; i < c->listen.n; i++)
+        tls |= has_scheme(c->listen.v[i], "tls://");
+    if (c->group && !c->group[0])
+        return lh_cfg_error(d, line, col, "syslog input: group must not be empty");
     if (tls && (!lh_tls_on(&c->tls) || !c->tls.cert || !c->tls.key))
         return lh_cfg_error(d, line, col,
                             "syslog input: tls:// listeners need tls: {cert: ..., key: ...}");

@@ -22,6 +22,7 @@
 #include "agent/recbuilder.h"
 #include "common/syslog.h"
 #include "common/syslog_frame.h"
+#include "common/net.h"
 #include "common/tls.h"
 
 #define SYSLOG_LOG "in_syslog"
@@ -33,6 +34,9 @@ struct in_syslog_cfg {
     int format;                  /* enum lh_syslog_format */
     int64_t max_message;
     struct lh_tls_cfg tls;
+    int64_t max_connections;     /* per stream listener */
+    char *mode;                  /* unix sockets: octal permissions ("0660") */
+    char *group;                 /* unix sockets: group name or gid; NULL: unchanged */
 };
 
 enum sl_kind { SL_UDP, SL_TCP, SL_TLS, SL_UNIX_DGRAM, SL_UNIX_STREAM };
@@ -50,6 +54,7 @@ struct sl_listener {
     int fd;                      /* datagram sockets; -1 otherwise */
     struct event *ev;            /* datagram reads */
     struct evconnlistener *lev;  /* stream accepts */
+    struct lh_net_gate *gate;    /* when lev accepts: max_connections, accept backoff */
     struct sl_conn *conns;
     uint64_t kernel_drops;       /* the kernel's count for this socket, as last read */
     uint64_t received;
@@ -76,6 +81,8 @@ struct in_syslog {
  * peer names the sender for remote_addr. */
 void sl_emit(struct in_syslog *in, const char *p, size_t n, bool truncated, const char *peer);
 
+/* "0660" → 0660: octal, at most 0777. 0 or LH_EINVAL. */
+int sl_parse_mode(const char *s, unsigned *mode);
 /* Opens the listener of url (logging "syslog listening on URL"), or
  * returns LH_E* with err filled. */
 int sl_listener_open(struct in_syslog *in, const char *url, char *err, size_t errlen);

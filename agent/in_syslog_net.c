@@ -7,6 +7,7 @@
  * receive buffer (made large for that) and what overflows it the kernel
  * drops and counts, which loghaul_agent_syslog_udp_drops_total reports. */
 #include <errno.h>
+#include <grp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -210,8 +211,54 @@ static int bind_udp(struct sl_listener *l, const char *hostport, char *err, size
     return LH_OK;
 }
 
+/* A group name, or a number. */
+static int parse_group(const char *name, gid_t *gid)
+{
+    char buf[4096], *end;
+    struct group gr, *found = NULL;
+    unsigned long n = strtoul(name, &end, 10);
+    if (end != name && *end == '\0') {
+        *gid = (gid_t)n;
+        return LH_OK;
+    }
+    if (getgrnam_r(name, &gr, buf, sizeof buf, &found) != 0 || !found)
+        return LH_ENOENT;
+    *gid = found->gr_gid;
+    return LH_OK;
+}
+
+/* The input's mode and group on the socket file, after bind: until then
+ * the file has the umask's permissions, which can only be narrower. */
+static int unix_perms(struct sl_listener *l, const char *path, char *err, size_t errlen)
+{
+    const struct in_syslog_cfg *cfg = l->in->cfg;
+    unsigned mode = 0666;
+    if (cfg->mode && sl_parse_mode(cfg->mode, &mode) != 0) {
+        snprintf(err, errlen, "%s: mode '%s' is not octal permissions", l->url, cfg->mode);
+        return LH_EINVAL;
+    }
+    if (cfg->group) {
+        gid_t gid;
+        if (parse_group(cfg->group, &gid) != 0) {
+            snprintf(err, errlen, "%s: no group '%s'", l->url, cfg->group);
+            return LH_ENOENT;
+        }
+        if (chown(path, (uid_t)-1, gid) != 0) {
+            snprintf(err, errlen, "%s: cannot give %s to group '%s': %s", l->url, path,
+                     cfg->group, strerror(errno));
+            return LH_EIO;
+        }
+    }
+    if (chmod(path, (mode_t)mode) != 0) {
+        snprintf(err, errlen, "%s: chmod %04o %s: %s", l->url, mode, path, strerror(errno));
+        return LH_EIO;
+    }
+    return LH_OK;
+}
+
 /* A unix socket at path; a stale socket left there is replaced, any other
- * file is an error. World-writable like /dev/log: any local program logs. */
+ * file is an error. Mode 0666 by default like /dev/log: any local program
+ * logs; `mode` and `group` narrow that. */
 static int bind_unix(struct sl_listener *l, const char *path, int type, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -234,8 +281,9 @@ static int bind_unix(struct sl_listener *l, const char *path, int type, char *er
     }
     if (!(l->unix_path = strdup(path)))
         return LH_ENOMEM;
-    if (chmod(path, 0666) != 0)
-        LH_WARN(SYSLOG_LOG, "chmod 0666 %s: %s", path, strerror(errno));
+    int rc = unix_perms(l, path, err, errlen);
+    if (rc != 0)
+        return rc;
     snprintf(l->bound, sizeof l->bound, "%s", l->url);
     return LH_OK;
 }
@@ -305,6 +353,8 @@ static void conn_free(struct sl_conn *c)
         c->l->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (c->l->gate)
+        lh_net_gate_closed(c->l->gate);
     bufferevent_free(c->bev);
     lh_syslog_frame_free(&c->fr);
     free(c);
@@ -408,6 +458,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     if (l->conns)
         l->conns->prev = c;
     l->conns = c;
+    lh_net_gate_opened(l->gate);
     bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
     if (!in->paused)
@@ -417,8 +468,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
     struct sl_listener *l = arg;
-    LH_WARN(SYSLOG_LOG, "[%s] accept on %s failed: %s", l->in->cfg->tag, l->bound,
-            strerror(errno));
+    lh_net_gate_accept_failed(l->gate);
 }
 
 static int open_stream(struct sl_listener *l, const char *rest, char *err, size_t errlen)
@@ -444,6 +494,12 @@ static int open_stream(struct sl_listener *l, const char *rest, char *err, size_
     }
     evconnlistener_disable(l->lev);
     evconnlistener_set_error_cb(l->lev, on_accept_error);
+    const struct lh_net_gate_cfg gc = {.what = l->bound,
+                                       .max_conns = (size_t)l->in->cfg->max_connections,
+                                       .stopped = true, .reg = l->in->ctx.metrics,
+                                       .prefix = "loghaul_agent"};
+    if (lh_net_gate_new(base, l->lev, &gc, &l->gate) != 0)
+        return LH_ENOMEM;
     LH_INFO(SYSLOG_LOG, "syslog listening on %s", l->bound);
     return LH_OK;
 }
@@ -490,8 +546,8 @@ int sl_listeners_start(struct in_syslog *in)
     for (struct sl_listener *l = in->listeners; l; l = l->next) {
         if (l->ev && event_add(l->ev, NULL) != 0)
             return LH_EIO;
-        if (l->lev && evconnlistener_enable(l->lev) != 0)
-            return LH_EIO;
+        if (l->gate)
+            lh_net_gate_stop(l->gate, false);
     }
     return LH_OK;
 }
@@ -522,8 +578,8 @@ void sl_listeners_stop(struct in_syslog *in)
     for (struct sl_listener *l = in->listeners; l; l = l->next) {
         if (l->ev)
             event_del(l->ev);
-        if (l->lev)
-            evconnlistener_disable(l->lev);
+        if (l->gate)
+            lh_net_gate_stop(l->gate, true);
         for (struct sl_conn *c = l->conns; c; c = c->next)
             bufferevent_disable(c->bev, EV_READ);
     }
@@ -534,6 +590,8 @@ void sl_listeners_free(struct in_syslog *in)
     while (in->listeners) {
         struct sl_listener *l = in->listeners;
         in->listeners = l->next;
+        lh_net_gate_free(l->gate);
+        l->gate = NULL; /* conn_free counts no more */
         while (l->conns)
             conn_free(l->conns);
         if (l->ev)

@@ -193,7 +193,9 @@ static int serve_http(struct agent *a)
     char err[512] = "";
     int rc = (a->http_addr = strdup(addr)) ? LH_OK : LH_ENOMEM;
     if (rc == 0)
-        rc = lh_http_status_new(a->base, addr, a->metrics, a->pl, &a->http, err, sizeof err);
+        rc = lh_http_status_new(a->base, addr, a->cfg.agent.http_max_connections,
+                                a->cfg.agent.http_read_timeout_ms, a->metrics, a->pl, &a->http,
+                                err, sizeof err);
     if (rc != 0)
         LH_ERROR(MAIN_LOG, "%s", err[0] ? err : lh_strerror(rc));
     return rc;

@@ -68,6 +68,9 @@ struct lh_time_fmt {
 
 /* fmt NULL means rfc3339. 0, or LH_EINVAL with err filled. */
 int lh_time_fmt_init(struct lh_time_fmt *tf, const char *fmt, char *err, size_t errlen);
+/* The time_format check of the config loader (lh_cfg_check_fn): a name, or
+ * a pattern whose every conversion strptime knows. */
+int lh_time_fmt_check(const char *fmt, char *why, size_t whylen);
 /* The time of field idx of rb: strings by the format, numbers as epoch in
  * the format's unit (seconds for rfc3339 and patterns). 0 or LH_EINVAL. */
 int lh_time_from_field(const struct lh_time_fmt *tf, const struct lh_recbuilder *rb, size_t idx,

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "agent/parse.h"
+#include "common/config.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -46,6 +47,15 @@ int lh_time_fmt_init(struct lh_time_fmt *tf, const char *fmt, char *err, size_t 
     memcpy(tf->before, fmt, before);
     memcpy(tf->after, rest, strlen(rest) + 1);
     return LH_OK;
+}
+
+int lh_time_fmt_check(const char *fmt, char *why, size_t whylen)
+{
+    struct lh_time_fmt tf;
+    int rc = lh_time_fmt_init(&tf, fmt, why, whylen);
+    if (rc == 0 && tf.kind == LH_TIME_STRPTIME)
+        rc = lh_cfg_check_time_pattern(fmt, why, whylen);
+    return rc;
 }
 
 static const int64_t unit_ns[] = {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/http_guard.h"
 #include "common/tls.h"
 
 #define LH_COLLECTOR_DEFAULT_CONFIG "/etc/loghaul/collector.yaml"
@@ -36,6 +37,7 @@ struct lh_forward_listen_cfg {
 struct lh_http_listen_cfg {
     char *address;
     char *auth_token_file;   /* NULL: the API is open */
+    struct lh_http_limits limits;
 };
 
 struct lh_listen_cfg {

@@ -262,8 +262,8 @@ static int start(struct collector *col)
                                        col->cfg.collector.data_dir, col->cfg.collector.name, err,
                                        sizeof err);
     if (rc == 0)
-        rc = lh_http_api_new(col->base, l->http.address, col->store, col->metrics, token,
-                             &col->api, err, sizeof err);
+        rc = lh_http_api_new(col->base, l->http.address, &l->http.limits, col->store,
+                             col->metrics, token, &col->api, err, sizeof err);
     if (rc == 0)
         rc = lh_http_api_set_peers(col->api, col->cfg.peers.v, col->cfg.peers.n, err, sizeof err);
     if (rc == 0)

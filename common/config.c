@@ -123,16 +123,35 @@ static int visit(struct loader *l, const yaml_node_t *n)
                    CFG_MAX_VISITS);
 }
 
-static void check_path(struct loader *l, const yaml_node_t *n, const char *path)
+static void check_path(struct loader *l, const struct lh_cfg_field *f, const yaml_node_t *n,
+                       const char *path)
 {
     struct stat st;
-    if (l->defaulting || strpbrk(path, "*?[") || stat(path, &st) == 0)
-        return;
     int line = (int)n->start_mark.line + 1, col = (int)n->start_mark.column + 1;
+    if (l->defaulting || strpbrk(path, "*?["))
+        return;
+    if (stat(path, &st) == 0) {
+        if ((f->flags & LH_CFG_F_SECRET) && S_ISREG(st.st_mode) && (st.st_mode & 0044))
+            lh_cfg_warn(l->d, line, col,
+                        "%s: '%s' is readable by %s (mode %04o): a secret should be 0600, "
+                        "owned by the daemon's user", f->key, path,
+                        (st.st_mode & 0004) ? "others" : "its group",
+                        (unsigned)(st.st_mode & 07777));
+        return;
+    }
     if (errno == ENOENT || errno == ENOTDIR)
         lh_cfg_warn(l->d, line, col, "file '%s' does not exist", path);
     else
         lh_cfg_warn(l->d, line, col, "file '%s' cannot be checked: %s", path, strerror(errno));
+}
+
+static int check_face(struct loader *l, const struct lh_cfg_field *f, const yaml_node_t *n,
+                      const char *v)
+{
+    char why[512];
+    if (!f->check || f->check(v, why, sizeof why) == 0)
+        return 0;
+    return fail_at(l, n, "%s: %s", f->key, why);
 }
 
 /* ---- bounds --------------------------------------------------------- */
@@ -178,6 +197,8 @@ static int set_str(struct loader *l, const struct lh_cfg_field *f, yaml_document
 {
     const char *v;
     int rc = scalar(l, n, f->key, &v);
+    if (rc == 0)
+        rc = check_face(l, f, n, v);
     if (rc)
         return rc;
     char *copy = strdup(v);
@@ -185,7 +206,7 @@ static int set_str(struct loader *l, const struct lh_cfg_field *f, yaml_document
         return fail_at(l, n, "%s: out of memory", f->key);
     *(char **)slot = copy;
     if (f->flags & LH_CFG_F_PATH)
-        check_path(l, n, copy);
+        check_path(l, f, n, copy);
     return 0;
 }
 
@@ -298,13 +319,15 @@ static int strlist_add(struct loader *l, const struct lh_cfg_field *f, struct lh
     int rc = visit(l, n);
     if (rc == 0)
         rc = scalar(l, n, f->key, &v);
+    if (rc == 0)
+        rc = check_face(l, f, n, v);
     if (rc)
         return rc;
     if (!(sl->v[sl->n] = strdup(v)))
         return fail_at(l, n, "%s: out of memory", f->key);
     sl->n++;
     if (f->flags & LH_CFG_F_PATH)
-        check_path(l, n, v);
+        check_path(l, f, n, v);
     return 0;
 }
 

@@ -33,7 +33,15 @@ enum {
     LH_CFG_F_REQUIRED = 1 << 0,  /* missing key is an error */
     LH_CFG_F_PATH = 1 << 1,      /* STR/STRLIST naming a file that should exist:
                                     missing is a warning, not an error */
+    LH_CFG_F_SECRET = 1 << 2,    /* with F_PATH: a private key or token; readable by
+                                    group or others is a warning */
 };
+
+/* A check of a STR value (each item of a STRLIST) on its face, without
+ * looking at the machine: 0, or nonzero with why filled ("port 99999 is out
+ * of range 1..65535"). The loader reports it at the value as
+ * FILE:LINE:COL: KEY: WHY. */
+typedef int (*lh_cfg_check_fn)(const char *value, char *why, size_t whylen);
 
 struct lh_strlist {
     char **v;
@@ -64,6 +72,7 @@ struct lh_cfg_field {
     int64_t min, max;                         /* numeric bounds, checked when max > min */
     unsigned flags;                           /* LH_CFG_F_* */
     const char *help;
+    lh_cfg_check_fn check;                    /* STR / STRLIST; NULL: none */
 };
 
 struct lh_cfg_diag;
@@ -121,6 +130,16 @@ int lh_cfg_error(struct lh_cfg_diag *d, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void lh_cfg_warn(struct lh_cfg_diag *d, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Checks for lh_cfg_field.check. "host:port" with a port of 1..65535, or
+ * 0 (the kernel chooses) for listen addresses. */
+int lh_cfg_check_hostport(const char *v, char *why, size_t whylen);
+int lh_cfg_check_listen_hostport(const char *v, char *why, size_t whylen);
+/* http:// or https:// URL with a host and, if given, a port in 1..65535. */
+int lh_cfg_check_http_url(const char *v, char *why, size_t whylen);
+/* A strftime/strptime pattern whose every % conversion is one glibc knows
+ * (%% and %L, loghaul's fraction, included). */
+int lh_cfg_check_time_pattern(const char *v, char *why, size_t whylen);
 
 /* Levenshtein-nearest candidate to word within a small distance, or NULL. */
 const char *lh_cfg_nearest(const char *word, const char *const *candidates, size_t n);

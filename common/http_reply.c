@@ -3,6 +3,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+void lh_reply_secure_headers(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "X-Frame-Options", "DENY");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+    evhttp_add_header(h, "Content-Security-Policy", LH_REPLY_CSP);
+}
+
+void lh_reply_set_csp(struct evhttp_request *req, const char *csp)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(h, "Content-Security-Policy");
+    evhttp_add_header(h, "Content-Security-Policy", csp);
+}
+
 const char *lh_reply_reason(int code)
 {
     switch (code) {

@@ -7,6 +7,15 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* Headers every answer of both daemons carries, added when a request
+ * arrives: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
+ * Referrer-Policy: no-referrer and LH_REPLY_CSP (no content, no framing).
+ * A page that needs more replaces the CSP (lh_reply_set_csp). */
+#define LH_REPLY_CSP "default-src 'none'; frame-ancestors 'none'"
+void lh_reply_secure_headers(struct evhttp_request *req);
+/* Replaces the Content-Security-Policy header with csp. */
+void lh_reply_set_csp(struct evhttp_request *req, const char *csp);
+
 /* Standard reason phrase of the status codes the API answers. */
 const char *lh_reply_reason(int code);
 /* Sends body (copied) with a Content-Type. */

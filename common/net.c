@@ -159,8 +159,8 @@ struct bufferevent *lh_net_connect_bev(struct event_base *base, struct evdns_bas
     return bev;
 }
 
-int lh_net_http_bind(struct evhttp *http, const char *addr, const char *what, char *err,
-                     size_t errlen)
+int lh_net_http_bind(struct evhttp *http, const char *addr, const char *what,
+                     struct evhttp_bound_socket **bs_out, char *err, size_t errlen)
 {
     char host[256];
     int port = 0;
@@ -179,6 +179,8 @@ int lh_net_http_bind(struct evhttp *http, const char *addr, const char *what, ch
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
         lh_net_addr_string((struct sockaddr *)&ss, bound, sizeof bound);
     LH_INFO("http", "http listening on %s", bound[0] ? bound : addr);
+    if (bs_out)
+        *bs_out = bs;
     return LH_OK;
 }
 
@@ -194,4 +196,138 @@ int lh_net_append_query(char **buf, const char *name, const char *value)
     }
     free(enc);
     return grown ? 0 : LH_ENOMEM;
+}
+
+/* ---- accept gate -------------------------------------------------------- */
+
+struct lh_net_gate {
+    struct evconnlistener *lev;   /* borrowed */
+    struct event *retry;          /* ends a pause after a failed accept() */
+    char what[96];
+    size_t n, max;
+    bool stopped, backoff, enabled, full;
+    uint64_t fails;               /* since the last report */
+    uint64_t fails_unreported;    /* since accepting last worked */
+    int64_t last_log_ms;          /* 0: nothing logged yet */
+    struct lh_metric *m_errors, *m_paused;
+};
+
+static void gate_apply(struct lh_net_gate *g)
+{
+    bool full = g->max && g->n >= g->max;
+    if (full && !g->full) {
+        lh_metric_add(g->m_paused, 1);
+        LH_WARN("net", "%s: %zu connections open (max_connections): new ones wait until one "
+                "closes", g->what, g->n);
+    } else if (!full && g->full) {
+        LH_INFO("net", "%s: below max_connections again: accepting", g->what);
+    }
+    g->full = full;
+    bool want = !g->stopped && !g->backoff && !full;
+    if (want == g->enabled)
+        return;
+    g->enabled = want;
+    if (want)
+        evconnlistener_enable(g->lev);
+    else
+        evconnlistener_disable(g->lev);
+}
+
+static void gate_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct lh_net_gate *g = arg;
+    g->backoff = false;
+    gate_apply(g);
+}
+
+int lh_net_gate_new(struct event_base *base, struct evconnlistener *lev,
+                    const struct lh_net_gate_cfg *cfg, struct lh_net_gate **out)
+{
+    struct lh_net_gate *g = calloc(1, sizeof *g);
+    if (!g || !(g->retry = evtimer_new(base, gate_retry, g)))
+        goto fail;
+    g->lev = lev;
+    snprintf(g->what, sizeof g->what, "%s", cfg->what);
+    g->max = cfg->max_conns;
+    g->stopped = cfg->stopped;
+    g->enabled = !cfg->stopped;
+    if (cfg->reg) {
+        char labels[160];
+        snprintf(labels, sizeof labels, "listener=\"%s\"", cfg->what);
+        char name[128];
+        snprintf(name, sizeof name, "%s_accept_errors_total", cfg->prefix);
+        g->m_errors = lh_metrics_get(cfg->reg, LH_METRIC_COUNTER, name, labels,
+                                     "accept() failures (accepting pauses briefly after one)");
+        snprintf(name, sizeof name, "%s_accept_paused_total", cfg->prefix);
+        g->m_paused = lh_metrics_get(cfg->reg, LH_METRIC_COUNTER, name, labels,
+                                     "times a listener reached max_connections and paused");
+        if (!g->m_errors || !g->m_paused)
+            goto fail;
+    }
+    gate_apply(g);
+    *out = g;
+    return LH_OK;
+fail:
+    lh_net_gate_free(g);
+    return LH_ENOMEM;
+}
+
+void lh_net_gate_opened(struct lh_net_gate *g)
+{
+    if (g->fails_unreported) {
+        LH_INFO("net", "%s: accepting again after %llu failed accept() calls", g->what,
+                (unsigned long long)g->fails_unreported);
+        g->fails_unreported = 0;
+        g->fails = 0;
+        g->last_log_ms = 0;
+    }
+    g->n++;
+    gate_apply(g);
+}
+
+void lh_net_gate_closed(struct lh_net_gate *g)
+{
+    if (g->n > 0)
+        g->n--;
+    gate_apply(g);
+}
+
+size_t lh_net_gate_count(const struct lh_net_gate *g)
+{
+    return g->n;
+}
+
+void lh_net_gate_accept_failed(struct lh_net_gate *g)
+{
+    int e = errno;
+    int64_t now = lh_mono_ms();
+    g->fails++;
+    g->fails_unreported++;
+    lh_metric_add(g->m_errors, 1);
+    if (!g->last_log_ms || now - g->last_log_ms >= LH_NET_ACCEPT_LOG_MS) {
+        LH_WARN("net", "%s: accept failed: %s (%llu times since the last report); pausing "
+                "accepts for %dms at a time, open connections are still served",
+                g->what, strerror(e), (unsigned long long)g->fails, LH_NET_ACCEPT_RETRY_MS);
+        g->fails = 0;
+        g->last_log_ms = now;
+    }
+    g->backoff = true;
+    gate_apply(g);
+    struct timeval tv = {0, LH_NET_ACCEPT_RETRY_MS * 1000};
+    evtimer_add(g->retry, &tv);
+}
+
+void lh_net_gate_stop(struct lh_net_gate *g, bool stopped)
+{
+    g->stopped = stopped;
+    gate_apply(g);
+}
+
+void lh_net_gate_free(struct lh_net_gate *g)
+{
+    if (!g)
+        return;
+    if (g->retry)
+        event_free(g->retry);
+    free(g);
 }

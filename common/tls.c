@@ -18,7 +18,7 @@ static const struct lh_cfg_field tls_fields[] = {
     {.key = "cert", .type = LH_CFG_STR, .offset = offsetof(struct lh_tls_cfg, cert),
      .flags = LH_CFG_F_PATH, .help = "certificate chain (PEM) presented to the peer"},
     {.key = "key", .type = LH_CFG_STR, .offset = offsetof(struct lh_tls_cfg, key),
-     .flags = LH_CFG_F_PATH, .help = "private key (PEM) of cert"},
+     .flags = LH_CFG_F_PATH | LH_CFG_F_SECRET, .help = "private key (PEM) of cert"},
     {.key = "verify", .type = LH_CFG_BOOL, .offset = offsetof(struct lh_tls_cfg, verify),
      .defval = "true", .help = "client: verify the server certificate"},
     {.key = "require_client_cert", .type = LH_CFG_BOOL,

@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "common/http_guard.h"
 #include "common/http_reply.h"
 #include "collector/search/routes.h"
 #include "collector/search/ui.h"
@@ -29,6 +30,7 @@ struct lh_http_api {
     struct lh_metrics *metrics;
     struct lh_routes *routes;  /* search, histogram, stats, tail, federation */
     char *token;               /* NULL: open */
+    struct lh_http_guard *guard;
 };
 
 /* ---- authentication ----------------------------------------------------- */
@@ -68,6 +70,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (!path)
         path = "/";
+    lh_http_guard_request(api->guard, req);
+    lh_reply_secure_headers(req);
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         lh_reply_error(req, 405, "method not allowed", -1);
@@ -89,7 +93,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- setup -------------------------------------------------------------- */
 
-int lh_http_api_new(struct event_base *base, const char *addr, struct lh_store *store,
+int lh_http_api_new(struct event_base *base, const char *addr,
+                    const struct lh_http_limits *lim, struct lh_store *store,
                     struct lh_metrics *metrics, const char *token, struct lh_http_api **out,
                     char *err, size_t errlen)
 {
@@ -104,7 +109,8 @@ int lh_http_api_new(struct event_base *base, const char *addr, struct lh_store *
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(api->http, on_request, api);
-    rc = lh_net_http_bind(api->http, addr, "listen.http.address", err, errlen);
+    rc = lh_http_guard_new(base, api->http, addr, "listen.http.address", lim, metrics,
+                           "loghaul_collector", &api->guard, err, errlen);
     if (rc != 0)
         goto fail;
     *out = api;
@@ -142,6 +148,7 @@ void lh_http_api_free(struct lh_http_api *api)
     lh_routes_free(api->routes);
     if (api->http)
         evhttp_free(api->http);
+    lh_http_guard_free(api->guard); /* after the connections evhttp_free closed */
     free(api->token);
     free(api);
 }

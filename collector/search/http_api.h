@@ -11,14 +11,16 @@
 #include <stdint.h>
 
 #include "collector/store/store.h"
+#include "common/http_guard.h"
 #include "common/metrics.h"
 
 struct lh_http_api;
 
 /* Binds addr ("host:port", port 0 allowed) and logs "http listening on
- * HOST:PORT". store and metrics are borrowed. token: required bearer token,
+ * HOST:PORT", with the limits lim (copied). store and metrics are borrowed. token: required bearer token,
  * copied; NULL leaves the API open. 0 with *out, or an LH_E* code with err. */
-int lh_http_api_new(struct event_base *base, const char *addr, struct lh_store *store,
+int lh_http_api_new(struct event_base *base, const char *addr,
+                    const struct lh_http_limits *lim, struct lh_store *store,
                     struct lh_metrics *metrics, const char *token, struct lh_http_api **out,
                     char *err, size_t errlen);
 /* Replaces the token (copied; NULL: no token needed). 0 or LH_ENOMEM. */

@@ -1,7 +1,10 @@
 #include "collector/search/ui.h"
 
 #include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 #include <string.h>
+
+#include "common/http_reply.h"
 
 /* The page calls /api/v1/search (or its stats rows), /api/v1/histogram and
  * /api/v1/tail with fetch(); text from records is inserted with
@@ -148,9 +151,9 @@ void lh_ui_reply(struct evhttp_request *req)
         evhttp_send_error(req, 500, "out of memory");
     } else {
         evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
-        evhttp_add_header(h, "Content-Security-Policy",
-                          "default-src 'none'; script-src 'unsafe-inline'; "
-                          "style-src 'unsafe-inline'; connect-src 'self'");
+        lh_reply_set_csp(req, "default-src 'none'; script-src 'unsafe-inline'; "
+                              "style-src 'unsafe-inline'; connect-src 'self'; "
+                              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
         evhttp_send_reply(req, 200, "OK", buf);
     }
     if (buf)
