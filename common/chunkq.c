@@ -461,6 +461,16 @@ static int load_acks(struct lh_chunkq *q, uint64_t no, uint64_t seg_size, uint64
         return LH_OK;
     if (rc != 0)
         return rc;
+    /* A crash in the middle of an ack write leaves part of an entry, which
+     * would shift every entry appended after it: cut it off (its chunk is
+     * replayed, a duplicate the collector drops). */
+    if (len % 8 != 0) {
+        LH_WARN(CQ_LOG, "%s: cutting %zu bytes of a torn ack entry", path, len % 8);
+        if (truncate(path, (off_t)(len - len % 8)) != 0) {
+            free(data);
+            return LH_EIO;
+        }
+    }
     *n = len / 8;
     *acks = malloc((*n ? *n : 1) * sizeof **acks);
     if (!*acks) {
@@ -965,10 +975,16 @@ static int record_ack(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off)
     }
     uint8_t b[8];
     put64(b, off);
-    if (write(s->ack_fd, b, sizeof b) != (ssize_t)sizeof b)
-        return LH_EIO;
-    s->ack_dirty = true;
-    return LH_OK;
+    ssize_t n = write(s->ack_fd, b, sizeof b);
+    if (n == (ssize_t)sizeof b) {
+        s->ack_dirty = true;
+        return LH_OK;
+    }
+    /* Part of an entry would shift every later one: cut it back. */
+    struct stat sb;
+    if (n > 0 && (fstat(s->ack_fd, &sb) != 0 || ftruncate(s->ack_fd, sb.st_size - n) != 0))
+        LH_WARN(CQ_LOG, "cannot cut a short ack write back: %m");
+    return LH_EIO;
 }
 
 /* Takes a chunk out of the list waiting for the next job. */

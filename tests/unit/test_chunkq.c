@@ -2,9 +2,11 @@
 #include <check.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -482,6 +484,72 @@ START_TEST(garbage_files_do_not_crash_open)
 }
 END_TEST
 
+static void ack_path(char *buf, size_t len)
+{
+    only_segment(buf, len);
+    strcpy(buf + strlen(buf) - 3, "ack");
+}
+
+/* After a restart only chunks 1 and 3 of four come back. */
+static void expect_1_and_3(void)
+{
+    struct seen s;
+    struct lh_chunkq *q = open_q(&s, 0, 0);
+    ck_assert_uint_eq(s.n, 2);
+    ck_assert_str_eq(s.chunks[0]->id, "chunk-000000000000000001");
+    ck_assert_str_eq(s.chunks[1]->id, "chunk-000000000000000003");
+    lh_chunkq_close(q);
+}
+
+START_TEST(a_torn_ack_entry_does_not_shift_later_acks)
+{
+    struct seen s;
+    struct lh_chunkq *q = open_q(&s, 0, 0);
+    for (int i = 0; i < 4; i++)
+        put(q, &s, i, 100);
+    lh_chunkq_sync(q);
+    lh_chunkq_close(q);
+    /* A crash cut the ack of chunk 1 after three bytes. */
+    char path[PATH_MAX];
+    ack_path(path, sizeof path);
+    FILE *f = fopen(path, "w");
+    ck_assert_int_eq(fwrite("\0\0\0", 1, 3, f), 3);
+    fclose(f);
+    q = open_q(&s, 0, 0);
+    ck_assert_uint_eq(s.n, 4);
+    ck_assert_int_eq(lh_chunkq_ack(q, s.chunks[0]), 0);
+    ck_assert_int_eq(lh_chunkq_ack(q, s.chunks[2]), 0);
+    lh_chunkq_sync(q);
+    lh_chunkq_close(q);
+    expect_1_and_3();
+}
+END_TEST
+
+START_TEST(a_short_ack_write_is_cut_back)
+{
+    struct seen s;
+    struct lh_chunkq *q = open_q(&s, 0, 0);
+    struct lh_chunk *c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = put(q, &s, i, 100);
+    lh_chunkq_sync(q);
+    ck_assert_int_eq(lh_chunkq_ack(q, c[0]), 0);
+    /* The file size limit lets only three bytes of the next ack through. */
+    struct rlimit old, lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 8 + 3;
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    ck_assert_int_eq(lh_chunkq_ack(q, c[1]), LH_EIO);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    ck_assert_int_eq(lh_chunkq_ack(q, c[2]), 0);
+    lh_chunkq_sync(q);
+    lh_chunkq_close(q);
+    expect_1_and_3();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("chunkq");
@@ -502,6 +570,8 @@ static Suite *suite(void)
     tcase_add_test(t, read_detects_damage_after_open);
     tcase_add_test(t, bad_arguments_are_refused);
     tcase_add_test(t, garbage_files_do_not_crash_open);
+    tcase_add_test(t, a_torn_ack_entry_does_not_shift_later_acks);
+    tcase_add_test(t, a_short_ack_write_is_cut_back);
     suite_add_tcase(s, t);
     return s;
 }
