@@ -76,7 +76,7 @@ int lh_cfg_check_http_url(const char *v, char *why, size_t whylen)
     int port = u ? evhttp_uri_get_port(u) : -1;
     int rc = LH_EINVAL;
     if (!u)
-        snprintf(why, whylen, "'%s' is not a URL", v);
+        snprintf(why, whylen, "'%s' is not a URL like http://host:port/path (port 1..65535)", v);
     else if (!scheme || (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0))
         snprintf(why, whylen, "'%s' must start with http:// or https://", v);
     else if (!host || !host[0])

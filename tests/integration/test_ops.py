@@ -2,7 +2,9 @@
 frames are rejected, the query latency histogram, agent /status, and SIGHUP
 reloads of the agent (adding an input, changing an output, refusing a broken
 config, going back when a new config cannot start) that neither lose nor
-repeat a line; the collector's reload of its TLS certificates.
+repeat a line; the collector's reload of its TLS certificates; at the
+file-descriptor limit the collector's HTTP and the agent's syslog TCP
+listeners back off instead of spinning, and keep serving.
 
 Run alone: LH_BIN_DIR=build LH_SRC_DIR=. python3 tests/integration/test_ops.py
 """
@@ -14,6 +16,7 @@ import re
 import signal
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lhtest  # noqa: E402
@@ -222,6 +225,111 @@ def collector_sighup_reloads_certificates(run):
     os.rename(c["server"] + ".away", c["server"])
     append(a, "a", 11, 20)
     wait_stored(col, 20)
+
+
+# ---------------------------------------------------------------- fd exhaustion
+
+NOFILE = 64
+
+
+def with_nofile(cmd, n=NOFILE):
+    """cmd run with RLIMIT_NOFILE n (the same process: exec, not fork)."""
+    prog = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (%d, %d)); "
+            "os.execv(sys.argv[1], sys.argv[1:])" % (n, n))
+    return [sys.executable, "-c", prog] + cmd
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def flood_connections(addr, n):
+    host, port = addr.rsplit(":", 1)
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(5)
+        s.connect((host, int(port)))  # the kernel completes it, accepted or not
+        socks.append(s)
+    return socks
+
+
+def starved(proc, what):
+    """Waits for the daemon to run out of descriptors, then measures its CPU
+    time and log growth over 3 s; fails past 0.5 s of CPU or 4 KiB of log."""
+    proc.wait_log(r"Too many open files", timeout=20)
+    cpu0, log0 = cpu_seconds(proc.pid), os.path.getsize(proc.log_path)
+    time.sleep(3)  # the measurement window itself, not a synchronisation
+    cpu, grown = cpu_seconds(proc.pid) - cpu0, os.path.getsize(proc.log_path) - log0
+    print("  %s out of descriptors: %.2fs CPU and %d log bytes in 3s" % (what, cpu, grown))
+    check(cpu < 0.5, "%s spun at the fd limit: %.2fs CPU in 3s" % (what, cpu))
+    check(grown < 4096, "%s wrote %d bytes of log in 3s at the fd limit" % (what, grown))
+
+
+def http_exchange(s):
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    return s.recv(4096).split(b" ", 2)[1:2] == [b"200"]
+
+
+@test
+def collector_http_backs_off_at_the_fd_limit(run):
+    cfg = lhtest.collector_config(run, "c1", tls=False)
+    path = lhtest.write_config(run.path("c1.yaml"), cfg)
+    p = run.start("c1", with_nofile([lhtest.COLLECTOR, "-c", path]))
+    addr = p.wait_log(r"http listening on (\S+)").group(1)
+    wait_until(lambda: lhtest.http_get("http://%s/healthz" % addr)[0] == 200, 20, "/healthz")
+    kept = flood_connections(addr, 1)[0]
+    check(http_exchange(kept), "the first connection is served")
+    socks = flood_connections(addr, 2 * NOFILE)
+    starved(p, "collector HTTP")
+    check(http_exchange(kept), "an open connection is still served at the fd limit")
+    for s in socks + [kept]:
+        s.close()
+    wait_until(lambda: lhtest.http_get("http://%s/healthz" % addr, timeout=2)[0] == 200, 20,
+               "new connections accepted once descriptors are free")
+    errors = lhtest.metric("http://%s/metrics" % addr, "loghaul_collector_accept_errors_total",
+                           {"listener": "http"})
+    check((errors or 0) >= 1, "accept errors are counted")
+
+
+@test
+def agent_syslog_tcp_backs_off_at_the_fd_limit(run):
+    cfg = {"agent": {"name": "a", "data_dir": run.path("a-data"), "http": "127.0.0.1:0"},
+           "inputs": [{"type": "syslog", "tag": "sys", "listen": ["tcp://127.0.0.1:0"]}],
+           "outputs": [{"type": "stdout", "match": "*"}]}
+    path = lhtest.write_config(run.path("a.yaml"), cfg)
+    p = run.start("agent", with_nofile([lhtest.AGENT, "-c", path]))
+    http = p.wait_log(r"http listening on (\S+)").group(1)
+    addr = p.wait_log(r"syslog listening on tcp://(\S+)").group(1)
+
+    def arrived(token):
+        with open(p.out_path, "rb") as f:
+            return token.encode() in f.read()
+
+    kept = flood_connections(addr, 1)[0]
+    kept.sendall(b"<13>Nov 24 06:48:32 h app: before the flood\n")
+    wait_until(lambda: arrived("before the flood"), 20, "the first message")
+    socks = flood_connections(addr, 2 * NOFILE)
+    starved(p, "agent syslog TCP")
+    kept.sendall(b"<13>Nov 24 06:48:33 h app: during the flood\n")
+    wait_until(lambda: arrived("during the flood"), 20, "a message on an open connection")
+    for s in socks + [kept]:
+        s.close()
+
+    def send_new():
+        try:
+            s = flood_connections(addr, 1)[0]
+            s.sendall(b"<13>Nov 24 06:48:34 h app: after the flood\n")
+            s.close()
+        except OSError:
+            pass
+        return arrived("after the flood")
+    wait_until(send_new, 20, "a message on a new connection once descriptors are free",
+               interval=0.5)
+    errors = lhtest.metric("http://%s/metrics" % http, "loghaul_agent_accept_errors_total")
+    check((errors or 0) >= 1, "accept errors are counted")
 
 
 if __name__ == "__main__":

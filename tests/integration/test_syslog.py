@@ -319,5 +319,39 @@ def a_message_goes_out_without_waiting_for_max_wait(r):
         wait_until(lambda: col.records_in() >= n, 15, "the %s message, before max_wait" % scheme)
 
 
+@test
+def unix_socket_mode_and_group(r):
+    """unix:// and unixstream:// sockets are 0666 by default; `mode` and
+    `group` set them after bind; a mode that is not octal fails the check
+    at its position."""
+    import grp
+    import stat
+    import subprocess
+    d0, s0 = r.path("d0.sock"), r.path("s0.sock")
+    p, _, _ = syslog_agent(r, ["unix://" + d0, "unixstream://" + s0], name="plain")
+    for path in (d0, s0):
+        check(stat.S_IMODE(os.stat(path).st_mode) == 0o666, "%s is not 0666" % path)
+    gid = os.getgid()
+    group = grp.getgrgid(gid).gr_name
+    d1, s1 = r.path("d1.sock"), r.path("s1.sock")
+    p, _, _ = syslog_agent(r, ["unix://" + d1, "unixstream://" + s1], name="narrow",
+                           extra={"mode": "0660", "group": group})
+    for path in (d1, s1):
+        st = os.stat(path)
+        check(stat.S_IMODE(st.st_mode) == 0o660,
+              "%s has mode %o, not 0660" % (path, stat.S_IMODE(st.st_mode)))
+        check(st.st_gid == gid, "%s has gid %d, not %d" % (path, st.st_gid, gid))
+    cfg = {"agent": {"data_dir": r.path("x"), "http": ""},
+           "inputs": [{"type": "syslog", "listen": ["unix://" + r.path("d2.sock")],
+                       "mode": "0999"}],
+           "outputs": [{"type": "stdout", "match": "*"}]}
+    path = write_config(r.path("bad.yaml"), cfg)
+    res = subprocess.run([AGENT, "--check-config", "-c", path], capture_output=True, text=True,
+                         timeout=30)
+    check(res.returncode == 2 and re.search(r"bad\.yaml:\d+:\d+: mode: '0999' is not octal",
+                                            res.stderr),
+          "mode 0999: exit %d, %s" % (res.returncode, res.stderr))
+
+
 if __name__ == "__main__":
     sys.exit(run(need=(CLI, AGENT, COLLECTOR)))

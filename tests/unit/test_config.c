@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -638,6 +639,108 @@ START_TEST(test_bad_default)
 }
 END_TEST
 
+/* ---- values wrong on their face ------------------------------------ */
+
+struct t_net {
+    char *listen, *peer, *fmt, *key;
+    struct lh_strlist urls;
+};
+
+static const struct lh_cfg_field net_fields[] = {
+    {.key = "listen", .type = LH_CFG_STR, .offset = offsetof(struct t_net, listen),
+     .check = lh_cfg_check_listen_hostport},
+    {.key = "peer", .type = LH_CFG_STR, .offset = offsetof(struct t_net, peer),
+     .check = lh_cfg_check_hostport},
+    {.key = "urls", .type = LH_CFG_STRLIST, .offset = offsetof(struct t_net, urls),
+     .check = lh_cfg_check_http_url},
+    {.key = "fmt", .type = LH_CFG_STR, .offset = offsetof(struct t_net, fmt),
+     .check = lh_cfg_check_time_pattern},
+    {.key = "key", .type = LH_CFG_STR, .offset = offsetof(struct t_net, key),
+     .flags = LH_CFG_F_PATH | LH_CFG_F_SECRET},
+    {0}};
+static const struct lh_cfg_schema net_schema = {
+    .name = "net test", .size = sizeof(struct t_net), .fields = net_fields};
+
+static int load_net(const char *yaml, struct lh_cfg_diag *d)
+{
+    struct t_net n = {0};
+    memset(d, 0, sizeof *d);
+    int rc = lh_cfg_load_string("net.yaml", yaml, strlen(yaml), &net_schema, &n, d);
+    lh_cfg_free(&net_schema, &n);
+    return rc;
+}
+
+static void expect_net_error(const char *yaml, const char *want)
+{
+    struct lh_cfg_diag d;
+    ck_assert_msg(load_net(yaml, &d) == LH_ECONFIG, "accepted:\n%s", yaml);
+    ck_assert_str_eq(d.error, want);
+    lh_cfg_diag_free(&d);
+}
+
+START_TEST(test_face_checks)
+{
+    struct lh_cfg_diag d;
+    ck_assert_int_eq(load_net("listen: '127.0.0.1:0'\npeer: '[::1]:24224'\n"
+                              "urls: ['http://c2:9800', 'https://[::1]/x?y=1']\n"
+                              "fmt: '%Y-%m-%dT%H:%M:%S%L%z %% %e %b %-d %Ey'\n", &d), 0);
+    lh_cfg_diag_free(&d);
+    ck_assert_int_eq(load_net("listen: ':9800'\n", &d), 0);
+    lh_cfg_diag_free(&d);
+    expect_net_error("listen: 0.0.0.0:99999\n",
+                     "net.yaml:1:9: listen: port 99999 is out of range (0..65535)");
+    expect_net_error("listen: 0.0.0.0:123456789012\n",
+                     "net.yaml:1:9: listen: port 123456789012 is out of range (0..65535)");
+    expect_net_error("peer: c1:0\n", "net.yaml:1:7: peer: port 0 is out of range (1..65535)");
+    expect_net_error("peer: c1\n", "net.yaml:1:7: peer: 'c1' is not host:port");
+    expect_net_error("peer: ':24224'\n", "net.yaml:1:7: peer: ':24224' has no host");
+    expect_net_error("peer: c1:http\n", "net.yaml:1:7: peer: port 'http' is not a number");
+    expect_net_error("peer: 'fe80::1:80'\n",
+                     "net.yaml:1:7: peer: 'fe80::1:80' is not host:port (an IPv6 address goes "
+                     "in brackets: [::1]:24224)");
+    expect_net_error("urls:\n  - http://ok:1\n  - ftp://x/\n",
+                     "net.yaml:3:5: urls: 'ftp://x/' must start with http:// or https://");
+    expect_net_error("urls: [ 'http://c2:70000' ]\n",
+                     "net.yaml:1:9: urls: 'http://c2:70000' is not a URL like "
+                     "http://host:port/path (port 1..65535)");
+    expect_net_error("urls: [ 'http://c2:0/' ]\n",
+                     "net.yaml:1:9: urls: port 0 of 'http://c2:0/' is out of range (1..65535)");
+    expect_net_error("urls: c2:9800\n", "net.yaml:1:7: urls: 'c2:9800' must start with http:// "
+                                        "or https://");
+    expect_net_error("fmt: '%Y %Q'\n", "net.yaml:1:6: fmt: '%Y %Q': %Q is not a time conversion "
+                                       "(known: %Y %m %d %H %M %S %z %b %e %L, ...)");
+    expect_net_error("fmt: 'at %'\n", "net.yaml:1:6: fmt: 'at %': a lone % is not a time "
+                                      "conversion (known: %Y %m %d %H %M %S %z %b %e %L, ...)");
+}
+END_TEST
+
+START_TEST(test_secret_permissions)
+{
+    char key[PATH_MAX + 16], yaml[PATH_MAX + 32];
+    struct lh_cfg_diag d;
+    snprintf(key, sizeof key, "%s/key.pem", tmpdir);
+    write_text(key, "secret");
+    snprintf(yaml, sizeof yaml, "key: '%s'\n", key);
+    ck_assert_int_eq(chmod(key, 0600), 0);
+    ck_assert_int_eq(load_net(yaml, &d), 0);
+    ck_assert_uint_eq(d.n_warnings, 0);
+    lh_cfg_diag_free(&d);
+    ck_assert_int_eq(chmod(key, 0644), 0);
+    ck_assert_int_eq(load_net(yaml, &d), 0);
+    ck_assert_uint_eq(d.n_warnings, 1);
+    char want[2 * PATH_MAX];
+    snprintf(want, sizeof want, "net.yaml:1:6: key: '%s' is readable by others (mode 0644): a "
+             "secret should be 0600, owned by the daemon's user", key);
+    ck_assert_str_eq(d.warnings[0], want);
+    lh_cfg_diag_free(&d);
+    ck_assert_int_eq(chmod(key, 0640), 0);
+    ck_assert_int_eq(load_net(yaml, &d), 0);
+    ck_assert_uint_eq(d.n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(d.warnings[0], "readable by its group (mode 0640)"));
+    lh_cfg_diag_free(&d);
+}
+END_TEST
+
 /* ---- files and warnings --------------------------------------------- */
 
 START_TEST(test_path_warnings)
@@ -758,6 +861,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_valid_all_types);
+    tcase_add_test(tc, test_face_checks);
+    tcase_add_test(tc, test_secret_permissions);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_null_values_mean_absent);
     tcase_add_test(tc, test_present_flag);
