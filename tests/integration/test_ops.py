@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -225,6 +226,69 @@ def collector_sighup_reloads_certificates(run):
     os.rename(c["server"] + ".away", c["server"])
     append(a, "a", 11, 20)
     wait_stored(col, 20)
+
+
+# ---------------------------------------------------------------- config checks
+
+def check_config(binary, path):
+    return subprocess.run([binary, "--check-config", "-c", path], capture_output=True, text=True,
+                          timeout=30)
+
+
+@test
+def check_config_refuses_values_wrong_on_their_face(run):
+    """--check-config fails, at the value, on what could never start:
+    ports out of range, a URL that is not http(s), an unknown strftime
+    conversion; and warns about a token file others can read."""
+    token = run.path("token")
+    with open(token, "w") as f:
+        f.write("s3cret\n")
+    os.chmod(token, 0o644)
+    col = lhtest.collector_config(run, "c1", tls=False)
+    col["listen"]["http"]["auth_token_file"] = token
+    cases = [
+        (lhtest.COLLECTOR, {"listen": {"forward": {"address": "0.0.0.0:99999"}}},
+         r"port 99999 is out of range"),
+        (lhtest.COLLECTOR, {"listen": {"http": {"address": "127.0.0.1"}}},
+         r"'127\.0\.0\.1' is not host:port"),
+        (lhtest.COLLECTOR, {"peers": ["ftp://c2:9800"]}, r"must start with http:// or https://"),
+        (lhtest.COLLECTOR, {"outputs": [{"type": "http", "match": "*",
+                                         "url": "http://es:0/_bulk"}]},
+         r"port 0 of 'http://es:0/_bulk' is out of range"),
+    ]
+    agent = {"agent": {"data_dir": run.path("a"), "http": ""},
+             "inputs": [{"type": "file", "tag": "t", "paths": [run.path("x.log")]}],
+             "outputs": [{"type": "forward", "match": "*", "collectors": ["c1:24224"],
+                          "tls": {"enabled": False}}]}
+    cases += [
+        (lhtest.AGENT, {"agent": {"http": "127.0.0.1:70000"}}, r"port 70000 is out of range"),
+        (lhtest.AGENT, {"inputs": [{"type": "file", "tag": "t", "paths": [run.path("x.log")],
+                                    "time_key": "ts", "time_format": "%Y-%m-%d %Q"}]},
+         r"%Q is not a time conversion"),
+        (lhtest.AGENT, {"outputs": [{"type": "forward", "match": "*",
+                                     "collectors": ["c1:240000"], "tls": {"enabled": False}}]},
+         r"port 240000 is out of range"),
+        (lhtest.AGENT, {"inputs": [{"type": "syslog", "listen": ["tcp://0.0.0.0:65536"]}]},
+         r"port 65536 is out of range"),
+    ]
+    for i, (binary, extra, want) in enumerate(cases):
+        base = json.loads(json.dumps(col if binary == lhtest.COLLECTOR else agent))
+        for k, v in extra.items():
+            if isinstance(v, dict) and isinstance(base.get(k), dict):
+                lhtest._merge(base[k], v)
+            else:
+                base[k] = v
+        path = lhtest.write_config(run.path("bad%d.yaml" % i), base)
+        r = check_config(binary, path)
+        check(r.returncode == 2 and re.search(r"bad%d\.yaml:\d+:\d+: .*%s" % (i, want), r.stderr),
+              "case %d (%s): exit %d, stderr %r" % (i, want, r.returncode, r.stderr))
+    good = lhtest.write_config(run.path("good.yaml"), col)
+    r = check_config(lhtest.COLLECTOR, good)
+    check(r.returncode == 0, "a good config fails: %s" % r.stderr)
+    check(re.search(r"warning: .*good\.yaml:\d+:\d+: auth_token_file: '.*token' is readable by "
+                    r"others \(mode 0644\)", r.stderr), "no warning for a 0644 token: %r" % r.stderr)
+    c = lhtest.start_collector(run, "c1", cfg=col)
+    c.proc.wait_log(r"auth_token_file: '.*token' is readable by others")
 
 
 # ---------------------------------------------------------------- fd exhaustion
