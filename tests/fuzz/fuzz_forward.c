@@ -1,7 +1,8 @@
 /* libFuzzer harness: the input is a connection's byte stream. Each frame is
- * bounded by lh_mp_scan, unpacked by msgpack-c and decoded in every Forward
- * mode; the first two bytes also choose the arrival chunk size so resumed
- * scans are exercised. Bad input may be refused, never crash or leak. */
+ * bounded by lh_mp_scan, must unpack with msgpack-c (scanner and decoder
+ * agree), and is decoded from its bytes in every Forward mode; the first
+ * two bytes also choose the arrival chunk size so resumed scans are
+ * exercised. Bad input may be refused, never crash or leak. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,24 @@
 #define MAX_FRAME (1u << 20)
 #define MAX_INFLATED (1u << 20)
 
+/* A record within msgpack-c's depth must unpack to exactly its bytes: the
+ * walker and msgpack-c agree (the store reads records back with it). */
+static void check_record(const struct lh_fwd_event *ev)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t len, off = 0;
+
+    if (lh_mp_walk((const uint8_t *)ev->record, ev->record_len, LH_MP_MAX_DEPTH, &len) != 0)
+        return;
+    if (len != ev->record_len || !msgpack_zone_init(&zone, 1024))
+        abort();
+    if (msgpack_unpack(ev->record, len, &off, &zone, &o) != MSGPACK_UNPACK_SUCCESS || off != len ||
+        o.type != MSGPACK_OBJECT_MAP)
+        abort();
+    msgpack_zone_destroy(&zone);
+}
+
 static int on_event(void *ud, const struct lh_fwd_event *ev)
 {
     size_t *n = ud;
@@ -20,6 +39,7 @@ static int on_event(void *ud, const struct lh_fwd_event *ev)
     if (ev->tag_len > 0)
         *n += (unsigned char)ev->tag[ev->tag_len - 1];
     *n += (unsigned char)ev->record[0] + (unsigned char)ev->record[ev->record_len - 1];
+    check_record(ev);
     return 0;
 }
 
@@ -50,8 +70,8 @@ static void decode_frame(const uint8_t *p, size_t flen)
     if (msgpack_unpack_next(&u, (const char *)p, flen, &off) != MSGPACK_UNPACK_SUCCESS ||
         off != flen)
         abort(); /* the scanner promised one complete object */
-    lh_fwd_decode(&u.data, MAX_INFLATED, on_event, &events, &opts, &mode);
     msgpack_unpacked_destroy(&u);
+    lh_fwd_decode(p, flen, MAX_INFLATED, on_event, &events, &opts, &mode);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
