@@ -1,7 +1,7 @@
 /* libFuzzer harness: the input is query text. It is parsed, and when it
  * parses it is matched against a fixed record holding every value type and
- * its stats clause read back. Errors must carry a message and a position
- * inside the text. */
+ * its stats clause read back. Errors, and a regex too costly to match,
+ * must carry a UTF-8 message and a position inside the text. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +65,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* Messages end up in JSON answers: they must be UTF-8 whatever the text. */
 static void fz_check_error(int rc, const struct lh_query_error *err, size_t len)
 {
     if (rc == LH_ENOMEM)
         return;
     if (rc != LH_EINVAL || err->msg[0] == '\0' || err->position < 0 ||
-        (size_t)err->position > len)
+        (size_t)err->position > len || !lh_utf8_valid(err->msg, strlen(err->msg)))
         abort();
 }
 
@@ -91,6 +92,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_check_error(rc, &err, strlen(text));
     } else {
         lh_query_match(q, &fz_rec);
+        /* A regex PCRE2 gave up on is reported like a parse error. */
+        if (lh_query_status(q, &err) != 0)
+            fz_check_error(LH_EINVAL, &err, strlen(text));
         if (lh_query_stats(q, &by, &n_by)) {
             for (size_t i = 0; i < n_by; i++)
                 if (by[i][0] == '\0')
