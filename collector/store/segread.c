@@ -215,17 +215,24 @@ int lh_batch_next(struct lh_batch *b, msgpack_zone *zone, struct lh_store_event 
 {
     if (b->done == b->n_events)
         return LH_AGAIN;
-    size_t e = lh_mp_extent(b->p + b->off, b->len - b->off);
-    if (e == 0) {
+    const uint8_t *p = b->p + b->off;
+    size_t e, left = b->len - b->off;
+    int rc = lh_mp_walk(p, left, LH_MP_MAX_DEPTH, &e);
+    /* Too deep to decode, its end may still be found: the events after it
+     * are read. */
+    if (rc == LH_ETOOBIG)
+        rc = lh_mp_walk(p, left, LH_MP_WALK_MAX, &e) == 0 ? LH_ECORRUPT : LH_ETOOBIG;
+    if (rc != LH_OK && rc != LH_ECORRUPT) {
         *lost = b->n_events - b->done;
         b->done = b->n_events;
         return LH_ECORRUPT;
     }
-    const uint8_t *p = b->p + b->off;
     b->off += e;
     b->done++;
+    *lost = 1;
+    if (rc != LH_OK)
+        return rc;
     msgpack_zone_clear(zone);
     msgpack_object o;
-    *lost = 1;
     return unpack_exact(p, e, zone, &o) == LH_OK ? decode_event(&o, ev) : LH_ECORRUPT;
 }

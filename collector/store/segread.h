@@ -63,8 +63,9 @@ int lh_batch_open(struct lh_batch *b, const uint8_t *p, size_t len, msgpack_zone
 
 /* The next event into *ev (its fields in zone, which is cleared first).
  * 0; LH_ECORRUPT for an event that cannot be decoded, which is stepped
- * over (*lost = 1) or, when its end cannot even be found, ends the walk
- * (*lost = every event left); LH_AGAIN when all events were walked. */
+ * over (*lost = 1) or, when its end cannot even be found (malformed, or
+ * nesting past LH_MP_WALK_MAX), ends the walk (*lost = every event left);
+ * LH_AGAIN when all events were walked. */
 int lh_batch_next(struct lh_batch *b, msgpack_zone *zone, struct lh_store_event *ev,
                   uint32_t *lost);
 

@@ -297,8 +297,10 @@ static int64_t metric(struct lh_metrics *m, const char *name, const char *labels
  * come back, the event after them too; a batch a whole-batch unpack could
  * not read never hides the batches after it, and reopening keeps every
  * byte. */
-static void deep_case(int depth, bool readable)
+static void deep_case(int depth, int unreadable)
 {
+    bool readable = unreadable == 0;
+    size_t want = 5 - (size_t)unreadable;
     struct lh_metrics *m = lh_metrics_new();
     struct lh_store *s = open_with_metrics(m);
     append_batch(s, 0, 1, SEC, "a", lh_now_ns());
@@ -307,20 +309,20 @@ static void deep_case(int depth, bool readable)
     struct seen seen;
     for (int round = 0; round < 2; round++) {
         scan_all(s, &seen);
-        ck_assert_uint_eq(seen.n, readable ? 5 : 3);
+        ck_assert_uint_eq(seen.n, want);
         ck_assert_str_eq(seen.msgs[0], "b0 e0");
-        if (readable) {
+        if (readable)
             ck_assert_str_eq(seen.msgs[1], "deep");
-            ck_assert_str_eq(seen.msgs[2], "after deep");
-        }
+        if (unreadable < 2)
+            ck_assert_str_eq(seen.msgs[readable ? 2 : 1], "after deep");
         ck_assert_str_eq(seen.msgs[seen.n - 1], "b1 e1");
     }
     /* Found by the first scan, counted once. */
     struct lh_store_stats st;
     lh_store_stats(s, &st);
-    ck_assert_uint_eq(st.unreadable_events, readable ? 0 : 2);
+    ck_assert_uint_eq(st.unreadable_events, (uint64_t)unreadable);
     ck_assert_int_eq(metric(m, "loghaul_collector_store_unreadable_events_total", NULL),
-                     readable ? 0 : 2);
+                     unreadable);
     lh_store_close(s);
     lh_metrics_free(m);
 
@@ -331,15 +333,15 @@ static void deep_case(int depth, bool readable)
     lh_store_stats(s, &st);
     ck_assert_uint_eq(st.torn, 0);
     ck_assert_uint_eq(st.batches, 3);
-    ck_assert_uint_eq(st.unreadable_events, readable ? 0 : 2);
+    ck_assert_uint_eq(st.unreadable_events, (uint64_t)unreadable);
     ck_assert_int_eq(file_size(path), size);
     ck_assert(lh_store_has_chunk(s, "b", 1, lh_now_ns()));
     ck_assert_int_eq(metric(m, "loghaul_collector_store_unreadable_events_total", NULL),
-                     readable ? 0 : 2);
+                     unreadable);
     ck_assert_int_eq(metric(m, "loghaul_collector_store_damaged_records_total",
                             "reason=\"torn\""), 0);
     scan_all(s, &seen);
-    ck_assert_uint_eq(seen.n, readable ? 5 : 3);
+    ck_assert_uint_eq(seen.n, want);
     ck_assert_str_eq(seen.msgs[seen.n - 1], "b1 e1");
     lh_store_close(s);
     lh_metrics_free(m);
@@ -348,27 +350,33 @@ static void deep_case(int depth, bool readable)
 
 START_TEST(event_30_deep_is_read_with_the_rest)
 {
-    deep_case(30, true);
+    deep_case(30, 0);
 }
 END_TEST
 
 START_TEST(event_31_deep_is_read_with_the_rest)
 {
-    deep_case(31, true);
+    deep_case(31, 0);
 }
 END_TEST
 
 START_TEST(event_at_the_depth_limit_is_read_with_the_rest)
 {
-    deep_case(LH_MP_MAX_DEPTH, true);
+    deep_case(LH_MP_MAX_DEPTH, 0);
 }
 END_TEST
 
 START_TEST(event_past_the_depth_limit_is_counted_and_skipped)
 {
+    deep_case(LH_MP_MAX_DEPTH + 1, 1);
+}
+END_TEST
+
+START_TEST(event_too_deep_to_skip_ends_only_its_batch)
+{
     /* Its end cannot be found, so the rest of its batch goes with it; the
      * next batch does not. */
-    deep_case(LH_MP_MAX_DEPTH + 1, false);
+    deep_case(LH_MP_WALK_MAX + 1, 2);
 }
 END_TEST
 
@@ -684,6 +692,7 @@ int main(void)
     tcase_add_test(tc, event_31_deep_is_read_with_the_rest);
     tcase_add_test(tc, event_at_the_depth_limit_is_read_with_the_rest);
     tcase_add_test(tc, event_past_the_depth_limit_is_counted_and_skipped);
+    tcase_add_test(tc, event_too_deep_to_skip_ends_only_its_batch);
     tcase_add_test(tc, checksum_failing_middle_record_is_skipped);
     tcase_add_test(tc, garbage_length_in_the_middle_is_skipped);
     tcase_add_test(tc, length_past_the_next_record_is_skipped);
