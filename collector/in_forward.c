@@ -1,4 +1,5 @@
 #include "collector/in_forward.h"
+#include "collector/in_forward_int.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -12,7 +13,6 @@
 #include <string.h>
 
 #include "collector/output.h"
-#include "collector/search/tail.h"
 #include "common/err.h"
 #include "common/forward.h"
 #include "common/log.h"
@@ -21,7 +21,6 @@
 #include "common/tls.h"
 #include "common/util.h"
 
-#define FWD_LOG "in_forward"
 /* Bytes moved out of libevent per step, and what libevent buffers at most
  * before it stops reading the socket. A connection holds its frame buffer
  * (the frame, plus one step of the next) and libevent's input (high water
@@ -33,93 +32,14 @@
  * bytes. Anything bigger is refused before it is buffered. */
 #define PREAUTH_MAX (64 * 1024)
 /* With connections waiting for memory and none released for this long, the
- * largest holder is closed (see lh_in_forward.stall). */
+ * largest holder is closed (on_stall). */
 #define STALL_MS 1000
 /* A connection between frames keeps at most this much buffer: idle
  * connections hold next to nothing of the memory budget. */
 #define KEEP_BUF (64 * 1024)
-/* The staging buffer is kept up to this size (a default agent batch is
- * 2 MiB of entries). */
-#define KEEP_STAGE (8 * 1024 * 1024)
 
-enum reason {
-    R_MALFORMED, R_TOO_BIG, R_PROTOCOL, R_HANDSHAKE, R_TLS, R_STORE, R_TOO_DEEP, R_MEMORY,
-    N_REASONS
-};
 static const char *const reason_names[N_REASONS] = {
     "malformed", "too_big", "protocol", "handshake", "tls", "store", "too_deep", "memory"};
-
-struct fwd_metrics {
-    struct lh_metric *records_in, *stored, *bytes_in, *conns_total, *conns_active, *dedup_hits;
-    struct lh_metric *memory, *pauses;
-    struct lh_metric *rejected[N_REASONS];
-};
-
-struct conn;
-
-struct lh_in_forward {
-    struct event_base *base;
-    const struct lh_forward_listen_cfg *cfg;
-    struct lh_store *store;
-    bool store_on;
-    struct lh_coll_outputs *outs;  /* NULL: none */
-    struct lh_metrics *reg;
-    struct evconnlistener *lev;
-    SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
-    struct conn *conns;        /* owned; each freed by conn_free */
-    size_t n_conns;
-    bool full;                 /* at max_connections: the listener is disabled */
-    struct fwd_metrics m;
-    /* Frames are handled one at a time on this thread: one staging buffer
-     * serves every connection, and keeping it spares an allocation (and
-     * the page faults of a fresh one) per frame. */
-    msgpack_sbuffer stage;
-    /* The memory budget (max_memory): bytes every connection holds (frame
-     * buffers and libevent's input). A connection that would grow past it
-     * stops reading until memory is released; with connections waiting and
-     * nothing released for STALL_MS, the largest holder is closed: waiting
-     * holders (half-sent frames) would otherwise wait for each other forever. */
-    size_t held;
-    size_t n_paused;
-    bool released;             /* memory released since the stall timer was armed */
-    struct event *resume_ev;   /* wakes paused connections, from the loop */
-    struct event *stall_ev;
-    void (*done)(void *ud);    /* set by shutdown */
-    void *done_ud;
-};
-
-/* One connection. Owned by the listener's list; freed only by conn_free,
- * called from this connection's own callbacks or from shutdown/free. */
-struct conn {
-    struct lh_in_forward *f;
-    struct conn *prev, *next;
-    struct bufferevent *bev;
-    char peer[80];             /* "ip:port" for logs */
-    char host[256];            /* `host` for records lacking one */
-    uint8_t *buf;              /* bytes of the frame being received */
-    size_t len, cap;
-    struct lh_mp_scan scan;
-    bool authed;               /* handshake done, or none configured */
-    bool tls_done;             /* TLS handshake done, or plain TCP */
-    struct event *hs_timer;    /* until both handshakes are done; then NULL */
-    bool closing;              /* no more reading; freed once acks are written */
-    bool paused;               /* reading stopped: waiting for memory */
-    size_t held;               /* what this connection counts in f->held */
-    struct lh_fwd_helo helo;
-};
-
-/* Events of one frame, packed as store events until the frame is whole. */
-struct stage {
-    msgpack_sbuffer *sb;        /* the listener's, reused frame after frame */
-    msgpack_packer pk;
-    size_t n;
-    size_t max;                 /* staged bytes at most (max_decompressed) */
-    const char *host;
-    size_t host_len;
-    const char *tag;            /* the frame's (all its events share it) */
-    size_t tag_len;
-    enum reason refused;        /* N_REASONS, or why an event was refused */
-};
 
 /* ---- memory budget ------------------------------------------------------ */
 
@@ -131,7 +51,7 @@ static size_t conn_usage(const struct conn *c)
     return c->cap + (c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0);
 }
 
-static void mem_gauge(struct lh_in_forward *f)
+void lh_infwd_mem_gauge(struct lh_in_forward *f)
 {
     lh_metric_set(f->m.memory, (int64_t)(f->held + f->stage.alloc));
 }
@@ -148,7 +68,7 @@ static void mem_account(struct conn *c, size_t now)
     }
     f->held = f->held - c->held + now;
     c->held = now;
-    mem_gauge(f);
+    lh_infwd_mem_gauge(f);
 }
 
 static void mem_sync(struct conn *c)
@@ -220,7 +140,7 @@ static void conn_free(struct conn *c)
 }
 
 /* Stops reading; the connection goes once its output (acks, PONG) is sent. */
-static void conn_close_after_write(struct conn *c)
+void lh_infwd_close_after_write(struct conn *c)
 {
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ);
@@ -229,8 +149,7 @@ static void conn_close_after_write(struct conn *c)
 }
 
 /* Logs why, counts it, closes. Always returns -1 (the connection is gone). */
-__attribute__((format(printf, 3, 4))) static int fault(struct conn *c, enum reason r,
-                                                        const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) int lh_infwd_fault(struct conn *c, enum reason r, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -245,7 +164,7 @@ __attribute__((format(printf, 3, 4))) static int fault(struct conn *c, enum reas
 
 /* A peer that connects and never finishes TLS or the shared-key handshake
  * would hold its socket forever; once both are done, idle is fine. */
-static void handshake_progress(struct conn *c)
+void lh_infwd_handshake_progress(struct conn *c)
 {
     if (c->hs_timer && c->tls_done && c->authed) {
         event_free(c->hs_timer);
@@ -256,225 +175,9 @@ static void handshake_progress(struct conn *c)
 static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    fault(c, R_HANDSHAKE, "%s not finished within handshake_timeout (%lld ms)",
+    lh_infwd_fault(c, R_HANDSHAKE, "%s not finished within handshake_timeout (%lld ms)",
           c->tls_done ? "shared-key handshake" : "TLS handshake",
           (long long)c->f->cfg->handshake_timeout_ms);
-}
-
-/* ---- writing ------------------------------------------------------------ */
-
-static int send_packed(struct conn *c, int rc, msgpack_sbuffer *sb)
-{
-    if (rc == 0 && bufferevent_write(c->bev, sb->data, sb->size) != 0)
-        rc = LH_ENOMEM;
-    msgpack_sbuffer_destroy(sb);
-    return rc;
-}
-
-static int send_ack(struct conn *c, const char *chunk, size_t len)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    return send_packed(c, lh_fwd_pack_ack(&pk, chunk, len), &sb);
-}
-
-static int send_helo(struct conn *c)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = lh_fwd_helo_init(&c->helo);
-    if (rc == 0)
-        rc = lh_fwd_pack_helo(&pk, &c->helo);
-    return send_packed(c, rc, &sb);
-}
-
-static int send_pong(struct conn *c, bool ok, const char *reason, const struct lh_fwd_ping *ping)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = lh_fwd_pack_pong(&pk, ok, reason, c->f->cfg->hostname, &c->helo, ping,
-                              c->f->cfg->shared_key);
-    return send_packed(c, rc, &sb);
-}
-
-/* ---- frames ------------------------------------------------------------- */
-
-/* The record as it came, with a "host" field (the sender's handshake name
- * or address) added when it has none. */
-static int pack_fields(msgpack_packer *pk, const struct lh_fwd_event *ev, const char *host)
-{
-    uint64_t n;
-    size_t hdr;
-
-    if (lh_mp_map_has_key(ev->record, ev->record_len, "host", 4))
-        return pk->callback(pk->data, ev->record, ev->record_len);
-    if (lh_mp_map_head(ev->record, ev->record_len, &n, &hdr) != 0 || n >= UINT32_MAX)
-        return LH_EPROTO;
-    if (msgpack_pack_map(pk, (size_t)n + 1) != 0 ||
-        pk->callback(pk->data, ev->record + hdr, ev->record_len - hdr) != 0 ||
-        lh_pack_cstr(pk, "host") != 0 || lh_pack_cstr(pk, host) != 0)
-        return LH_ENOMEM;
-    return 0;
-}
-
-static int stage_event(void *ud, const struct lh_fwd_event *ev)
-{
-    struct stage *st = ud;
-    size_t used;
-    /* The store reads each event [tag, time, fields] back with msgpack-c, so
-     * the record may nest one level less than its limit: nothing is acked
-     * that cannot be read back. */
-    if (lh_mp_walk((const uint8_t *)ev->record, ev->record_len, LH_MP_MAX_DEPTH - 1, &used) != 0) {
-        st->refused = R_TOO_DEEP;
-        return LH_EPROTO;
-    }
-    /* Tiny entries under a long tag would stage far more than the frame. */
-    if (st->sb->size + ev->record_len + ev->tag_len + st->host_len + 64 > st->max) {
-        st->refused = R_TOO_BIG;
-        return LH_ETOOBIG;
-    }
-    st->tag = ev->tag;
-    st->tag_len = ev->tag_len;
-    if (msgpack_pack_array(&st->pk, 3) != 0 || lh_pack_strn(&st->pk, ev->tag, ev->tag_len) != 0 ||
-        lh_pack_time(&st->pk, ev->time_ns) != 0 || pack_fields(&st->pk, ev, st->host) != 0)
-        return LH_ENOMEM;
-    st->n++;
-    return 0;
-}
-
-static int decode_fault(struct conn *c, const struct stage *st, int rc)
-{
-    if (st->refused == R_TOO_DEEP)
-        return fault(c, R_TOO_DEEP, "a record nests deeper than %d levels, more than the store "
-                     "can read back; frame refused, not acked", LH_MP_MAX_DEPTH - 1);
-    if (st->refused == R_TOO_BIG)
-        return fault(c, R_TOO_BIG, "the frame's records as stored exceed max_decompressed (%lld "
-                     "bytes); frame refused, not acked", (long long)c->f->cfg->max_decompressed);
-    if (rc == LH_ETOOBIG)
-        return fault(c, R_TOO_BIG, "decompressed payload larger than max_decompressed (%lld bytes)",
-                     (long long)c->f->cfg->max_decompressed);
-    if (rc == LH_ENOMEM)
-        return fault(c, R_STORE, "out of memory decoding a frame");
-    return fault(c, R_PROTOCOL, "not a Forward v1 event frame (bad mode, entry or option)");
-}
-
-/* Stores the staged events, then acks: the ack promises durability. */
-static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_options *o)
-{
-    struct lh_in_forward *f = c->f;
-    int64_t now = lh_now_ns();
-    if (f->store_on && o->chunk && lh_store_has_chunk(f->store, o->chunk, o->chunk_len, now)) {
-        lh_metric_add(f->m.dedup_hits, 1);
-        LH_DEBUG(FWD_LOG, "%s: chunk %.*s already stored, acking again", c->peer,
-                 (int)o->chunk_len, o->chunk);
-        return send_ack(c, o->chunk, o->chunk_len) == 0 ? 0 : fault(c, R_STORE, "out of memory");
-    }
-    if (st->n > 0) {
-        char *tag = strndup(st->tag, st->tag_len);
-        if (!tag)
-            return fault(c, R_STORE, "out of memory");
-        const struct lh_coll_batch b = {tag, o->chunk, o->chunk_len, st->sb->data, st->sb->size,
-                                        st->n};
-        /* Outputs first: the store's append also records the chunk id, and a
-         * resend of a recorded id is acked without being written anywhere,
-         * so an output failing after it would lose the batch for good. */
-        int rc = f->outs ? lh_coll_outputs_write(f->outs, &b) : LH_OK;
-        if (rc == 0 && f->store_on)
-            rc = lh_store_append(f->store, o->chunk, o->chunk_len, now, b.events, b.events_len,
-                                 b.n_events);
-        if (rc == 0 && f->store_on)
-            lh_metric_add(f->m.stored, (int64_t)st->n);
-        free(tag);
-        if (rc != 0)
-            return fault(c, R_STORE, "cannot store a batch of %zu records (%s); not acked, the "
-                         "sender will retry", st->n, lh_strerror(rc));
-        lh_metric_add(f->m.records_in, (int64_t)st->n);
-        lh_tail_publish(st->sb->data, st->sb->size, st->n);
-    }
-    if (o->chunk && send_ack(c, o->chunk, o->chunk_len) != 0)
-        return fault(c, R_STORE, "out of memory");
-    return 0;
-}
-
-static int on_events(struct conn *c, const uint8_t *p, size_t len)
-{
-    struct lh_in_forward *f = c->f;
-    size_t max = (size_t)f->cfg->max_decompressed;
-    struct stage st = {.host = c->host, .host_len = strlen(c->host), .sb = &f->stage,
-                       .max = max, .refused = N_REASONS};
-    struct lh_fwd_options o;
-    msgpack_sbuffer_clear(st.sb);
-    msgpack_packer_init(&st.pk, st.sb, msgpack_sbuffer_write);
-    int rc = lh_fwd_decode(p, len, max, stage_event, &st, &o, NULL);
-    if (rc != 0)
-        rc = decode_fault(c, &st, rc);
-    else if (o.chunk && o.chunk_len > LH_STORE_MAX_CHUNK_ID)
-        rc = fault(c, R_PROTOCOL, "chunk id longer than %d bytes", LH_STORE_MAX_CHUNK_ID);
-    else
-        rc = commit(c, &st, &o);
-    if (f->stage.alloc > KEEP_STAGE) {
-        msgpack_sbuffer_destroy(&f->stage);
-        msgpack_sbuffer_init(&f->stage);
-    }
-    mem_gauge(f);
-    return rc;
-}
-
-static int on_ping(struct conn *c, const msgpack_object *o)
-{
-    struct lh_fwd_ping ping;
-    const char *reason = "";
-    memset(&ping, 0, sizeof ping);
-    int rc = lh_fwd_check_ping(o, &c->helo, c->f->cfg->shared_key, &ping, &reason);
-    if (rc == LH_EPROTO)
-        return fault(c, R_HANDSHAKE, "expected a PING after HELO (%s)", reason);
-    if (send_pong(c, rc == 0, reason, &ping) != 0)
-        return fault(c, R_HANDSHAKE, "out of memory answering PING");
-    if (rc != 0) {
-        LH_WARN(FWD_LOG, "closing %s: shared key handshake failed for '%s': %s", c->peer,
-                ping.hostname, reason);
-        lh_metric_add(c->f->m.rejected[R_HANDSHAKE], 1);
-        conn_close_after_write(c);
-        return -1;
-    }
-    c->authed = true;
-    handshake_progress(c);
-    if (ping.hostname[0])
-        snprintf(c->host, sizeof c->host, "%s", ping.hostname);
-    LH_DEBUG(FWD_LOG, "%s: handshake done, client '%s'", c->peer, c->host);
-    return 0;
-}
-
-/* A frame before the handshake, at most PREAUTH_MAX bytes: unpacked. */
-static int on_preauth_frame(struct conn *c, const uint8_t *p, size_t len)
-{
-    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-    if (!zone)
-        return fault(c, R_STORE, "out of memory");
-    msgpack_object o;
-    size_t off = 0;
-    int rc;
-    if (msgpack_unpack((const char *)p, len, &off, zone, &o) != MSGPACK_UNPACK_SUCCESS)
-        rc = fault(c, R_MALFORMED, "malformed msgpack");
-    else
-        rc = on_ping(c, &o);
-    msgpack_zone_free(zone);
-    return rc;
-}
-
-/* One complete msgpack object from the stream. 0, or -1 when the
- * connection is closed or closing. */
-static int on_frame(struct conn *c, const uint8_t *p, size_t len)
-{
-    if (len == 1 && p[0] == 0xc0)
-        return 0; /* heartbeat */
-    return c->authed ? on_events(c, p, len) : on_preauth_frame(c, p, len);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -495,12 +198,12 @@ static int frame_too_big(struct conn *c, size_t max)
     const struct lh_forward_listen_cfg *cfg = c->f->cfg;
 
     if (!c->authed)
-        return fault(c, R_HANDSHAKE, "frame before the shared-key handshake is larger than %d "
+        return lh_infwd_fault(c, R_HANDSHAKE, "frame before the shared-key handshake is larger than %d "
                      "bytes (a PING is a few hundred)", PREAUTH_MAX);
     if (max < (size_t)cfg->max_frame)
-        return fault(c, R_TOO_BIG, "frame larger than %zu bytes cannot fit max_connection_memory "
+        return lh_infwd_fault(c, R_TOO_BIG, "frame larger than %zu bytes cannot fit max_connection_memory "
                      "(%lld bytes)", max, (long long)cfg->max_connection_memory);
-    return fault(c, R_TOO_BIG, "frame larger than max_frame (%zu bytes)", max);
+    return lh_infwd_fault(c, R_TOO_BIG, "frame larger than max_frame (%zu bytes)", max);
 }
 
 /* The frame buffer's capacity for more bytes: doubled, but no more than the
@@ -558,7 +261,7 @@ static int drain_frames(struct conn *c)
         if (rc == LH_AGAIN)
             break;
         if (rc != 0)
-            return fault(c, R_PROTOCOL, "not a Forward frame (want nil, or an array of 2 to 4 "
+            return lh_infwd_fault(c, R_PROTOCOL, "not a Forward frame (want nil, or an array of 2 to 4 "
                          "elements starting with the tag)");
         rc = lh_mp_scan(&c->scan, c->buf + off, c->len - off, max, &flen);
         if (rc == LH_AGAIN)
@@ -566,9 +269,9 @@ static int drain_frames(struct conn *c)
         if (rc == LH_ETOOBIG)
             return frame_too_big(c, max);
         if (rc != 0)
-            return fault(c, R_MALFORMED, "malformed msgpack");
+            return lh_infwd_fault(c, R_MALFORMED, "malformed msgpack");
         lh_mp_scan_init(&c->scan);
-        if (on_frame(c, c->buf + off, flen) != 0)
+        if (lh_infwd_frame(c, c->buf + off, flen) != 0)
             return -1;
         off += flen;
     }
@@ -591,7 +294,7 @@ static void conn_read(struct conn *c)
             return;
         }
         if (reserve(c, cap) != 0) {
-            fault(c, R_STORE, "out of memory buffering a frame");
+            lh_infwd_fault(c, R_STORE, "out of memory buffering a frame");
             return;
         }
         int n = evbuffer_remove(in, c->buf + c->len, step);
@@ -609,7 +312,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     c->tls_done = true; /* decrypted bytes arrived */
-    handshake_progress(c);
+    lh_infwd_handshake_progress(c);
     conn_read(c);
 }
 
@@ -642,7 +345,7 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
         if (!c->closing && (!big || c->held > big->held))
             big = c;
     if (big)
-        fault(big, R_MEMORY, "max_memory (%lld bytes) full for %d ms with %zu connections "
+        lh_infwd_fault(big, R_MEMORY, "max_memory (%lld bytes) full for %d ms with %zu connections "
               "waiting; this one holds the most (%zu bytes, its frame not acked)",
               (long long)f->cfg->max_memory, STALL_MS, f->n_paused, big->held);
     f->released = false;
@@ -685,13 +388,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     char reason[256];
     if (what & BEV_EVENT_CONNECTED) {
         c->tls_done = true;
-        handshake_progress(c);
+        lh_infwd_handshake_progress(c);
         return;
     }
     if (what & BEV_EVENT_ERROR) {
         int saved = errno;
         if (tls_reason(bev, reason, sizeof reason)) {
-            fault(c, R_TLS, "TLS failure: %s", reason);
+            lh_infwd_fault(c, R_TLS, "TLS failure: %s", reason);
             return;
         }
         LH_INFO(FWD_LOG, "closing %s: %s", c->peer, saved ? strerror(saved) : "connection error");
@@ -736,7 +439,7 @@ static int conn_start(struct conn *c)
             evtimer_add(c->hs_timer, &tv) != 0)
             return LH_ENOMEM;
     }
-    return c->authed ? 0 : send_helo(c);
+    return c->authed ? 0 : lh_infwd_send_helo(c);
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -777,7 +480,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     }
     LH_DEBUG(FWD_LOG, "connection from %s", c->peer);
     if (conn_start(c) != 0)
-        fault(c, R_HANDSHAKE, "cannot start the connection");
+        lh_infwd_fault(c, R_HANDSHAKE, "cannot start the connection");
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
@@ -921,7 +624,7 @@ void lh_in_forward_shutdown(struct lh_in_forward *f, void (*done)(void *ud), voi
     for (struct conn *c = f->conns, *next; c; c = next) {
         next = c->next;
         if (!c->closing)
-            conn_close_after_write(c);
+            lh_infwd_close_after_write(c);
     }
     maybe_done(f);
 }
