@@ -1,9 +1,13 @@
 /* libFuzzer harness: arbitrary bytes through the YAML config loader with a
- * schema that uses every field type, then a full free (ASan checks both). */
+ * schema that uses every field type, then through the agent's and the
+ * collector's real schemas (their value checks and plugin lists), each
+ * followed by a full free (ASan checks both). Seeds: corpus/config. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "agent/agent_config.h"
+#include "collector/collector_config.h"
 #include "common/config.h"
 
 struct fz_tls {
@@ -119,14 +123,23 @@ static const struct lh_cfg_schema fz_root_schema = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void load(const struct lh_cfg_schema *schema, void *obj, const uint8_t *data, size_t size)
+{
+    struct lh_cfg_diag d;
+    memset(obj, 0, schema->size);
+    memset(&d, 0, sizeof d);
+    lh_cfg_load_string("fuzz.yaml", (const char *)data, size, schema, obj, &d);
+    lh_cfg_free(schema, obj);
+    lh_cfg_diag_free(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fz_root root;
-    struct lh_cfg_diag d;
-    memset(&root, 0, sizeof root);
-    memset(&d, 0, sizeof d);
-    lh_cfg_load_string("fuzz.yaml", (const char *)data, size, &fz_root_schema, &root, &d);
-    lh_cfg_free(&fz_root_schema, &root);
-    lh_cfg_diag_free(&d);
+    struct lh_agent_config agent;
+    struct lh_collector_config collector;
+    load(&fz_root_schema, &root, data, size);
+    load(&lh_agent_config_schema, &agent, data, size);
+    load(&lh_collector_config_schema, &collector, data, size);
     return 0;
 }
