@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <yaml.h>
 
 #define CFG_MAX_BYTES (4u << 20)
@@ -126,23 +125,9 @@ static int visit(struct loader *l, const yaml_node_t *n)
 static void check_path(struct loader *l, const struct lh_cfg_field *f, const yaml_node_t *n,
                        const char *path)
 {
-    struct stat st;
-    int line = (int)n->start_mark.line + 1, col = (int)n->start_mark.column + 1;
-    if (l->defaulting || strpbrk(path, "*?["))
-        return;
-    if (stat(path, &st) == 0) {
-        if ((f->flags & LH_CFG_F_SECRET) && S_ISREG(st.st_mode) && (st.st_mode & 0044))
-            lh_cfg_warn(l->d, line, col,
-                        "%s: '%s' is readable by %s (mode %04o): a secret should be 0600, "
-                        "owned by the daemon's user", f->key, path,
-                        (st.st_mode & 0004) ? "others" : "its group",
-                        (unsigned)(st.st_mode & 07777));
-        return;
-    }
-    if (errno == ENOENT || errno == ENOTDIR)
-        lh_cfg_warn(l->d, line, col, "file '%s' does not exist", path);
-    else
-        lh_cfg_warn(l->d, line, col, "file '%s' cannot be checked: %s", path, strerror(errno));
+    if (!l->defaulting)
+        lh_cfg_check_file(l->d, f, (int)n->start_mark.line + 1, (int)n->start_mark.column + 1,
+                          path);
 }
 
 static int check_face(struct loader *l, const struct lh_cfg_field *f, const yaml_node_t *n,

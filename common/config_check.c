@@ -1,15 +1,19 @@
 /* Checks of config values wrong on their face (lh_cfg_field.check): what
  * they test needs no file, name lookup or socket, so --check-config gives
- * the same answer on any machine. */
+ * the same answer on any machine; and the warnings about the files values
+ * name (missing, or a secret others can read). */
 #include "common/config.h"
+#include "common/config_int.h"
 #include "common/err.h"
 
+#include <errno.h>
 #include <event2/http.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 static int port_of(const char *digits, bool zero_ok, char *why, size_t whylen)
 {
@@ -110,4 +114,26 @@ int lh_cfg_check_time_pattern(const char *v, char *why, size_t whylen)
         p = c + 1;
     }
     return LH_OK;
+}
+
+void lh_cfg_check_file(struct lh_cfg_diag *d, const struct lh_cfg_field *f, int line, int col,
+                       const char *path)
+{
+    struct stat st;
+    if (strpbrk(path, "*?["))
+        return;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            lh_cfg_warn(d, line, col, "file '%s' does not exist", path);
+        else
+            lh_cfg_warn(d, line, col, "file '%s' cannot be checked: %s", path, strerror(errno));
+        return;
+    }
+    /* A secret readable beyond its owner: accepted (deployments differ),
+     * but said at every check and start. */
+    if ((f->flags & LH_CFG_F_SECRET) && S_ISREG(st.st_mode) && (st.st_mode & 0044))
+        lh_cfg_warn(d, line, col,
+                    "%s: '%s' is readable by %s (mode %04o): a secret should be 0600, owned by "
+                    "the daemon's user", f->key, path, (st.st_mode & 0004) ? "others" : "its group",
+                    (unsigned)(st.st_mode & 07777));
 }
