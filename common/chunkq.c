@@ -445,48 +445,83 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The consumed offsets of segment no, sorted. */
-static int load_acks(struct lh_chunkq *q, uint64_t no, uint64_t seg_size, uint64_t **acks,
-                     size_t *n)
+/* The ack file of a segment as read at open. */
+struct acks {
+    uint64_t *v;        /* consumed offsets, sorted */
+    size_t n;
+    uint64_t *kept;     /* those that name an intact record, in file order */
+    size_t n_kept;
+    bool tidy;          /* whole entries only, no more than the segment can hold */
+};
+
+static void acks_free(struct acks *a)
 {
-    char path[PATH_MAX], *data = NULL;
-    size_t len = 0;
-    *acks = NULL;
-    *n = 0;
+    free(a->v);
+    free(a->kept);
+}
+
+/* Reads the ack file of segment no. At most one ack per record, and a
+ * record is at least the fixed header: bytes past that, and a partial
+ * entry (a torn or short write), are damage and not read. */
+static int load_acks(struct lh_chunkq *q, uint64_t no, uint64_t seg_size, struct acks *a)
+{
+    char path[PATH_MAX];
+    *a = (struct acks){.tidy = true};
     seg_path(q, no, "ack", path, sizeof path);
-    /* At most one ack per record, and a record is at least the fixed header. */
-    size_t cap = (size_t)(seg_size / LH_CHUNKQ_HDR_FIXED + 1) * 8;
-    int rc = lh_read_file(path, cap, &data, &len);
-    if (rc == LH_ENOENT)
-        return LH_OK;
-    if (rc != 0)
-        return rc;
-    /* A crash in the middle of an ack write leaves part of an entry, which
-     * would shift every entry appended after it: cut it off (its chunk is
-     * replayed, a duplicate the collector drops). */
-    if (len % 8 != 0) {
-        LH_WARN(CQ_LOG, "%s: cutting %zu bytes of a torn ack entry", path, len % 8);
-        if (truncate(path, (off_t)(len - len % 8)) != 0) {
-            free(data);
-            return LH_EIO;
-        }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? LH_OK : LH_EIO;
+    uint64_t cap = (seg_size / LH_CHUNKQ_HDR_FIXED + 1) * 8;
+    struct stat sb;
+    int rc = fstat(fd, &sb) == 0 ? LH_OK : LH_EIO;
+    uint64_t len = rc == LH_OK ? (uint64_t)sb.st_size : 0;
+    if (len > cap || len % 8 != 0) {
+        LH_WARN(CQ_LOG, "%s: %" PRIu64 " bytes are not whole acks of this segment; reading "
+                        "%" PRIu64 " (chunks may be sent again, the collector drops copies)",
+                path, len, len > cap ? cap : len - len % 8);
+        a->tidy = false;
+        len = len > cap ? cap : len - len % 8;
     }
-    *n = len / 8;
-    *acks = malloc((*n ? *n : 1) * sizeof **acks);
-    if (!*acks) {
-        free(data);
-        return LH_ENOMEM;
-    }
-    for (size_t i = 0; i < *n; i++)
-        (*acks)[i] = get64((const uint8_t *)data + 8 * i);
+    a->n = (size_t)(len / 8);
+    uint8_t *data = malloc(len ? (size_t)len : 1);
+    a->v = malloc((a->n ? a->n : 1) * sizeof *a->v);
+    a->kept = malloc((a->n ? a->n : 1) * sizeof *a->kept);
+    if (rc == LH_OK && (!data || !a->v || !a->kept))
+        rc = LH_ENOMEM;
+    if (rc == LH_OK)
+        rc = pread_all(fd, data, (size_t)len, 0);
+    close(fd);
+    for (size_t i = 0; rc == LH_OK && i < a->n; i++)
+        a->v[i] = get64(data + 8 * i);
     free(data);
-    qsort(*acks, *n, sizeof **acks, cmp_u64);
+    if (rc != LH_OK) {
+        acks_free(a);
+        return rc;
+    }
+    qsort(a->v, a->n, sizeof *a->v, cmp_u64);
     return LH_OK;
 }
 
+/* An ack file holding damage, or entries naming no intact record, is
+ * written again with just the acks that count, so that appends after it
+ * stay readable. A failure is only logged: the old file still reads. */
+static void tidy_acks(struct lh_chunkq *q, const struct chunkq_seg *s, const struct acks *a)
+{
+    char path[PATH_MAX];
+    seg_path(q, s->no, "ack", path, sizeof path);
+    uint8_t *buf = malloc(a->n_kept ? a->n_kept * 8 : 1);
+    int rc = buf ? LH_OK : LH_ENOMEM;
+    for (size_t i = 0; rc == LH_OK && i < a->n_kept; i++)
+        put64(buf + 8 * i, a->kept[i]);
+    if (rc == LH_OK)
+        rc = lh_write_file_atomic(path, buf, a->n_kept * 8);
+    free(buf);
+    if (rc != LH_OK)
+        LH_WARN(CQ_LOG, "%s: cannot write the acks again: %s", path, lh_strerror(rc));
+}
+
 static int replay_record(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off,
-                         const struct hdr *h, const uint8_t *var, const uint64_t *acks,
-                         size_t n_acks)
+                         const struct hdr *h, const uint8_t *var, struct acks *a)
 {
     const uint8_t *pp = var + LH_CHUNKQ_HDR_FIXED + h->tag_len;
     for (uint32_t i = 0; i < h->n_pos; i++) {
@@ -496,8 +531,10 @@ static int replay_record(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off
         seg_note_pos(s, &p);
         pp += CQ_POS_LEN;
     }
-    if (n_acks && bsearch(&off, acks, n_acks, sizeof *acks, cmp_u64))
+    if (a->n && bsearch(&off, a->v, a->n, sizeof *a->v, cmp_u64)) {
+        a->kept[a->n_kept++] = off;
         return LH_OK;
+    }
     struct lh_chunk *c = chunk_new(q, s, off, h);
     if (!c)
         return LH_ENOMEM;
@@ -510,9 +547,8 @@ static int replay_record(struct lh_chunkq *q, struct chunkq_seg *s, uint64_t off
  * record is corrupt, one running to the end is a torn tail. */
 static int scan_segment(struct lh_chunkq *q, struct chunkq_seg *s)
 {
-    uint64_t *acks;
-    size_t n_acks;
-    int rc = load_acks(q, s->no, s->size, &acks, &n_acks);
+    struct acks a;
+    int rc = load_acks(q, s->no, s->size, &a);
     bool damaged = false;
     uint64_t off = 0;
     while (rc == 0 && off < s->size) {
@@ -530,13 +566,15 @@ static int scan_segment(struct lh_chunkq *q, struct chunkq_seg *s)
         if (damaged)
             q->st.corrupt++;
         damaged = false;
-        rc = replay_record(q, s, off, &h, var, acks, n_acks);
+        rc = replay_record(q, s, off, &h, var, &a);
         free(var);
         off += h.rec_len;
     }
     if (damaged)
         q->st.torn++;
-    free(acks);
+    if (rc == 0 && (!a.tidy || a.n_kept != a.n))
+        tidy_acks(q, s, &a);
+    acks_free(&a);
     return rc;
 }
 

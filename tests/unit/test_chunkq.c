@@ -525,6 +525,31 @@ START_TEST(a_torn_ack_entry_does_not_shift_later_acks)
 }
 END_TEST
 
+START_TEST(a_garbage_ack_file_neither_blocks_open_nor_later_acks)
+{
+    struct seen s;
+    struct lh_chunkq *q = open_q(&s, 0, 0);
+    for (int i = 0; i < 4; i++)
+        put(q, &s, i, 100);
+    lh_chunkq_sync(q);
+    lh_chunkq_close(q);
+    /* More bytes than a segment of four chunks can hold acks for. */
+    char path[PATH_MAX], junk[400];
+    ack_path(path, sizeof path);
+    memset(junk, 0xee, sizeof junk);
+    FILE *f = fopen(path, "w");
+    ck_assert_int_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    fclose(f);
+    q = open_q(&s, 0, 0);
+    ck_assert_uint_eq(s.n, 4);
+    ck_assert_int_eq(lh_chunkq_ack(q, s.chunks[0]), 0);
+    ck_assert_int_eq(lh_chunkq_ack(q, s.chunks[2]), 0);
+    lh_chunkq_sync(q);
+    lh_chunkq_close(q);
+    expect_1_and_3();
+}
+END_TEST
+
 START_TEST(a_short_ack_write_is_cut_back)
 {
     struct seen s;
@@ -572,6 +597,7 @@ static Suite *suite(void)
     tcase_add_test(t, garbage_files_do_not_crash_open);
     tcase_add_test(t, a_torn_ack_entry_does_not_shift_later_acks);
     tcase_add_test(t, a_short_ack_write_is_cut_back);
+    tcase_add_test(t, a_garbage_ack_file_neither_blocks_open_nor_later_acks);
     suite_add_tcase(s, t);
     return s;
 }
