@@ -2,10 +2,12 @@
  *
  * Layout: DIR/q-<16 hex digits>.seg segment files, numbered in creation
  * order, each a run of chunk records; DIR/q-<same>.ack lists the offsets
- * (u64, big-endian) of the chunks of that segment that were consumed (a
- * partial entry left by a crash or a short write is cut off, so later
- * entries stay aligned). A segment whose chunks are all consumed is
- * deleted with its ack file.
+ * (u64, big-endian) of the chunks of that segment that were consumed. A
+ * short write is cut back at once; at open, an ack file holding damage (a
+ * partial entry, more than the segment can hold, offsets naming no intact
+ * record) is written again with just the acks that count, so later entries
+ * stay aligned. A segment whose chunks are all consumed is deleted with its
+ * ack file.
  *
  * A chunk record is a header then the payload, numbers big-endian:
  *   0  magic "LHQC"        4  version u16 (1)     6  tag length u16
