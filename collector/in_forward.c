@@ -485,7 +485,8 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
-    LH_ERROR(FWD_LOG, "accept failed: %s", strerror(errno));
+    struct lh_in_forward *f = arg;
+    lh_net_gate_accept_failed(f->gate);
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -573,6 +574,14 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
         goto fail;
     }
     evconnlistener_set_error_cb(f->lev, on_accept_error);
+    /* max_connections stays this file's (f->full); the gate only backs off. */
+    const struct lh_net_gate_cfg gc = {.what = "forward", .reg = metrics,
+                                       .prefix = "loghaul_collector"};
+    if (lh_net_gate_new(base, f->lev, &gc, &f->gate) != 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = LH_ENOMEM;
+        goto fail;
+    }
     LH_INFO(FWD_LOG, "forward listening on %s", bound);
     LH_INFO(FWD_LOG, "forward transport: %s%s%s", f->ssl_ctx ? "TLS" : "plain TCP",
             f->ssl_ctx && cfg->tls.require_client_cert ? ", client certificates required" : "",
@@ -615,6 +624,8 @@ int lh_in_forward_reload_tls(struct lh_in_forward *f, char *err, size_t errlen)
 
 void lh_in_forward_shutdown(struct lh_in_forward *f, void (*done)(void *ud), void *ud)
 {
+    lh_net_gate_free(f->gate);
+    f->gate = NULL;
     if (f->lev) {
         evconnlistener_free(f->lev);
         f->lev = NULL;
@@ -636,6 +647,7 @@ void lh_in_forward_free(struct lh_in_forward *f)
     f->done = NULL;
     while (f->conns)
         conn_free(f->conns);
+    lh_net_gate_free(f->gate);
     if (f->lev)
         evconnlistener_free(f->lev);
     if (f->ssl_ctx)

@@ -39,6 +39,7 @@ struct lh_in_forward {
     struct lh_coll_outputs *outs;  /* NULL: none */
     struct lh_metrics *reg;
     struct evconnlistener *lev;
+    struct lh_net_gate *gate;  /* pauses accepting after a failed accept() */
     SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
     struct conn *conns;        /* owned; each freed by conn_free */
     size_t n_conns;

@@ -359,6 +359,24 @@ def collector_http_backs_off_at_the_fd_limit(run):
 
 
 @test
+def collector_forward_backs_off_at_the_fd_limit(run):
+    cfg = lhtest.collector_config(run, "c1", tls=False)
+    path = lhtest.write_config(run.path("c1.yaml"), cfg)
+    p = run.start("c1", with_nofile([lhtest.COLLECTOR, "-c", path]))
+    fwd = p.wait_log(r"forward listening on (\S+)").group(1)
+    http = p.wait_log(r"http listening on (\S+)").group(1)
+    socks = flood_connections(fwd, 2 * NOFILE)
+    starved(p, "collector Forward")
+    for s in socks:
+        s.close()
+    wait_until(lambda: lhtest.http_get("http://%s/healthz" % http, timeout=2)[0] == 200, 20,
+               "the collector answers once descriptors are free")
+    errors = lhtest.metric("http://%s/metrics" % http, "loghaul_collector_accept_errors_total",
+                           {"listener": "forward"})
+    check((errors or 0) >= 1, "forward accept errors are counted")
+
+
+@test
 def agent_syslog_tcp_backs_off_at_the_fd_limit(run):
     cfg = {"agent": {"name": "a", "data_dir": run.path("a-data"), "http": "127.0.0.1:0"},
            "inputs": [{"type": "syslog", "tag": "sys", "listen": ["tcp://127.0.0.1:0"]}],
