@@ -66,6 +66,7 @@ class Ctx:
         self.counts = {}
         self.acked_records = 0
         self.bomb = None
+        self.seconds = {}
         self.lock = threading.Lock()
 
     def left(self):
@@ -403,14 +404,17 @@ def main():
                 break
             if name.startswith("fwd") and not ctx.fwd:
                 continue
+            t0 = time.monotonic()
             try:
                 fn(ctx)
             except (OSError, ssl.SSLError) as e:
                 ctx.note(name + "_refused")
                 print("hostile: %s: %s" % (name, e), flush=True)
             ctx.note(name)
+            ctx.seconds[name] = ctx.seconds.get(name, 0) + time.monotonic() - t0
         rounds += 1
-    rep = {"rounds": rounds, "counts": ctx.counts, "acked_records": ctx.acked_records}
+    rep = {"rounds": rounds, "counts": ctx.counts, "acked_records": ctx.acked_records,
+           "seconds": {k: round(v, 2) for k, v in ctx.seconds.items()}}
     print("hostile: " + json.dumps(rep), flush=True)
     if a.report:
         with open(a.report, "w") as f:
