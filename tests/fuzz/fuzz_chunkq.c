@@ -24,6 +24,9 @@
 #define F_FIX_SUM 1
 #define MAX_REPLAY 4096
 
+static void clear_dir(const char *dir);
+static void remove_dir(void);
+
 static const char *queue_dir(void)
 {
     static char dir[PATH_MAX];
@@ -32,6 +35,7 @@ static const char *queue_dir(void)
         snprintf(dir, sizeof dir, "%s/fuzz_chunkq-XXXXXX", t && *t ? t : "/tmp");
         if (!mkdtemp(dir))
             abort();
+        atexit(remove_dir);
         lh_log_set_level(LH_LOG_ERROR);
     }
     return dir;
@@ -51,6 +55,12 @@ static void clear_dir(const char *dir)
         unlink(path);
     }
     closedir(d);
+}
+
+static void remove_dir(void)
+{
+    clear_dir(queue_dir());
+    rmdir(queue_dir());
 }
 
 static void write_file(const char *dir, const char *ext, const uint8_t *p, size_t n)

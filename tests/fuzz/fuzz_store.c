@@ -26,6 +26,9 @@
 #define F_FIX_CRC 1
 #define F_SPLIT 2
 
+static void clear_dir(const char *dir);
+static void remove_dir(void);
+
 static const char *store_dir(void)
 {
     static char dir[PATH_MAX];
@@ -34,6 +37,7 @@ static const char *store_dir(void)
         snprintf(dir, sizeof dir, "%s/fuzz_store-XXXXXX", t && *t ? t : "/tmp");
         if (!mkdtemp(dir))
             abort();
+        atexit(remove_dir);
         lh_log_set_level(LH_LOG_ERROR);
     }
     return dir;
@@ -53,6 +57,12 @@ static void clear_dir(const char *dir)
         unlink(path);
     }
     closedir(d);
+}
+
+static void remove_dir(void)
+{
+    clear_dir(store_dir());
+    rmdir(store_dir());
 }
 
 static uint32_t be32(const uint8_t *p)
