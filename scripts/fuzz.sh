@@ -26,6 +26,10 @@ CC=clang cmake -S . -B "$build" -DLOGHAUL_FUZZ=ON -DLOGHAUL_WERROR=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2 --target "${names[@]}"
 
+# The store and chunkq harnesses write files and fsync them: on tmpfs they
+# run some thirty times faster.
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+
 out="$build/fuzz-out"
 mkdir -p "$out"
 
