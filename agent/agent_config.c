@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/pipeline.h"
-#include "agent/transform.h"
-#include "common/util.h"
+#include "agent/core/pipeline.h"
+#include "agent/transform/transform.h"
+#include "common/base/util.h"
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 

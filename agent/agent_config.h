@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "common/config.h"
+#include "common/config/config.h"
 
 #define LH_AGENT_DEFAULT_CONFIG "/etc/loghaul/agent.yaml"
 

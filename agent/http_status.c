@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/log.h"
-#include "common/http_guard.h"
-#include "common/http_reply.h"
-#include "common/net.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/net/http_guard.h"
+#include "common/net/http_reply.h"
+#include "common/net/net.h"
+#include "common/base/util.h"
 
 #define STATUS_MAX_HEADER (16 * 1024)
 #define STATUS_MAX_BODY (64 * 1024)

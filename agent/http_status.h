@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/pipeline.h"
-#include "common/metrics.h"
+#include "agent/core/pipeline.h"
+#include "common/base/metrics.h"
 
 struct lh_http_status;
 

@@ -8,14 +8,14 @@
 #include <string.h>
 
 #include "agent/agent_config.h"
-#include "agent/checkpoint.h"
+#include "agent/core/checkpoint.h"
 #include "agent/http_status.h"
-#include "agent/pipeline.h"
-#include "common/daemon.h"
-#include "common/err.h"
-#include "common/log.h"
-#include "common/metrics.h"
-#include "common/util.h"
+#include "agent/core/pipeline.h"
+#include "common/config/daemon.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/base/metrics.h"
+#include "common/base/util.h"
 
 #define MAIN_LOG "agent"
 

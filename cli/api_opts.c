@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/err.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/base/util.h"
 
 #define MAX_TOKEN_FILE 4096
 #define MAX_TIMEOUT_S 3600

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "cli/http_client.h"
-#include "common/util.h"
+#include "common/base/util.h"
 
 #define LH_CLI_DEFAULT_SERVER "http://127.0.0.1:9800"
 #define LH_CLI_MAX_SERVERS 256

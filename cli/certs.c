@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/certgen.h"
+#include "cli/certgen.h"
 
 #define MAX_HOSTS 64
 

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/tls.h"
+#include "common/base/err.h"
+#include "common/net/tls.h"
 
 struct http_req {
     struct lh_http_client *client;

@@ -14,9 +14,9 @@
 #include "cli/api_opts.h"
 #include "cli/cli.h"
 #include "cli/http_client.h"
-#include "common/err.h"
-#include "common/net.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/net/net.h"
+#include "common/base/util.h"
 
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000000

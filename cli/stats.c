@@ -9,10 +9,10 @@
 
 #include "cli/api_opts.h"
 #include "cli/cli.h"
-#include "common/err.h"
-#include "common/net.h"
+#include "common/base/err.h"
+#include "common/net/net.h"
 #include "common/query/query.h"
-#include "common/util.h"
+#include "common/base/util.h"
 
 #define MAX_QUERY 65536
 #define MAX_BODY ((size_t)256 << 20)

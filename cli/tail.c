@@ -11,8 +11,8 @@
 
 #include "cli/api_opts.h"
 #include "cli/cli.h"
-#include "common/err.h"
-#include "common/net.h"
+#include "common/base/err.h"
+#include "common/net/net.h"
 
 #define MAX_QUERY 65536
 #define MAX_LINE ((size_t)16 << 20)

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector/output.h"
-#include "common/util.h"
+#include "collector/outputs/output.h"
+#include "common/base/util.h"
 
 #define MiB (1024LL * 1024)
 

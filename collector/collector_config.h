@@ -9,9 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/config.h"
-#include "common/http_guard.h"
-#include "common/tls.h"
+#include "common/config/config.h"
+#include "common/net/http_guard.h"
+#include "common/net/tls.h"
 
 #define LH_COLLECTOR_DEFAULT_CONFIG "/etc/loghaul/collector.yaml"
 

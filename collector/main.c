@@ -10,14 +10,14 @@
 #include <string.h>
 
 #include "collector/collector_config.h"
-#include "collector/in_forward.h"
-#include "collector/search/http_api.h"
+#include "collector/ingest/in_forward.h"
+#include "collector/http/http_api.h"
 #include "collector/store/store.h"
-#include "common/daemon.h"
-#include "common/err.h"
-#include "common/log.h"
-#include "common/metrics.h"
-#include "common/util.h"
+#include "common/config/daemon.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/base/metrics.h"
+#include "common/base/util.h"
 
 #define MAIN_LOG "collector"
 #define NS_PER_MS 1000000LL

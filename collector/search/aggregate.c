@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "collector/search/search.h"
-#include "common/err.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 
 /* ---- shared scan filter ------------------------------------------------- */
 

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "common/err.h"
-#include "common/log.h"
-#include "common/tls.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/net/tls.h"
 
 #define FED_LOG "federation"
 

@@ -12,13 +12,13 @@
 
 #include "collector/search/aggregate.h"
 #include "collector/search/federation.h"
-#include "common/http_reply.h"
+#include "common/net/http_reply.h"
 #include "collector/search/search.h"
 #include "collector/search/tail.h"
-#include "common/err.h"
-#include "common/log.h"
-#include "common/net.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/net/net.h"
+#include "common/base/util.h"
 
 #define ROUTES_LOG "http"
 #define DEFAULT_LIMIT 100

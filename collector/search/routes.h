@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "collector/store/store.h"
-#include "common/metrics.h"
+#include "common/base/metrics.h"
 
 struct lh_routes;
 

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 
 /* A kept hit holds its tag and fields re-packed (the scan's memory is gone
  * by the end): a broad query replaces hits constantly, and copying msgpack

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "common/err.h"
-#include "common/log.h"
-#include "common/record.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/codec/record.h"
 
 #define TAIL_LOG "tail"
 /* A client whose queue does not shrink for this long is gone or stuck. */

@@ -16,7 +16,7 @@
 #include <event2/http.h>
 #include <stddef.h>
 
-#include "common/metrics.h"
+#include "common/base/metrics.h"
 #include "common/query/query.h"
 
 #define LH_TAIL_MAX_BACKLOG (4 * 1024 * 1024)

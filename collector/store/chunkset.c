@@ -4,7 +4,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 
 struct entry {
     struct entry *hnext;  /* bucket chain */

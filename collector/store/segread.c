@@ -6,9 +6,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "common/err.h"
-#include "common/forward.h"
-#include "common/record.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
+#include "common/codec/record.h"
 
 /* Every batch payload the store writes starts with these bytes (a map of
  * three, then the key "chunk"); the search for the next record after

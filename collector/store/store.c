@@ -15,11 +15,11 @@
 
 #include "collector/store/chunkset.h"
 #include "collector/store/segread.h"
-#include "common/err.h"
-#include "common/log.h"
-#include "common/metrics.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/base/metrics.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 
 #define STORE_LOG "store"
 

@@ -46,7 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/metrics.h"
+#include "common/base/metrics.h"
 
 #define LH_STORE_SEGMENT_SIZE (64LL * 1024 * 1024)
 /* A record longer than this is corrupt (no batch can be that large). */

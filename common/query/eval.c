@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "common/query/query_int.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 
 /* How deep into nested maps and arrays a word search looks. */
 #define QEVAL_MAX_NESTING 64

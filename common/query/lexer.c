@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 #include "common/query/query_int.h"
 
 int qerr(struct lh_query_error *err, int pos, const char *fmt, ...)

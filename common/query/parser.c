@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 #include "common/query/query_int.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 
 struct qparser {
     struct qlex lex;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 #include "common/query/query_int.h"
 
 /* Long enough for any number worth comparing; longer strings are not numbers. */

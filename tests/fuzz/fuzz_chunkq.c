@@ -18,8 +18,8 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-#include "common/chunkq.h"
-#include "common/log.h"
+#include "common/chunkq/chunkq.h"
+#include "common/base/log.h"
 
 #define F_FIX_SUM 1
 #define MAX_REPLAY 4096

@@ -8,7 +8,7 @@
 
 #include "agent/agent_config.h"
 #include "collector/collector_config.h"
-#include "common/config.h"
+#include "common/config/config.h"
 
 struct fz_tls {
     bool present;

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/forward.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
 
 #define MAX_FRAME (1u << 20)
 #define MAX_INFLATED (1u << 20)

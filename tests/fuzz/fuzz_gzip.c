@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/forward.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
 
 static int on_event(void *ud, const struct lh_fwd_event *ev)
 {

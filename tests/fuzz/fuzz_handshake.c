@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/forward.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
 
 #define MAX_FRAME (64 * 1024) /* the collector's cap before the handshake */
 #define KEY "fuzz key"

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/parse.h"
-#include "common/err.h"
+#include "agent/transform/parsers/parse.h"
+#include "common/base/err.h"
 
 static const char *const time_formats[] = {NULL, "epoch", "epoch_ms", "epoch_us", "epoch_ns",
                                            "%Y-%m-%d %H:%M:%S.%L", "%d/%b/%Y:%H:%M:%S %z"};

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 #include "common/query/query.h"
-#include "common/record.h"
+#include "common/codec/record.h"
 
 static msgpack_sbuffer fz_sb;
 static msgpack_unpacked fz_u;

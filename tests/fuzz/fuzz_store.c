@@ -20,8 +20,8 @@
 #include <zlib.h>
 
 #include "collector/store/store.h"
-#include "common/log.h"
-#include "common/record.h"
+#include "common/base/log.h"
+#include "common/codec/record.h"
 
 #define F_FIX_CRC 1
 #define F_SPLIT 2

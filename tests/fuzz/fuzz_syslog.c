@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/syslog.h"
-#include "common/syslog_frame.h"
+#include "common/codec/syslog.h"
+#include "common/codec/syslog_frame.h"
 
 #define NOW_NS (1767312000LL * 1000000000LL)
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/syslog_frame.h"
+#include "common/codec/syslog_frame.h"
 
 /* The messages of one decoding, concatenated as (length, flag, bytes). */
 struct trace {

@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 #include "collector/store/store.h"
-#include "common/chunkq.h"
-#include "common/err.h"
-#include "common/forward.h"
-#include "common/log.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "common/chunkq/chunkq.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
+#include "common/base/log.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 
 #define SEC 1000000000LL
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/util.h"
+#include "common/base/util.h"
 
 /* Creates a fresh directory "<LH_TEST_TMP or /tmp>/<prefix>-XXXXXX" in dir. */
 static inline void lh_test_mkdtemp(char *dir, size_t cap, const char *prefix)

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/checkpoint.h"
-#include "common/err.h"
-#include "common/util.h"
+#include "agent/core/checkpoint.h"
+#include "common/base/err.h"
+#include "common/base/util.h"
 
 static char tmpdir[PATH_MAX];
 static char ckpt_path[PATH_MAX + 32];

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/chunkq.h"
-#include "common/err.h"
-#include "common/util.h"
+#include "common/chunkq/chunkq.h"
+#include "common/base/err.h"
+#include "common/base/util.h"
 
 static char tmpdir[PATH_MAX];
 

@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/config.h"
-#include "common/err.h"
-#include "common/util.h"
+#include "common/config/config.h"
+#include "common/base/err.h"
+#include "common/base/util.h"
 #include "tests/unit/lh_check.h"
 
 /* ---- test schemas --------------------------------------------------- */

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "agent/agent_config.h"
-#include "agent/transform.h"
-#include "common/err.h"
-#include "common/record.h"
+#include "agent/transform/transform.h"
+#include "common/base/err.h"
+#include "common/codec/record.h"
 #include "lh_check.h"
 
 static const char *const base_yaml =

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/forward.h"
-#include "common/record.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
+#include "common/codec/record.h"
 #include "tests/unit/lh_check.h"
 
 #define MIB (1024 * 1024)

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/recbuilder.h"
-#include "common/err.h"
-#include "common/mpwrite.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "agent/core/recbuilder.h"
+#include "common/base/err.h"
+#include "common/codec/mpwrite.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 #include "lh_check.h"
 
 /* The same value packed by msgpack-c (ref) and by mpwrite (got). */

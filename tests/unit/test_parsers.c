@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/parse.h"
-#include "agent/recbuilder.h"
-#include "agent/transform.h"
-#include "common/err.h"
-#include "common/forward.h"
-#include "common/metrics.h"
-#include "common/record.h"
+#include "agent/transform/parsers/parse.h"
+#include "agent/core/recbuilder.h"
+#include "agent/transform/transform.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
+#include "common/base/metrics.h"
+#include "common/codec/record.h"
 #include "lh_check.h"
 
 /* The builder packed and unpacked again, as a batch would hold it. */

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 #include "common/query/query.h"
-#include "common/record.h"
+#include "common/codec/record.h"
 #include "tests/unit/lh_check.h"
 
 #define T0 1700000000LL /* 2023-11-14T22:13:20Z */

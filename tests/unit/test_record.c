@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/record.h"
+#include "common/base/err.h"
+#include "common/codec/record.h"
 #include "tests/unit/lh_check.h"
 
 #define T0 1700000000LL /* 2023-11-14T22:13:20Z */

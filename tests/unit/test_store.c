@@ -13,11 +13,11 @@
 #include <zlib.h>
 
 #include "collector/store/store.h"
-#include "common/err.h"
-#include "common/forward.h"
-#include "common/metrics.h"
-#include "common/record.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/codec/forward.h"
+#include "common/base/metrics.h"
+#include "common/codec/record.h"
+#include "common/base/util.h"
 #include "tests/unit/lh_check.h"
 
 #define SEC LH_NS_PER_SEC

@@ -4,9 +4,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/err.h"
-#include "common/syslog.h"
-#include "common/syslog_frame.h"
+#include "common/base/err.h"
+#include "common/codec/syslog.h"
+#include "common/codec/syslog_frame.h"
 #include "lh_check.h"
 
 #define NS 1000000000LL

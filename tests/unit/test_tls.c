@@ -16,11 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/certgen.h"
-#include "common/err.h"
-#include "common/net.h"
-#include "common/tls.h"
-#include "common/util.h"
+#include "cli/certgen.h"
+#include "common/base/err.h"
+#include "common/net/net.h"
+#include "common/net/tls.h"
+#include "common/base/util.h"
 
 static const char *const pem_names[] = {"ca.pem",     "ca-key.pem",     "server.pem",
                                         "server-key.pem", "client.pem", "client-key.pem"};

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/err.h"
-#include "common/util.h"
+#include "common/base/err.h"
+#include "common/base/util.h"
 #include "tests/unit/lh_check.h"
 
 static char tmpdir[PATH_MAX];

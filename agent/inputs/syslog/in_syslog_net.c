@@ -1,0 +1,618 @@
+/* The syslog input's sockets: datagram listeners (UDP, unix) read in
+ * batches with recvmmsg, stream listeners (TCP, TLS, unix stream) with one
+ * bufferevent and one RFC 6587 frame decoder per connection.
+ *
+ * Backpressure: a paused input stops reading. Streams then push back on
+ * their senders through TCP flow control; datagrams wait in the socket's
+ * receive buffer (made large for that) and what overflows it the kernel
+ * drops and counts, which loghaul_agent_syslog_udp_drops_total reports. */
+#include <errno.h>
+#include <grp.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/inputs/syslog/in_syslog_int.h"
+#include "common/base/err.h"
+#include "common/base/log.h"
+#include "common/net/net.h"
+#include "common/base/util.h"
+
+#define RCVBUF_WANT (8 << 20)
+/* Bytes of datagram slots per recvmmsg call, and the most slots. */
+#define RX_BYTES (4u << 20)
+#define RX_MAX_SLOTS 32
+/* recvmmsg calls per readiness event, so one flood cannot starve the rest. */
+#define RX_ROUNDS 8
+/* Stream bytes read ahead of the decoder per connection. */
+#define READ_HIGH_WATER (256u * 1024)
+
+struct sl_rx {
+    size_t slots, slot_size;
+    char *data;
+    struct mmsghdr *mm;
+    struct iovec *iov;
+    struct sockaddr_storage *addr;
+    char (*ctl)[CMSG_SPACE(sizeof(uint32_t))];
+};
+
+struct sl_conn {
+    struct sl_conn *prev, *next;
+    struct sl_listener *l;
+    struct bufferevent *bev;
+    struct lh_syslog_frame fr;
+    char peer[160];
+};
+
+/* ---- datagrams ---------------------------------------------------------- */
+
+static int rx_new(struct in_syslog *in)
+{
+    struct sl_rx *rx = calloc(1, sizeof *rx);
+    if (!rx)
+        return LH_ENOMEM;
+    in->rx = rx;
+    rx->slot_size = (size_t)in->cfg->max_message;
+    rx->slots = RX_BYTES / rx->slot_size;
+    rx->slots = rx->slots < 1 ? 1 : rx->slots > RX_MAX_SLOTS ? RX_MAX_SLOTS : rx->slots;
+    rx->data = malloc(rx->slots * rx->slot_size);
+    rx->mm = calloc(rx->slots, sizeof *rx->mm);
+    rx->iov = calloc(rx->slots, sizeof *rx->iov);
+    rx->addr = calloc(rx->slots, sizeof *rx->addr);
+    rx->ctl = calloc(rx->slots, sizeof *rx->ctl);
+    return rx->data && rx->mm && rx->iov && rx->addr && rx->ctl ? LH_OK : LH_ENOMEM;
+}
+
+static void rx_free(struct sl_rx *rx)
+{
+    if (!rx)
+        return;
+    free(rx->data);
+    free(rx->mm);
+    free(rx->iov);
+    free(rx->addr);
+    free(rx->ctl);
+    free(rx);
+}
+
+static void rx_arm(struct sl_rx *rx)
+{
+    for (size_t i = 0; i < rx->slots; i++) {
+        rx->iov[i] = (struct iovec){rx->data + i * rx->slot_size, rx->slot_size};
+        rx->mm[i].msg_hdr = (struct msghdr){
+            .msg_name = &rx->addr[i],
+            .msg_namelen = sizeof rx->addr[i],
+            .msg_iov = &rx->iov[i],
+            .msg_iovlen = 1,
+            .msg_control = rx->ctl[i],
+            .msg_controllen = sizeof rx->ctl[i],
+        };
+    }
+}
+
+/* SO_RXQ_OVFL: the socket's running count of dropped datagrams. */
+static void note_drops(struct sl_listener *l, struct msghdr *h)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_RXQ_OVFL)
+            continue;
+        uint32_t v;
+        memcpy(&v, CMSG_DATA(c), sizeof v);
+        if (v > l->kernel_drops) {
+            lh_metric_add(l->in->m_udp_drops, (int64_t)(v - l->kernel_drops));
+            l->kernel_drops = v;
+        }
+    }
+}
+
+static void one_datagram(struct sl_listener *l, struct mmsghdr *mm)
+{
+    struct msghdr *h = &mm->msg_hdr;
+    const char *p = h->msg_iov->iov_base;
+    size_t n = mm->msg_len;
+    char peer[160];
+    note_drops(l, h);
+    while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == '\0'))
+        n--;
+    if (n == 0)
+        return;
+    if (l->kind == SL_UDP)
+        lh_net_addr_string(h->msg_name, peer, sizeof peer);
+    else
+        snprintf(peer, sizeof peer, "%s", l->bound);
+    l->received++;
+    sl_emit(l->in, p, n, (h->msg_flags & MSG_TRUNC) != 0, peer);
+}
+
+static void on_datagrams(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_listener *l = arg;
+    struct in_syslog *in = l->in;
+    struct sl_rx *rx = in->rx;
+    for (int round = 0; round < RX_ROUNDS && !in->paused && !in->stopped; round++) {
+        rx_arm(rx);
+        int k = recvmmsg(fd, rx->mm, (unsigned)rx->slots, MSG_DONTWAIT, NULL);
+        if (k < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                LH_WARN(SYSLOG_LOG, "[%s] reading %s: %s", in->cfg->tag, l->bound,
+                        strerror(errno));
+            return;
+        }
+        for (int i = 0; i < k; i++)
+            one_datagram(l, &rx->mm[i]);
+        if ((size_t)k < rx->slots) {
+            lh_route_idle(in->route); /* the socket is empty for now */
+            return;
+        }
+    }
+}
+
+static int tune_dgram(struct sl_listener *l, int *rcvbuf)
+{
+    int one = 1, want = RCVBUF_WANT;
+    socklen_t len = sizeof *rcvbuf;
+    /* FORCE passes net.core.rmem_max with CAP_NET_ADMIN; otherwise the
+     * kernel clamps SO_RCVBUF to it. */
+    if (setsockopt(l->fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0)
+        setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    if (getsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, &len) != 0)
+        *rcvbuf = 0;
+    if (l->kind == SL_UDP)
+        setsockopt(l->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    return LH_OK;
+}
+
+static int bind_udp(struct sl_listener *l, const char *hostport, char *err, size_t errlen)
+{
+    char host[256], port_s[8];
+    int port, saved = 0;
+    struct addrinfo *res, hints = {.ai_socktype = SOCK_DGRAM,
+                                   .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    if (lh_split_hostport(hostport, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "invalid address in %s (expected host:port or [v6]:port)", l->url);
+        return LH_EINVAL;
+    }
+    snprintf(port_s, sizeof port_s, "%d", port);
+    int rc = getaddrinfo(host[0] ? host : NULL, port_s, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", l->url, gai_strerror(rc));
+        return LH_EINVAL;
+    }
+    for (struct addrinfo *ai = res; ai && l->fd < 0; ai = ai->ai_next) {
+        l->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (l->fd >= 0 && bind(l->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            saved = errno;
+            close(l->fd);
+            l->fd = -1;
+        } else if (l->fd < 0) {
+            saved = errno;
+        }
+    }
+    freeaddrinfo(res);
+    if (l->fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->url, strerror(saved));
+        return LH_EIO;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char addr[128] = "?";
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) == 0)
+        lh_net_addr_string((struct sockaddr *)&ss, addr, sizeof addr);
+    snprintf(l->bound, sizeof l->bound, "udp://%s", addr);
+    return LH_OK;
+}
+
+/* A group name, or a number. */
+static int parse_group(const char *name, gid_t *gid)
+{
+    char buf[4096], *end;
+    struct group gr, *found = NULL;
+    unsigned long n = strtoul(name, &end, 10);
+    if (end != name && *end == '\0') {
+        *gid = (gid_t)n;
+        return LH_OK;
+    }
+    if (getgrnam_r(name, &gr, buf, sizeof buf, &found) != 0 || !found)
+        return LH_ENOENT;
+    *gid = found->gr_gid;
+    return LH_OK;
+}
+
+/* The input's mode and group on the socket file, after bind: until then
+ * the file has the umask's permissions, which can only be narrower. */
+static int unix_perms(struct sl_listener *l, const char *path, char *err, size_t errlen)
+{
+    const struct in_syslog_cfg *cfg = l->in->cfg;
+    unsigned mode = 0666;
+    if (cfg->mode && sl_parse_mode(cfg->mode, &mode) != 0) {
+        snprintf(err, errlen, "%s: mode '%s' is not octal permissions", l->url, cfg->mode);
+        return LH_EINVAL;
+    }
+    if (cfg->group) {
+        gid_t gid;
+        if (parse_group(cfg->group, &gid) != 0) {
+            snprintf(err, errlen, "%s: no group '%s'", l->url, cfg->group);
+            return LH_ENOENT;
+        }
+        if (chown(path, (uid_t)-1, gid) != 0) {
+            snprintf(err, errlen, "%s: cannot give %s to group '%s': %s", l->url, path,
+                     cfg->group, strerror(errno));
+            return LH_EIO;
+        }
+    }
+    if (chmod(path, (mode_t)mode) != 0) {
+        snprintf(err, errlen, "%s: chmod %04o %s: %s", l->url, mode, path, strerror(errno));
+        return LH_EIO;
+    }
+    return LH_OK;
+}
+
+/* A unix socket at path; a stale socket left there is replaced, any other
+ * file is an error. Mode 0666 by default like /dev/log: any local program
+ * logs; `mode` and `group` narrow that. */
+static int bind_unix(struct sl_listener *l, const char *path, int type, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    if (!path[0] || strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "%s: socket path empty or longer than %zu bytes", l->url,
+                 sizeof sa.sun_path - 1);
+        return LH_EINVAL;
+    }
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "%s: %s exists and is not a socket", l->url, path);
+        return LH_EEXIST;
+    }
+    unlink(path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    l->fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->url, strerror(errno));
+        return LH_EIO;
+    }
+    if (!(l->unix_path = strdup(path)))
+        return LH_ENOMEM;
+    int rc = unix_perms(l, path, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(l->bound, sizeof l->bound, "%s", l->url);
+    return LH_OK;
+}
+
+static int open_dgram(struct sl_listener *l, const char *rest, char *err, size_t errlen)
+{
+    int rcvbuf = 0;
+    int rc = l->kind == SL_UDP ? bind_udp(l, rest, err, errlen)
+                               : bind_unix(l, rest, SOCK_DGRAM, err, errlen);
+    if (rc != 0)
+        return rc;
+    tune_dgram(l, &rcvbuf);
+    if (!l->in->rx && (rc = rx_new(l->in)) != 0)
+        return rc;
+    l->ev = event_new(l->in->ctx.base, l->fd, EV_READ | EV_PERSIST, on_datagrams, l);
+    if (!l->ev)
+        return LH_ENOMEM;
+    LH_INFO(SYSLOG_LOG, "syslog listening on %s (receive buffer %d bytes)", l->bound, rcvbuf);
+    return LH_OK;
+}
+
+/* /proc/net/udp{,6} columns: sl local rem st tx:rx tr:tm retrnsmt uid
+ * timeout inode ref pointer drops. */
+static bool proc_drops(const char *file, unsigned long ino, uint64_t *drops)
+{
+    FILE *f = fopen(file, "r");
+    char line[512];
+    bool found = false;
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long i;
+        unsigned long long d;
+        if (sscanf(line, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %llu", &i, &d) == 2 &&
+            i == ino) {
+            *drops = d;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+void sl_read_kernel_drops(struct in_syslog *in)
+{
+    for (struct sl_listener *l = in->listeners; l; l = l->next) {
+        struct stat st;
+        uint64_t d;
+        if (l->kind != SL_UDP || l->fd < 0 || fstat(l->fd, &st) != 0)
+            continue;
+        if ((proc_drops("/proc/net/udp", (unsigned long)st.st_ino, &d) ||
+             proc_drops("/proc/net/udp6", (unsigned long)st.st_ino, &d)) &&
+            d > l->kernel_drops) {
+            lh_metric_add(in->m_udp_drops, (int64_t)(d - l->kernel_drops));
+            l->kernel_drops = d;
+        }
+    }
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+static void conn_free(struct sl_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->l->gate)
+        lh_net_gate_closed(c->l->gate);
+    bufferevent_free(c->bev);
+    lh_syslog_frame_free(&c->fr);
+    free(c);
+}
+
+static void on_message(void *ud, const char *p, size_t n, bool truncated)
+{
+    struct sl_conn *c = ud;
+    c->l->received++;
+    sl_emit(c->l->in, p, n, truncated, c->peer);
+}
+
+/* Feeds what the connection has read to its decoder (all of it when
+ * force, else until the input pauses). LH_ENOMEM when the decoder
+ * could not take it. */
+static int drain(struct sl_conn *c, bool force)
+{
+    struct in_syslog *in = c->l->in;
+    struct evbuffer *buf = bufferevent_get_input(c->bev);
+    while ((force || !in->paused) && !in->stopped && evbuffer_get_length(buf) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1)
+            break;
+        if (lh_syslog_frame_feed(&c->fr, v.iov_base, v.iov_len, on_message, c) != 0) {
+            LH_ERROR(SYSLOG_LOG, "[%s] out of memory reading %s: closing it", in->cfg->tag,
+                     c->peer);
+            return LH_ENOMEM;
+        }
+        evbuffer_drain(buf, v.iov_len);
+    }
+    return LH_OK;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct sl_conn *c = arg;
+    struct lh_route *route = c->l->in->route;
+    if (drain(c, false) != 0)
+        conn_free(c);
+    else if (!c->l->in->paused)
+        lh_route_idle(route); /* what arrived is batched: no max_wait for it */
+}
+
+static void tls_reason(struct bufferevent *bev, char *buf, size_t len)
+{
+    unsigned long e;
+    buf[0] = '\0';
+    while ((e = bufferevent_get_openssl_error(bev)) != 0)
+        if (!buf[0] && ERR_reason_error_string(e))
+            snprintf(buf, len, "%s", ERR_reason_error_string(e));
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct sl_conn *c = arg;
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (what & BEV_EVENT_ERROR) {
+        char why[256] = "";
+        if (c->l->kind == SL_TLS)
+            tls_reason(bev, why, sizeof why);
+        LH_INFO(SYSLOG_LOG, "[%s] closing %s: %s", c->l->in->cfg->tag, c->peer,
+                why[0] ? why : errno ? strerror(errno) : "connection error");
+    }
+    /* What is still buffered was sent: deliver it before letting go, even
+     * past a pause (at most the read-ahead of one connection). */
+    if (!c->l->in->stopped && drain(c, true) == 0)
+        lh_syslog_frame_finish(&c->fr, on_message, c);
+    conn_free(c);
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct sl_listener *l = arg;
+    struct in_syslog *in = l->in;
+    struct sl_conn *c = calloc(1, sizeof *c);
+    SSL *ssl = NULL;
+    if (!c || (l->kind == SL_TLS && !(ssl = SSL_new(in->ssl_ctx)))) {
+        LH_ERROR(SYSLOG_LOG, "[%s] out of memory accepting a connection", in->cfg->tag);
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    /* Syslog senders close without close_notify; every whole message read
+     * counts, as over plain TCP. */
+    if (ssl)
+        SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    c->l = l;
+    if (l->kind == SL_UNIX_STREAM)
+        snprintf(c->peer, sizeof c->peer, "%s", l->bound);
+    else
+        lh_net_addr_string(sa, c->peer, sizeof c->peer);
+    lh_syslog_frame_init(&c->fr, (size_t)in->cfg->max_message);
+    if (!(c->bev = lh_net_accept_bev(in->ctx.base, fd, ssl))) {
+        LH_ERROR(SYSLOG_LOG, "[%s] cannot set up the connection from %s", in->cfg->tag, c->peer);
+        free(c);
+        return;
+    }
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    lh_net_gate_opened(l->gate);
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+    if (!in->paused)
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    struct sl_listener *l = arg;
+    lh_net_gate_accept_failed(l->gate);
+}
+
+static int open_stream(struct sl_listener *l, const char *rest, char *err, size_t errlen)
+{
+    const unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    struct event_base *base = l->in->ctx.base;
+    char addr[128];
+    if (l->kind == SL_UNIX_STREAM) {
+        int rc = bind_unix(l, rest, SOCK_STREAM, err, errlen);
+        if (rc != 0)
+            return rc;
+        l->lev = evconnlistener_new(base, on_accept, l, flags, 128, l->fd);
+        if (!l->lev) {
+            snprintf(err, errlen, "cannot listen on %s: %s", l->url, strerror(errno));
+            return LH_EIO;
+        }
+        l->fd = -1; /* the listener closes it */
+    } else {
+        l->lev = lh_net_listen(base, rest, on_accept, l, addr, sizeof addr, err, errlen);
+        if (!l->lev)
+            return LH_EIO;
+        snprintf(l->bound, sizeof l->bound, "%s://%s", l->kind == SL_TLS ? "tls" : "tcp", addr);
+    }
+    evconnlistener_disable(l->lev);
+    evconnlistener_set_error_cb(l->lev, on_accept_error);
+    const struct lh_net_gate_cfg gc = {.what = l->bound,
+                                       .max_conns = (size_t)l->in->cfg->max_connections,
+                                       .stopped = true, .reg = l->in->ctx.metrics,
+                                       .prefix = "loghaul_agent"};
+    if (lh_net_gate_new(base, l->lev, &gc, &l->gate) != 0)
+        return LH_ENOMEM;
+    LH_INFO(SYSLOG_LOG, "syslog listening on %s", l->bound);
+    return LH_OK;
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static const struct {
+    const char *scheme;
+    enum sl_kind kind;
+} schemes[] = {
+    {"udp://", SL_UDP},         {"tcp://", SL_TCP},
+    {"tls://", SL_TLS},         {"unix://", SL_UNIX_DGRAM},
+    {"unixstream://", SL_UNIX_STREAM},
+};
+
+int sl_listener_open(struct in_syslog *in, const char *url, char *err, size_t errlen)
+{
+    struct sl_listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return LH_ENOMEM;
+    l->in = in;
+    l->url = url;
+    l->fd = -1;
+    l->next = in->listeners;
+    in->listeners = l;
+    size_t i = 0, n = sizeof schemes / sizeof schemes[0];
+    while (i < n && strncmp(url, schemes[i].scheme, strlen(schemes[i].scheme)) != 0)
+        i++;
+    if (i == n) {
+        snprintf(err, errlen, "syslog input: unknown listen URL '%s'", url);
+        return LH_EINVAL;
+    }
+    l->kind = schemes[i].kind;
+    const char *rest = url + strlen(schemes[i].scheme);
+    int rc = l->kind == SL_UDP || l->kind == SL_UNIX_DGRAM ? open_dgram(l, rest, err, errlen)
+                                                           : open_stream(l, rest, err, errlen);
+    if (rc != 0 && !err[0])
+        snprintf(err, errlen, "syslog input: %s: %s", url, lh_strerror(rc));
+    return rc;
+}
+
+int sl_listeners_start(struct in_syslog *in)
+{
+    for (struct sl_listener *l = in->listeners; l; l = l->next) {
+        if (l->ev && event_add(l->ev, NULL) != 0)
+            return LH_EIO;
+        if (l->gate)
+            lh_net_gate_stop(l->gate, false);
+    }
+    return LH_OK;
+}
+
+void sl_listeners_pause(struct in_syslog *in, bool paused)
+{
+    for (struct sl_listener *l = in->listeners; l; l = l->next) {
+        if (l->ev) {
+            if (paused)
+                event_del(l->ev);
+            else
+                event_add(l->ev, NULL);
+        }
+        for (struct sl_conn *c = l->conns; c; c = c->next) {
+            if (paused) {
+                bufferevent_disable(c->bev, EV_READ);
+            } else {
+                bufferevent_enable(c->bev, EV_READ);
+                /* Bytes read before the pause wait in the buffer. */
+                bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+            }
+        }
+    }
+}
+
+void sl_listeners_stop(struct in_syslog *in)
+{
+    for (struct sl_listener *l = in->listeners; l; l = l->next) {
+        if (l->ev)
+            event_del(l->ev);
+        if (l->gate)
+            lh_net_gate_stop(l->gate, true);
+        for (struct sl_conn *c = l->conns; c; c = c->next)
+            bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+void sl_listeners_free(struct in_syslog *in)
+{
+    while (in->listeners) {
+        struct sl_listener *l = in->listeners;
+        in->listeners = l->next;
+        lh_net_gate_free(l->gate);
+        l->gate = NULL; /* conn_free counts no more */
+        while (l->conns)
+            conn_free(l->conns);
+        if (l->ev)
+            event_free(l->ev);
+        if (l->lev)
+            evconnlistener_free(l->lev);
+        if (l->fd >= 0)
+            close(l->fd);
+        if (l->unix_path)
+            unlink(l->unix_path);
+        free(l->unix_path);
+        free(l);
+    }
+    rx_free(in->rx);
+    in->rx = NULL;
+}
+
+size_t sl_listener_conns(const struct sl_listener *l)
+{
+    size_t n = 0;
+    for (const struct sl_conn *c = l->conns; c; c = c->next)
+        n++;
+    return n;
+}
