@@ -249,13 +249,11 @@ static int take_lines(struct lines *ls, size_t src, const char *body, size_t len
     return 0;
 }
 
-static bool asc_order;
-
-static int cmp_line(const void *a, const void *b)
+static int cmp_line(const void *a, const void *b, void *asc)
 {
     const struct line *x = a, *y = b;
     if (x->ns != y->ns)
-        return (x->ns < y->ns) == asc_order ? -1 : 1;
+        return (x->ns < y->ns) == *(const bool *)asc ? -1 : 1;
     if (x->src != y->src)
         return x->src < y->src ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
@@ -272,9 +270,8 @@ static void finish_search(struct pending *pd, const struct lh_fed_answer *a, siz
             rc = take_lines(&ls, i + 1, a[i].body, a[i].len);
     struct evbuffer *out = evbuffer_new();
     if (rc == 0 && out) {
-        asc_order = pd->asc; /* qsort has no context; one thread runs this */
         if (ls.n)
-            qsort(ls.v, ls.n, sizeof *ls.v, cmp_line);
+            qsort_r(ls.v, ls.n, sizeof *ls.v, cmp_line, &ls.asc);
         for (size_t i = 0; i < ls.n && i < pd->limit; i++)
             if (evbuffer_add(out, ls.v[i].p, ls.v[i].len) != 0 || evbuffer_add(out, "\n", 1))
                 rc = LH_ENOMEM;

@@ -6,13 +6,13 @@
 #include <string.h>
 #include <time.h>
 
-int lh_log_level_current = LH_LOG_INFO;
+_Atomic int lh_log_level_current = LH_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void lh_log_set_level(enum lh_log_level level)
 {
-    lh_log_level_current = (int)level;
+    atomic_store_explicit(&lh_log_level_current, (int)level, memory_order_relaxed);
 }
 
 int lh_log_parse_level(const char *name, enum lh_log_level *out)

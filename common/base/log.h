@@ -5,9 +5,14 @@
 #ifndef LH_LOG_H
 #define LH_LOG_H
 
+#include <stdatomic.h>
+
 enum lh_log_level { LH_LOG_ERROR = 0, LH_LOG_WARN, LH_LOG_INFO, LH_LOG_DEBUG };
 
-extern int lh_log_level_current;
+/* Read by every thread that logs, set from the main thread (a reload):
+ * atomic, relaxed (a line logged at the old level just after the change is
+ * harmless). Use lh_log_set_level() to change it. */
+extern _Atomic int lh_log_level_current;
 
 void lh_log_set_level(enum lh_log_level level);
 /* Parses "error|warn|info|debug"; returns 0 or LH_EINVAL. */
@@ -15,10 +20,11 @@ int lh_log_parse_level(const char *name, enum lh_log_level *out);
 void lh_log_write(enum lh_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define LH_LOG_AT(lvl, comp, ...)                                   \
-    do {                                                            \
-        if ((int)(lvl) <= lh_log_level_current)                     \
-            lh_log_write((lvl), (comp), __VA_ARGS__);               \
+#define LH_LOG_AT(lvl, comp, ...)                                                 \
+    do {                                                                          \
+        if ((int)(lvl) <= atomic_load_explicit(&lh_log_level_current,            \
+                                               memory_order_relaxed))             \
+            lh_log_write((lvl), (comp), __VA_ARGS__);                             \
     } while (0)
 
 #define LH_ERROR(comp, ...) LH_LOG_AT(LH_LOG_ERROR, comp, __VA_ARGS__)
