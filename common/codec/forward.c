@@ -548,13 +548,16 @@ static int decode_body(struct decoder *d, const struct frame *fr, enum lh_fwd_mo
         rc = span_time(d, fr->el[1], &ev.time_ns);
         return rc != 0 ? rc : emit(d, &ev, fr->el[2]);
     case LH_FWD_FORWARD:
-        container_head(fr->el[1].p, fr->el[1].n, MP_ARRAY, &count, &hdr);
+        if (container_head(fr->el[1].p, fr->el[1].n, MP_ARRAY, &count, &hdr) != 0)
+            return LH_EPROTO;
         return decode_entries(d, fr->el[1].p + hdr, fr->el[1].n - hdr);
     case LH_FWD_PACKED:
-        span_bytes(fr->el[1], true, &bp, &bn);
+        if (!span_bytes(fr->el[1], true, &bp, &bn))
+            return LH_EPROTO;
         return decode_entries(d, bp, bn);
     case LH_FWD_COMPRESSED:
-        span_bytes(fr->el[1], true, &bp, &bn);
+        if (!span_bytes(fr->el[1], true, &bp, &bn))
+            return LH_EPROTO;
         return decode_compressed(d, (struct span){bp, bn}, max_decompressed);
     }
     return LH_EPROTO;
@@ -583,7 +586,10 @@ int lh_fwd_decode(const uint8_t *frame, size_t len, size_t max_decompressed, lh_
         *opts = o;
     if (mode != NULL)
         *mode = fr.mode;
-    span_bytes(fr.el[0], false, &tag, &d.tag_len);
+    if (!span_bytes(fr.el[0], false, &tag, &d.tag_len)) {
+        rc = LH_EPROTO;
+        goto out;
+    }
     d.tag = (const char *)tag;
     rc = decode_body(&d, &fr, fr.mode, max_decompressed);
 out:
