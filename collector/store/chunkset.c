@@ -136,3 +136,14 @@ size_t lh_chunkset_count(const struct lh_chunkset *cs)
 {
     return cs->count;
 }
+
+int lh_chunkset_each(const struct lh_chunkset *cs,
+                     int (*cb)(void *ud, const char *id, size_t len, int64_t recv_ns), void *ud)
+{
+    for (const struct entry *e = cs->head; e; e = e->qnext) {
+        int rc = cb(ud, e->id, e->len, e->recv_ns);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

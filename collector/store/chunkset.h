@@ -21,5 +21,9 @@ int lh_chunkset_add(struct lh_chunkset *cs, const char *id, size_t len, int64_t 
 /* Forgets ids received before before_ns (from the oldest on). */
 void lh_chunkset_expire(struct lh_chunkset *cs, int64_t before_ns);
 size_t lh_chunkset_count(const struct lh_chunkset *cs);
+/* Calls cb for every id, oldest first; a non-zero return stops the walk
+ * and is returned. */
+int lh_chunkset_each(const struct lh_chunkset *cs,
+                     int (*cb)(void *ud, const char *id, size_t len, int64_t recv_ns), void *ud);
 
 #endif
