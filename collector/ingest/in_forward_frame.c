@@ -132,6 +132,21 @@ static int decode_fault(struct conn *c, const struct stage *st, int rc)
     return lh_infwd_fault(c, R_PROTOCOL, "not a Forward v1 event frame (bad mode, entry or option)");
 }
 
+static void on_stored(void *ud, int status)
+{
+    *(int *)ud = status;
+}
+
+/* Until commit acks from the append's completion, an append must complete
+ * before it returns (the reference store's does); one that has not yet is
+ * a failure here: not acked, the sender retries. */
+static int store_batch(struct lh_store *store, const struct lh_store_batch *b)
+{
+    int status = LH_AGAIN;
+    int rc = lh_store_append(store, b, on_stored, &status);
+    return rc != 0 ? rc : status == LH_AGAIN ? LH_EIO : status;
+}
+
 /* Stores the staged events, then acks: the ack promises durability. */
 static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_options *o)
 {
@@ -154,8 +169,9 @@ static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_op
          * so an output failing after it would lose the batch for good. */
         int rc = f->outs ? lh_coll_outputs_write(f->outs, &b) : LH_OK;
         if (rc == 0 && f->store_on)
-            rc = lh_store_append(f->store, o->chunk, o->chunk_len, now, b.events, b.events_len,
-                                 b.n_events);
+            rc = store_batch(f->store, &(struct lh_store_batch){o->chunk, o->chunk_len, now,
+                                                                 b.events, b.events_len,
+                                                                 b.n_events});
         if (rc == 0 && f->store_on)
             lh_metric_add(f->m.stored, (int64_t)st->n);
         free(tag);

@@ -10,23 +10,6 @@
 #include "common/codec/record.h"
 #include "common/base/util.h"
 
-/* ---- shared scan filter ------------------------------------------------- */
-
-/* 1 when ev is wanted, 0 when not, or a negative code that stops the scan
- * (the time budget spent, a regex match undecided). */
-static int wanted(const struct lh_query *q, int64_t from_ns, int64_t to_ns,
-                  struct lh_search_budget *b, const struct lh_store_event *ev)
-{
-    int rc = lh_search_budget_tick(b);
-    if (rc != 0 || ev->time_ns < from_ns || ev->time_ns > to_ns)
-        return rc;
-    if (!q)
-        return 1;
-    struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
-                                 .time_ns = ev->time_ns, .fields = ev->fields};
-    return lh_query_match(q, &qr) ? 1 : lh_query_status(q, NULL);
-}
-
 /* Floor division: bucket starts for times before 1970 stay aligned. */
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -40,7 +23,6 @@ struct hist {
     const struct lh_hist_req *req;
     int64_t first_s;   /* start of the first bucket */
     int64_t *counts;
-    struct lh_search_budget budget;
 };
 
 int64_t lh_hist_buckets(const struct lh_hist_req *req)
@@ -53,9 +35,6 @@ int64_t lh_hist_buckets(const struct lh_hist_req *req)
 static int hist_event(void *ud, const struct lh_store_event *ev)
 {
     struct hist *h = ud;
-    int w = wanted(h->req->query, h->req->from_ns, h->req->to_ns, &h->budget, ev);
-    if (w <= 0)
-        return w;
     int64_t t = floor_div(ev->time_ns, LH_NS_PER_SEC);
     h->counts[(floor_div(t, h->req->step_s) * h->req->step_s - h->first_s) / h->req->step_s]++;
     return 0;
@@ -83,13 +62,14 @@ int lh_hist_run(struct lh_store *store, const struct lh_hist_req *req, json_t **
     if (n > LH_HIST_MAX_BUCKETS)
         return LH_ETOOBIG;
     struct hist h = {.req = req,
-                     .budget = {.deadline_ms = req->deadline_ms},
                      .first_s = floor_div(floor_div(req->from_ns, LH_NS_PER_SEC), req->step_s) *
                                 req->step_s};
     h.counts = calloc((size_t)n, sizeof *h.counts);
     if (!h.counts)
         return LH_ENOMEM;
-    int rc = lh_store_scan(store, hist_event, &h);
+    struct lh_store_scan_req sr = {.from_ns = req->from_ns, .to_ns = req->to_ns,
+                                   .query = req->query, .deadline_ms = req->deadline_ms};
+    int rc = lh_search_scan(store, &sr, hist_event, &h);
     if (rc == 0 && !(*out = hist_json(&h, n)))
         rc = LH_ENOMEM;
     free(h.counts);
@@ -125,7 +105,6 @@ struct stats {
     const struct lh_stats_req *req;
     json_t *groups;          /* msgpack bytes of the values -> count */
     msgpack_sbuffer key;     /* reused per event */
-    struct lh_search_budget budget;
 };
 
 /* A field as queries see it: tag, message falling back to log, a literal
@@ -162,9 +141,6 @@ static int stats_event(void *ud, const struct lh_store_event *ev)
 {
     struct stats *s = ud;
     const struct lh_stats_req *r = s->req;
-    int w = wanted(r->query, r->from_ns, r->to_ns, &s->budget, ev);
-    if (w <= 0)
-        return w;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->key, msgpack_sbuffer_write);
     s->key.size = 0;
@@ -255,12 +231,13 @@ int lh_stats_run(struct lh_store *store, const struct lh_stats_req *req, json_t 
 {
     if (req->n_by > LH_STATS_MAX_FIELDS)
         return LH_EINVAL;
-    struct stats s = {.req = req, .groups = json_object(),
-                      .budget = {.deadline_ms = req->deadline_ms}};
+    struct stats s = {.req = req, .groups = json_object()};
     if (!s.groups)
         return LH_ENOMEM;
     msgpack_sbuffer_init(&s.key);
-    int rc = lh_store_scan(store, stats_event, &s);
+    struct lh_store_scan_req sr = {.from_ns = req->from_ns, .to_ns = req->to_ns,
+                                   .query = req->query, .deadline_ms = req->deadline_ms};
+    int rc = lh_search_scan(store, &sr, stats_event, &s);
     if (rc == 0 && !(*out = stats_rows(&s)))
         rc = LH_ENOMEM;
     msgpack_sbuffer_destroy(&s.key);

@@ -343,12 +343,13 @@ static int emit_line(void *ud, const char *line, size_t len)
 }
 
 /* Reads limit and order as the local search does. */
-static const char *search_opts(const struct params *p, struct lh_search_req *sr)
+static const char *search_opts(const struct params *p, struct lh_store_scan_req *sr)
 {
     const char *limit = evhttp_find_header(&p->kv, "limit");
     const char *order = evhttp_find_header(&p->kv, "order");
-    *sr = (struct lh_search_req){.query = p->query, .from_ns = p->from_ns, .to_ns = p->to_ns,
-                                 .limit = DEFAULT_LIMIT, .deadline_ms = p->deadline_ms};
+    *sr = (struct lh_store_scan_req){.query = p->query, .from_ns = p->from_ns,
+                                     .to_ns = p->to_ns, .limit = DEFAULT_LIMIT,
+                                     .deadline_ms = p->deadline_ms};
     if (limit) {
         char *end;
         errno = 0;
@@ -365,7 +366,7 @@ static const char *search_opts(const struct params *p, struct lh_search_req *sr)
 
 static void on_search(struct lh_routes *r, struct evhttp_request *req, struct params *p)
 {
-    struct lh_search_req sr;
+    struct lh_store_scan_req sr;
     const char *msg = search_opts(p, &sr);
     if (msg) {
         lh_reply_error(req, 400, msg, -1);

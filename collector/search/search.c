@@ -21,18 +21,16 @@ struct hit {
 /* A bounded heap whose root is the worst kept hit, so a better candidate
  * replaces it in O(log limit) and a worse one costs one comparison. */
 struct topk {
-    const struct lh_search_req *req;
+    const struct lh_store_scan_req *req;
     struct hit *h;
     size_t n, cap;
-    struct lh_search_budget budget;
+    struct lh_store_cut cut;    /* the root, once full: the store skips the rest */
 };
 
 /* True when a ranks before b in the requested order. */
 static bool better(const struct topk *t, const struct hit *a, const struct hit *b)
 {
-    if (a->time_ns != b->time_ns)
-        return t->req->asc ? a->time_ns < b->time_ns : a->time_ns > b->time_ns;
-    return t->req->asc ? a->seq < b->seq : a->seq > b->seq;
+    return lh_store_ranks_before(t->req->asc, a->time_ns, a->seq, b->time_ns, b->seq);
 }
 
 static void swap(struct hit *a, struct hit *b)
@@ -68,12 +66,14 @@ static void sift_down(struct topk *t, size_t n, size_t i)
     }
 }
 
-static int add_hit(struct topk *t, const struct hit *cand, const struct lh_store_event *ev)
+/* The store has matched ev and checked it beats the cut. */
+static int add_hit(void *ud, const struct lh_store_event *ev)
 {
+    struct topk *t = ud;
     bool grow = t->n < t->cap;
     struct hit *slot = grow ? &t->h[t->n] : &t->h[0];
-    slot->time_ns = cand->time_ns;
-    slot->seq = cand->seq;
+    slot->time_ns = ev->time_ns;
+    slot->seq = ev->seq;
     slot->rec.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &slot->rec, msgpack_sbuffer_write);
@@ -85,34 +85,20 @@ static int add_hit(struct topk *t, const struct hit *cand, const struct lh_store
         sift_up(t, t->n++);
     else
         sift_down(t, t->n, 0);
+    t->cut = (struct lh_store_cut){.full = t->n == t->cap, .time_ns = t->h[0].time_ns,
+                                   .seq = t->h[0].seq};
     return 0;
 }
 
-static int on_event(void *ud, const struct lh_store_event *ev)
+int lh_search_scan(struct lh_store *store, const struct lh_store_scan_req *req,
+                   lh_store_scan_cb cb, void *ud)
 {
-    struct topk *t = ud;
-    const struct lh_search_req *r = t->req;
-    int rc = lh_search_budget_tick(&t->budget);
-    if (rc != 0 || ev->time_ns < r->from_ns || ev->time_ns > r->to_ns)
-        return rc;
-    struct hit cand = {.time_ns = ev->time_ns, .seq = ev->seq};
-    /* Matching and copying cost: only for hits that make the cut. */
-    if (t->n == t->cap && !better(t, &cand, &t->h[0]))
-        return 0;
-    if (r->query) {
-        struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
-                                     .time_ns = ev->time_ns, .fields = ev->fields};
-        if (!lh_query_match(r->query, &qr))
-            return lh_query_status(r->query, NULL);
-    }
-    return add_hit(t, &cand, ev);
-}
-
-int lh_search_budget_tick(struct lh_search_budget *b)
-{
-    if (b->deadline_ms == 0 || ++b->n % LH_SEARCH_CLOCK_EVERY != 0)
-        return 0;
-    return lh_mono_ms() > b->deadline_ms ? LH_ETIMEDOUT : 0;
+    struct lh_store_snap *snap;
+    if (lh_store_snapshot(store, &snap) != 0)
+        return LH_ENOMEM;
+    int rc = lh_store_scan(snap, req, cb, ud);
+    lh_store_release(snap);
+    return rc;
 }
 
 /* Pops the worst to the end repeatedly: h[0..n) ends up best first. */
@@ -146,16 +132,18 @@ out:
     return rc;
 }
 
-int lh_search_run(struct lh_store *store, const struct lh_search_req *req, lh_search_emit_cb emit,
-                  void *ud)
+int lh_search_run(struct lh_store *store, const struct lh_store_scan_req *req,
+                  lh_search_emit_cb emit, void *ud)
 {
     if (req->limit == 0 || req->limit > LH_SEARCH_MAX_LIMIT)
         return LH_EINVAL;
-    struct topk t = {.req = req, .cap = req->limit, .budget = {.deadline_ms = req->deadline_ms}};
+    struct topk t = {.req = req, .cap = req->limit};
+    struct lh_store_scan_req sr = *req;
+    sr.cut = &t.cut;
     t.h = calloc(t.cap, sizeof *t.h);
     if (!t.h)
         return LH_ENOMEM;
-    int rc = lh_store_scan(store, on_event, &t);
+    int rc = lh_search_scan(store, &sr, add_hit, &t);
     if (rc == 0) {
         heap_sort(&t);
         for (size_t i = 0; i < t.n && rc == 0; i++)

@@ -15,6 +15,7 @@
 
 #include "collector/store/chunkset.h"
 #include "collector/store/segread.h"
+#include "collector/store/store_impl.h"
 #include "common/base/err.h"
 #include "common/base/log.h"
 #include "common/base/metrics.h"
@@ -30,13 +31,24 @@ struct segment {
     int64_t counted;         /* damage before this offset has been counted */
 };
 
-struct lh_store {
+/* A snapshot: the segments and their sizes when it was taken. Live ones
+ * are listed in the store, so retention leaves what they hold. */
+struct segsnap {
+    struct lh_store_snap base;
+    struct segsnap *next;
+    struct segment *segs;    /* copies: id and size count */
+    size_t nsegs;
+};
+
+struct segstore {
+    struct lh_store base;    /* first: the handle callers hold */
     struct lh_store_opts o;
     char *dir;
     struct segment *segs;    /* ascending id; the last one takes appends */
     size_t nsegs, capsegs;
     int fd;                  /* the last segment, opened for appending; -1 until needed */
     struct lh_chunkset *chunks;
+    struct segsnap *snaps;   /* live snapshots */
     uint8_t *rbuf;           /* scan buffer, grown to the largest record */
     size_t rcap;
     struct lh_store_stats st;
@@ -47,7 +59,7 @@ struct lh_store {
 
 /* ---- file names --------------------------------------------------------- */
 
-static int seg_path(const struct lh_store *s, uint64_t id, char *buf, size_t len)
+static int seg_path(const struct segstore *s, uint64_t id, char *buf, size_t len)
 {
     int n = snprintf(buf, len, "%s/seg-%016" PRIx64 ".lhs", s->dir, id);
     return n > 0 && (size_t)n < len ? LH_OK : LH_EINVAL;
@@ -73,7 +85,7 @@ static int cmp_seg(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int push_seg(struct lh_store *s, uint64_t id, int64_t size)
+static int push_seg(struct segstore *s, uint64_t id, int64_t size)
 {
     if (s->nsegs == s->capsegs) {
         size_t cap = s->capsegs ? s->capsegs * 2 : 16;
@@ -87,7 +99,7 @@ static int push_seg(struct lh_store *s, uint64_t id, int64_t size)
     return LH_OK;
 }
 
-static int list_segments(struct lh_store *s, char *err, size_t errlen)
+static int list_segments(struct segstore *s, char *err, size_t errlen)
 {
     DIR *d = opendir(s->dir);
     if (!d) {
@@ -117,7 +129,7 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static int open_segment_file(const struct lh_store *s, uint64_t id, int flags, int *fd)
+static int open_segment_file(const struct segstore *s, uint64_t id, int flags, int *fd)
 {
     char path[PATH_MAX];
     if (seg_path(s, id, path, sizeof path) != LH_OK)
@@ -129,15 +141,16 @@ static int open_segment_file(const struct lh_store *s, uint64_t id, int flags, i
 /* ---- reading segments --------------------------------------------------- */
 
 /* A walk over stored records: a load (cb NULL) notes each batch, a scan
- * hands each event to cb. */
+ * hands each event its filter wants to cb. */
 struct walk {
     msgpack_zone *zone;
     lh_store_scan_cb cb;
     void *ud;
     uint64_t seq;
+    struct lh_store_filter filter;
 };
 
-static void note_batch(struct lh_store *s, struct segment *seg, const struct lh_batch *b)
+static void note_batch(struct segstore *s, struct segment *seg, const struct lh_batch *b)
 {
     s->st.batches++;
     if (b->recv_ns > seg->newest_recv_ns)
@@ -151,7 +164,7 @@ static void note_batch(struct lh_store *s, struct segment *seg, const struct lh_
 /* Damage is counted once, by the first walk that reads past it (the load,
  * or for records appended since, the first scan): seg->counted says how far
  * that is. */
-static void note_damage(struct lh_store *s, const struct segment *seg, int64_t off, int64_t n)
+static void note_damage(struct segstore *s, const struct segment *seg, int64_t off, int64_t n)
 {
     if (off < seg->counted)
         return;
@@ -162,7 +175,7 @@ static void note_damage(struct lh_store *s, const struct segment *seg, int64_t o
     lh_metric_add(s->m.checksum, 1);
 }
 
-static void note_unreadable(struct lh_store *s, const struct segment *seg, int64_t off,
+static void note_unreadable(struct segstore *s, const struct segment *seg, int64_t off,
                             uint32_t lost, bool fresh)
 {
     if (!fresh)
@@ -174,7 +187,7 @@ static void note_unreadable(struct lh_store *s, const struct segment *seg, int64
     lh_metric_add(s->m.unreadable, lost);
 }
 
-static int walk_batch(struct lh_store *s, struct segment *seg, const struct lh_seg_record *r,
+static int walk_batch(struct segstore *s, struct segment *seg, const struct lh_seg_record *r,
                       struct walk *w, bool fresh)
 {
     struct lh_batch b;
@@ -200,7 +213,8 @@ static int walk_batch(struct lh_store *s, struct segment *seg, const struct lh_s
             note_unreadable(s, seg, r->off, lost, fresh);
         } else if (w->cb && !stop) {
             ev.seq = w->seq++;
-            stop = w->cb(w->ud, &ev);
+            int want = lh_store_filter_test(&w->filter, &ev);
+            stop = want > 0 ? w->cb(w->ud, &ev) : want;
         }
         if (stop && !fresh)
             break;
@@ -208,12 +222,12 @@ static int walk_batch(struct lh_store *s, struct segment *seg, const struct lh_s
     return stop;
 }
 
-/* Walks every checksum-valid record of seg; *tail is where the bytes that
- * hold none begin (seg->size when there are none). */
-static int walk_segment(struct lh_store *s, struct segment *seg, int fd, struct walk *w,
-                        int64_t *tail)
+/* Walks every checksum-valid record in the first size bytes of seg; *tail
+ * is where the bytes that hold none begin (size when there are none). */
+static int walk_segment(struct segstore *s, struct segment *seg, int fd, int64_t size,
+                        struct walk *w, int64_t *tail)
 {
-    struct lh_seg_cursor c = {.fd = fd, .size = seg->size, .buf = &s->rbuf, .cap = &s->rcap};
+    struct lh_seg_cursor c = {.fd = fd, .size = size, .buf = &s->rbuf, .cap = &s->rcap};
     struct lh_seg_record r;
     int rc;
     while ((rc = lh_seg_next(&c, &r)) == LH_OK) {
@@ -234,7 +248,7 @@ static int walk_segment(struct lh_store *s, struct segment *seg, int fd, struct 
 
 /* The tail of the last segment holds no checksum-valid record: a write the
  * crash interrupted (never acked), so dropping it loses nothing. */
-static int truncate_tail(struct lh_store *s, struct segment *seg, int fd, int64_t off)
+static int truncate_tail(struct segstore *s, struct segment *seg, int fd, int64_t off)
 {
     LH_WARN(STORE_LOG, "segment %016" PRIx64 ": torn record at offset %lld, truncating %lld "
                        "bytes of unacknowledged tail (no record in it passes its checksum)",
@@ -247,7 +261,7 @@ static int truncate_tail(struct lh_store *s, struct segment *seg, int fd, int64_
     return LH_OK;
 }
 
-static int load_segment(struct lh_store *s, struct segment *seg, bool last, struct walk *w)
+static int load_segment(struct segstore *s, struct segment *seg, bool last, struct walk *w)
 {
     int fd;
     int rc = open_segment_file(s, seg->id, last ? O_RDWR : O_RDONLY, &fd);
@@ -259,7 +273,7 @@ static int load_segment(struct lh_store *s, struct segment *seg, bool last, stru
     }
     seg->size = sb.st_size;
     int64_t tail;
-    rc = walk_segment(s, seg, fd, w, &tail);
+    rc = walk_segment(s, seg, fd, seg->size, w, &tail);
     /* Only the last segment takes appends, so only its tail can be torn; an
      * older one's is damage, kept. */
     if (rc == LH_OK && tail < seg->size && last)
@@ -271,7 +285,7 @@ static int load_segment(struct lh_store *s, struct segment *seg, bool last, stru
     return rc;
 }
 
-static int load_all(struct lh_store *s, char *err, size_t errlen)
+static int load_all(struct segstore *s, char *err, size_t errlen)
 {
     msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
     if (!zone) {
@@ -291,7 +305,7 @@ static int load_all(struct lh_store *s, char *err, size_t errlen)
 }
 
 /* Registered before the load, which counts what it finds. */
-static int register_metrics(struct lh_store *s, struct lh_metrics *reg)
+static int register_metrics(struct segstore *s, struct lh_metrics *reg)
 {
     static const char damaged[] = "loghaul_collector_store_damaged_records_total";
     static const char help[] = "Store records found damaged: torn tails truncated at open "
@@ -311,16 +325,19 @@ static int register_metrics(struct lh_store *s, struct lh_metrics *reg)
                                                                             : LH_ENOMEM;
 }
 
-int lh_store_open(const struct lh_store_opts *o, struct lh_store **out, char *err,
-                  size_t errlen)
+static void seg_close(struct lh_store *base);
+
+static int seg_open(const struct lh_store_opts *o, struct lh_store **out, char *err,
+                    size_t errlen)
 {
-    struct lh_store *s = calloc(1, sizeof *s);
+    struct segstore *s = calloc(1, sizeof *s);
     int rc = LH_ENOMEM;
     if (!s || !(s->dir = strdup(o->dir)) || !(s->chunks = lh_chunkset_new()) ||
         register_metrics(s, o->metrics) != LH_OK) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    s->base.ops = &lh_store_segments;
     s->o = *o;
     s->o.dir = s->dir;
     if (s->o.segment_size <= 0)
@@ -339,15 +356,16 @@ int lh_store_open(const struct lh_store_opts *o, struct lh_store **out, char *er
     LH_INFO(STORE_LOG, "store %s: %zu segments, %" PRIu64 " batches, %zu chunk ids for dedup%s",
             s->dir, s->nsegs, s->st.batches, lh_chunkset_count(s->chunks),
             s->st.torn ? " (a torn tail was truncated)" : "");
-    *out = s;
+    *out = &s->base;
     return LH_OK;
 fail:
-    lh_store_close(s);
+    seg_close(s ? &s->base : NULL);
     return rc;
 }
 
-void lh_store_close(struct lh_store *s)
+static void seg_close(struct lh_store *base)
 {
+    struct segstore *s = (struct segstore *)base;
     if (!s)
         return;
     if (s->fd >= 0)
@@ -361,7 +379,7 @@ void lh_store_close(struct lh_store *s)
 
 /* ---- append ------------------------------------------------------------- */
 
-static int new_segment(struct lh_store *s)
+static int new_segment(struct segstore *s)
 {
     uint64_t id = s->nsegs ? s->segs[s->nsegs - 1].id + 1 : 1;
     int fd;
@@ -385,7 +403,7 @@ static int new_segment(struct lh_store *s)
 }
 
 /* Makes s->fd the segment that takes a record of len bytes. */
-static int active_segment(struct lh_store *s, int64_t len)
+static int active_segment(struct segstore *s, int64_t len)
 {
     struct segment *last = s->nsegs ? &s->segs[s->nsegs - 1] : NULL;
     if (last && last->size > 0 && last->size + len > s->o.segment_size)
@@ -438,7 +456,7 @@ static int pack_head(msgpack_sbuffer *sb, const char *chunk, size_t chunk_len, i
 
 /* Writes hdr+head+events at the end of the active segment and syncs it;
  * on any failure the segment is cut back to its old length. */
-static int write_record(struct lh_store *s, const msgpack_sbuffer *head, const char *events,
+static int write_record(struct segstore *s, const msgpack_sbuffer *head, const char *events,
                         size_t events_len)
 {
     size_t len = head->size + events_len;
@@ -468,69 +486,120 @@ static int write_record(struct lh_store *s, const msgpack_sbuffer *head, const c
     return LH_OK;
 }
 
-int lh_store_append(struct lh_store *s, const char *chunk, size_t chunk_len, int64_t recv_ns,
-                    const char *events, size_t events_len, size_t n_events)
+static int seg_append(struct lh_store *base, const struct lh_store_batch *b,
+                      lh_store_done_cb done, void *ud)
 {
-    if (chunk && chunk_len > LH_STORE_MAX_CHUNK_ID)
+    struct segstore *s = (struct segstore *)base;
+    if (b->chunk && b->chunk_len > LH_STORE_MAX_CHUNK_ID)
         return LH_EINVAL;
-    if (n_events > UINT32_MAX || events_len > LH_STORE_MAX_RECORD - 4096)
+    if (b->n_events > UINT32_MAX || b->events_len > LH_STORE_MAX_RECORD - 4096)
         return LH_ETOOBIG;
     msgpack_sbuffer head;
     msgpack_sbuffer_init(&head);
-    int rc = pack_head(&head, chunk, chunk_len, recv_ns, n_events);
+    int rc = pack_head(&head, b->chunk, b->chunk_len, b->recv_ns, b->n_events);
     if (rc == LH_OK)
-        rc = write_record(s, &head, events, events_len);
+        rc = write_record(s, &head, b->events, b->events_len);
     msgpack_sbuffer_destroy(&head);
-    if (rc != LH_OK)
-        return rc;
-    struct segment *seg = &s->segs[s->nsegs - 1];
-    if (recv_ns > seg->newest_recv_ns)
-        seg->newest_recv_ns = recv_ns;
-    s->st.batches++;
-    lh_chunkset_expire(s->chunks, recv_ns - s->o.dedup_window_ns);
-    if (chunk && lh_chunkset_add(s->chunks, chunk, chunk_len, recv_ns) != LH_OK)
-        LH_WARN(STORE_LOG, "out of memory adding a chunk id: a retry of it may be stored twice");
+    if (rc == LH_OK) {
+        struct segment *seg = &s->segs[s->nsegs - 1];
+        if (b->recv_ns > seg->newest_recv_ns)
+            seg->newest_recv_ns = b->recv_ns;
+        s->st.batches++;
+        lh_chunkset_expire(s->chunks, b->recv_ns - s->o.dedup_window_ns);
+        if (b->chunk && lh_chunkset_add(s->chunks, b->chunk, b->chunk_len, b->recv_ns) != LH_OK)
+            LH_WARN(STORE_LOG, "out of memory adding a chunk id: a retry of it may be stored "
+                               "twice");
+    }
+    done(ud, rc);
     return LH_OK;
 }
 
-bool lh_store_has_chunk(struct lh_store *s, const char *chunk, size_t len, int64_t now_ns)
+bool lh_store_has_chunk(struct lh_store *base, const char *chunk, size_t len, int64_t now_ns)
 {
+    struct segstore *s = (struct segstore *)base;
     return lh_chunkset_has(s->chunks, chunk, len, now_ns - s->o.dedup_window_ns);
 }
 
-/* ---- scan --------------------------------------------------------------- */
+/* ---- snapshots and scans ------------------------------------------------ */
 
-static int scan_segment(struct lh_store *s, struct segment *seg, struct walk *w)
+static int seg_snapshot(struct lh_store *base, struct lh_store_snap **out)
+{
+    struct segstore *s = (struct segstore *)base;
+    struct segsnap *sn = calloc(1, sizeof *sn);
+    if (!sn || (s->nsegs && !(sn->segs = malloc(s->nsegs * sizeof *sn->segs)))) {
+        free(sn);
+        return LH_ENOMEM;
+    }
+    if (s->nsegs)
+        memcpy(sn->segs, s->segs, s->nsegs * sizeof *sn->segs);
+    sn->nsegs = s->nsegs;
+    sn->base.store = base;
+    sn->next = s->snaps;
+    s->snaps = sn;
+    *out = &sn->base;
+    return LH_OK;
+}
+
+static void seg_release(struct lh_store_snap *base)
+{
+    struct segsnap *sn = (struct segsnap *)base;
+    struct segstore *s = (struct segstore *)base->store;
+    for (struct segsnap **p = &s->snaps; *p; p = &(*p)->next) {
+        if (*p == sn) {
+            *p = sn->next;
+            break;
+        }
+    }
+    free(sn->segs);
+    free(sn);
+}
+
+/* The store's own entry for a segment a snapshot holds (retention leaves
+ * those, so it is there). */
+static struct segment *find_seg(struct segstore *s, uint64_t id)
+{
+    struct segment key = {.id = id};
+    return bsearch(&key, s->segs, s->nsegs, sizeof *s->segs, cmp_seg);
+}
+
+/* Reads seg up to the size the snapshot saw, not past it. */
+static int scan_segment(struct segstore *s, struct segment *seg, int64_t size, struct walk *w)
 {
     int fd;
     if (open_segment_file(s, seg->id, O_RDONLY, &fd) != LH_OK)
         return LH_EIO;
     int64_t tail;
-    int rc = walk_segment(s, seg, fd, w, &tail);
-    if (rc == 0 && tail < seg->size) {
-        note_damage(s, seg, tail, seg->size - tail);
+    int rc = walk_segment(s, seg, fd, size, w, &tail);
+    if (rc == 0 && tail < size) {
+        note_damage(s, seg, tail, size - tail);
         if (tail >= seg->counted)
-            seg->counted = seg->size;
+            seg->counted = size;
     }
     close(fd);
     return rc;
 }
 
-int lh_store_scan(struct lh_store *s, lh_store_scan_cb cb, void *ud)
+static int seg_scan(struct lh_store_snap *base, const struct lh_store_scan_req *req,
+                    lh_store_scan_cb cb, void *ud)
 {
-    struct walk w = {.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE), .cb = cb, .ud = ud};
+    struct segsnap *sn = (struct segsnap *)base;
+    struct segstore *s = (struct segstore *)base->store;
+    struct walk w = {.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE), .cb = cb, .ud = ud,
+                     .filter = {.req = req}};
     if (!w.zone)
         return LH_ENOMEM;
     int rc = 0;
-    for (size_t i = 0; i < s->nsegs && rc == 0; i++)
-        rc = scan_segment(s, &s->segs[i], &w);
+    for (size_t i = 0; i < sn->nsegs && rc == 0; i++) {
+        struct segment *seg = find_seg(s, sn->segs[i].id);
+        rc = seg ? scan_segment(s, seg, sn->segs[i].size, &w) : LH_EIO;
+    }
     msgpack_zone_free(w.zone);
     return rc;
 }
 
 /* ---- retention ---------------------------------------------------------- */
 
-static int64_t total_size(const struct lh_store *s)
+static int64_t total_size(const struct segstore *s)
 {
     int64_t t = 0;
     for (size_t i = 0; i < s->nsegs; i++)
@@ -538,7 +607,7 @@ static int64_t total_size(const struct lh_store *s)
     return t;
 }
 
-static int drop_oldest(struct lh_store *s, const char *why)
+static int drop_oldest(struct segstore *s, const char *why)
 {
     char path[PATH_MAX];
     struct segment *seg = &s->segs[0];
@@ -555,11 +624,21 @@ static int drop_oldest(struct lh_store *s, const char *why)
     return LH_OK;
 }
 
-int lh_store_retain(struct lh_store *s, int64_t now_ns)
+/* True when a live snapshot holds segment id. */
+static bool pinned(const struct segstore *s, uint64_t id)
 {
+    for (const struct segsnap *sn = s->snaps; sn; sn = sn->next)
+        if (sn->nsegs && sn->segs[0].id <= id)
+            return true;
+    return false;
+}
+
+static int seg_retain(struct lh_store *base, int64_t now_ns)
+{
+    struct segstore *s = (struct segstore *)base;
     int dropped = 0;
     int64_t total = total_size(s);
-    while (s->nsegs > 1) {
+    while (s->nsegs > 1 && !pinned(s, s->segs[0].id)) {
         const struct segment *seg = &s->segs[0];
         bool old = s->o.max_age_ns > 0 && seg->newest_recv_ns < now_ns - s->o.max_age_ns;
         bool big = s->o.max_size > 0 && total > s->o.max_size;
@@ -576,10 +655,23 @@ int lh_store_retain(struct lh_store *s, int64_t now_ns)
     return dropped;
 }
 
-void lh_store_stats(const struct lh_store *s, struct lh_store_stats *st)
+static void seg_stats(const struct lh_store *base, struct lh_store_stats *st)
 {
+    const struct segstore *s = (const struct segstore *)base;
     *st = s->st;
     st->segments = s->nsegs;
     st->bytes = (uint64_t)total_size(s);
     st->chunks = lh_chunkset_count(s->chunks);
 }
+
+const struct lh_store_ops lh_store_segments = {
+    .name = "segments",
+    .open = seg_open,
+    .append = seg_append,
+    .snapshot = seg_snapshot,
+    .scan = seg_scan,
+    .release = seg_release,
+    .retain = seg_retain,
+    .stats = seg_stats,
+    .close = seg_close,
+};

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "collector/store/store.h"
+#include "tests/unit/lh_store_test.h"
 #include "common/base/log.h"
 #include "common/codec/record.h"
 
@@ -124,7 +125,7 @@ static struct lh_store *open_store(const char *dir)
 static size_t scan(struct lh_store *s)
 {
     struct tally t = {0};
-    if (lh_store_scan(s, on_event, &t) != 0)
+    if (lh_test_store_scan(s, on_event, &t) != 0)
         abort();
     return t.events;
 }
@@ -142,7 +143,7 @@ static void append_one(struct lh_store *s)
     msgpack_pack_map(&pk, 1);
     lh_pack_cstr(&pk, "message");
     lh_pack_cstr(&pk, "appended");
-    if (lh_store_append(s, "fz", 2, 1, sb.data, sb.size, 1) != 0)
+    if (lh_test_store_append(s, "fz", 2, 1, sb.data, sb.size, 1) != 0)
         abort();
     msgpack_sbuffer_destroy(&sb);
 }

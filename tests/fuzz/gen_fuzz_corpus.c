@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "collector/store/store.h"
+#include "tests/unit/lh_store_test.h"
 #include "common/chunkq/chunkq.h"
 #include "common/base/err.h"
 #include "common/codec/forward.h"
@@ -89,8 +90,8 @@ static void append(struct lh_store *s, const char *chunk, int n, int depth)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     for (int i = 0; i < n; i++)
         pack_event(&pk, i == 0 ? depth : 2, "GET /index.html 200");
-    if (lh_store_append(s, chunk, chunk ? strlen(chunk) : 0, 7 * SEC, sb.data, sb.size,
-                        (size_t)n) != 0)
+    if (lh_test_store_append(s, chunk, chunk ? strlen(chunk) : 0, 7 * SEC, sb.data, sb.size,
+                             (size_t)n) != 0)
         die("store append");
     msgpack_sbuffer_destroy(&sb);
 }

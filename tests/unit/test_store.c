@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "collector/store/store.h"
+#include "tests/unit/lh_store_test.h"
 #include "common/base/err.h"
 #include "common/codec/forward.h"
 #include "common/base/metrics.h"
@@ -76,8 +77,8 @@ static void append_batch(struct lh_store *s, int b, int n, int64_t base, const c
         lh_pack_cstr(&pk, "host");
         lh_pack_cstr(&pk, "h1");
     }
-    int rc = lh_store_append(s, chunk, chunk ? strlen(chunk) : 0, recv_ns, sb.data, sb.size,
-                             (size_t)n);
+    int rc = lh_test_store_append(s, chunk, chunk ? strlen(chunk) : 0, recv_ns, sb.data,
+                                  sb.size, (size_t)n);
     msgpack_sbuffer_destroy(&sb);
     ck_assert_msg(rc == 0, "append: %s", lh_strerror(rc));
 }
@@ -106,7 +107,7 @@ static int collect(void *ud, const struct lh_store_event *ev)
 static void scan_all(struct lh_store *s, struct seen *out)
 {
     memset(out, 0, sizeof *out);
-    ck_assert_int_eq(lh_store_scan(s, collect, out), 0);
+    ck_assert_int_eq(lh_test_store_scan(s, collect, out), 0);
 }
 
 static char *last_segment(char *buf, size_t len)
@@ -166,7 +167,7 @@ START_TEST(scan_stops_when_asked)
     struct lh_store *s = open_default();
     append_batch(s, 0, 5, SEC, NULL, lh_now_ns());
     struct seen seen = {.stop_after = 2};
-    ck_assert_int_eq(lh_store_scan(s, collect, &seen), 7);
+    ck_assert_int_eq(lh_test_store_scan(s, collect, &seen), 7);
     ck_assert_uint_eq(seen.n, 2);
     lh_store_close(s);
 }
@@ -274,7 +275,7 @@ static void append_deep_batch(struct lh_store *s, int depth)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     pack_deep_event(&pk, depth, "deep");
     pack_plain_event(&pk, "after deep");
-    ck_assert_int_eq(lh_store_append(s, "deep", 4, lh_now_ns(), sb.data, sb.size, 2), 0);
+    ck_assert_int_eq(lh_test_store_append(s, "deep", 4, lh_now_ns(), sb.data, sb.size, 2), 0);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -669,7 +670,8 @@ START_TEST(rejects_oversized_chunk_id)
     char id[LH_STORE_MAX_CHUNK_ID + 2];
     memset(id, 'x', sizeof id - 1);
     id[sizeof id - 1] = '\0';
-    ck_assert_int_eq(lh_store_append(s, id, strlen(id), lh_now_ns(), "", 0, 0), LH_EINVAL);
+    ck_assert_int_eq(lh_test_store_append(s, id, strlen(id), lh_now_ns(), "", 0, 0),
+                     LH_EINVAL);
     lh_store_close(s);
 }
 END_TEST
