@@ -1,6 +1,7 @@
-/* The `forward` output: configuration, the disk buffer between the pipeline
- * and the collectors (agent/out_forward_int.h), and the plugin hooks. The
- * connections live in out_forward_conn.c. */
+/* The `forward` output: the disk buffer between the pipeline and the
+ * collectors (out_forward_int.h), sending from it, and the plugin hooks.
+ * The collectors' clients live in out_forward_conn.c and report acks and
+ * failures here; the schema is in out_forward_config.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,115 +17,9 @@
 #include "common/net/tls.h"
 #include "common/base/util.h"
 
-static const char *const balance_values[] = {"round_robin", "failover", NULL};
-static const char *const compress_values[] = {"none", "gzip", NULL};
-static const char *const on_full_values[] = {"block", "drop_oldest", NULL};
-
-static const struct lh_cfg_field batch_fields[] = {
-    {.key = "max_records", .type = LH_CFG_INT,
-     .offset = offsetof(struct fwd_batch_cfg, max_records), .defval = "8192", .min = 1,
-     .max = 1000000, .help = "records per batch"},
-    {.key = "max_bytes", .type = LH_CFG_SIZE, .offset = offsetof(struct fwd_batch_cfg, max_bytes),
-     .defval = "2MiB", .min = 1024, .max = 64 << 20, .help = "record bytes per batch"},
-    {.key = "max_wait", .type = LH_CFG_DURATION,
-     .offset = offsetof(struct fwd_batch_cfg, max_wait_ms), .defval = "1s", .min = 1,
-     .max = 3600000, .help = "longest a batch stays open (sealed sooner once the input is idle and no "
-             "batch awaits an ack)"},
-    {0},
-};
-
-static const struct lh_cfg_schema batch_schema = {
-    .name = "forward batch",
-    .size = sizeof(struct fwd_batch_cfg),
-    .fields = batch_fields,
-};
-
-static const struct lh_cfg_field buffer_fields[] = {
-    {.key = "max_size", .type = LH_CFG_SIZE, .offset = offsetof(struct fwd_buffer_cfg, max_size),
-     .defval = "1GiB", .min = 64 << 10, .max = INT64_MAX / 2,
-     .help = "disk buffer bound (segment files under data_dir/buffer)"},
-    {.key = "on_full", .type = LH_CFG_ENUM, .offset = offsetof(struct fwd_buffer_cfg, on_full),
-     .defval = "block", .enum_values = on_full_values,
-     .help = "block (pause inputs) | drop_oldest (drop the oldest unsent batches, counted)"},
-    {.key = "sync_delay", .type = LH_CFG_DURATION,
-     .offset = offsetof(struct fwd_buffer_cfg, sync_delay_ms), .defval = "1s", .min = 0,
-     .max = 3600000,
-     .help = "how long a buffered batch waits for a collector's ack before it is fsync'd "
-             "(0: at once); with no collector reachable, at once"},
-    {0},
-};
-
-static const struct lh_cfg_schema buffer_schema = {
-    .name = "forward buffer",
-    .size = sizeof(struct fwd_buffer_cfg),
-    .fields = buffer_fields,
-};
-
-static const struct lh_cfg_field fields[] = {
-    {.key = "match", .type = LH_CFG_STR, .offset = offsetof(struct fwd_cfg, base.match),
-     .defval = "*", .help = "fnmatch(3) glob on the tag"},
-    {.key = "collectors", .type = LH_CFG_STRLIST, .offset = offsetof(struct fwd_cfg, collectors),
-     .flags = LH_CFG_F_REQUIRED,
-     .help = "host:port of each collector (a name with several addresses is several)",
-     .check = lh_cfg_check_hostport},
-    {.key = "balance", .type = LH_CFG_ENUM, .offset = offsetof(struct fwd_cfg, balance),
-     .defval = "round_robin", .enum_values = balance_values,
-     .help = "round_robin (each batch to the next healthy collector) | failover"},
-    {.key = "tls", .type = LH_CFG_SECTION, .offset = offsetof(struct fwd_cfg, tls),
-     .sub = &lh_tls_cfg_schema, .help = "TLS to the collectors"},
-    {.key = "shared_key", .type = LH_CFG_STR, .offset = offsetof(struct fwd_cfg, shared_key),
-     .help = "Forward shared-key handshake"},
-    {.key = "hostname", .type = LH_CFG_STR, .offset = offsetof(struct fwd_cfg, hostname),
-     .help = "host name sent in the handshake (default: agent.name)"},
-    {.key = "batch", .type = LH_CFG_SECTION, .offset = offsetof(struct fwd_cfg, batch),
-     .sub = &batch_schema, .help = "when a batch is sent"},
-    {.key = "buffer", .type = LH_CFG_SECTION, .offset = offsetof(struct fwd_cfg, buffer),
-     .sub = &buffer_schema, .help = "the disk buffer"},
-    {.key = "compress", .type = LH_CFG_ENUM, .offset = offsetof(struct fwd_cfg, compress),
-     .defval = "none", .enum_values = compress_values, .help = "gzip | none"},
-    {.key = "ack_timeout", .type = LH_CFG_DURATION,
-     .offset = offsetof(struct fwd_cfg, ack_timeout_ms), .defval = "30s", .min = 100,
-     .max = 3600000, .help = "a batch not acknowledged in time is resent on a new connection"},
-    {.key = "max_in_flight", .type = LH_CFG_INT,
-     .offset = offsetof(struct fwd_cfg, max_in_flight), .defval = "4", .min = 1, .max = 1024,
-     .help = "unacknowledged batches per connection"},
-    {.key = "backoff_max", .type = LH_CFG_DURATION,
-     .offset = offsetof(struct fwd_cfg, backoff_max_ms), .defval = "30s", .min = 500,
-     .max = 3600000, .help = "longest wait before retrying a failed collector"},
-    {0},
-};
-
-static int validate(void *obj, struct lh_cfg_diag *d, int line, int col)
-{
-    const struct fwd_cfg *c = obj;
-    if (c->collectors.n == 0)
-        return lh_cfg_error(d, line, col, "forward output: collectors needs at least one host:port");
-    for (size_t i = 0; i < c->collectors.n; i++) {
-        char host[256];
-        int port;
-        if (lh_split_hostport(c->collectors.v[i], host, sizeof host, &port) != 0 || port <= 0)
-            return lh_cfg_error(d, line, col, "forward output: collector '%s' is not host:port",
-                                c->collectors.v[i]);
-    }
-    if (c->shared_key && !c->shared_key[0])
-        return lh_cfg_error(d, line, col, "forward output: shared_key must not be empty");
-    if (c->buffer.max_size < 2 * c->batch.max_bytes)
-        return lh_cfg_error(d, line, col,
-                            "forward output: buffer.max_size must hold at least two batches "
-                            "(2 x batch.max_bytes)");
-    return 0;
-}
-
-const struct lh_cfg_schema lh_out_forward_schema = {
-    .name = "forward output",
-    .size = sizeof(struct fwd_cfg),
-    .fields = fields,
-    .validate = validate,
-};
-
 /* ---- chunk lists -------------------------------------------------------- */
 
-void fq_push(struct fq *q, struct fchunk *fc)
+static void fq_push(struct fq *q, struct fchunk *fc)
 {
     fc->next = NULL;
     if (q->tail)
@@ -135,7 +30,7 @@ void fq_push(struct fq *q, struct fchunk *fc)
     q->n++;
 }
 
-struct fchunk *fq_pop(struct fq *q)
+static struct fchunk *fq_pop(struct fq *q)
 {
     struct fchunk *fc = q->head;
     if (fc) {
@@ -148,7 +43,7 @@ struct fchunk *fq_pop(struct fq *q)
     return fc;
 }
 
-void fchunk_free(struct fchunk *fc)
+static void fchunk_free(struct fchunk *fc)
 {
     if (!fc)
         return;
@@ -158,7 +53,8 @@ void fchunk_free(struct fchunk *fc)
     free(fc);
 }
 
-size_t fchunk_mem_bytes(const struct fchunk *fc)
+/* Frame bytes fc holds in memory. */
+static size_t fchunk_mem_bytes(const struct fchunk *fc)
 {
     return fc->mem ? fc->len + fc->extra_len : 0;
 }
@@ -197,7 +93,7 @@ static void schedule_sync(struct fwd *f)
  * when the oldest unsynced chunk's delay is up (an earlier timer stands). */
 static void arm_sync(struct fwd *f)
 {
-    if (!fwd_conns_ready(f))
+    if (!fwd_conns_ready(&f->conns))
         schedule_sync(f);
     else if (!evtimer_pending(f->sync_ev, NULL))
         schedule_sync_in(f, f->cfg->buffer.sync_delay_ms);
@@ -214,7 +110,7 @@ static bool chunks_due(struct fwd *f, int64_t *wait_ms)
         return false;
     const struct fchunk *fc = c->ud;
     int64_t left = fc->appended_ms + f->cfg->buffer.sync_delay_ms - lh_mono_ms();
-    if (left <= 0 || !fwd_conns_ready(f))
+    if (left <= 0 || !fwd_conns_ready(&f->conns))
         return true;
     *wait_ms = left;
     return false;
@@ -270,7 +166,9 @@ static void evict(struct fchunk *fc)
     fc->len = fc->extra_len = 0;
 }
 
-void fwd_sync_held(struct fwd *f)
+/* No collector takes batches any more: held chunks are synced now, which
+ * releases their batches, so the inputs go on into the disk buffer. */
+static void sync_held(struct fwd *f)
 {
     if (f->held)
         schedule_sync(f);
@@ -288,7 +186,8 @@ static void drop_chunk(struct fwd *f, struct fchunk *fc, struct lh_metric *reaso
     fchunk_free(fc);
 }
 
-void fwd_delivered(struct fwd *f, struct fchunk *fc)
+/* A collector acknowledged fc: consumes it. */
+static void delivered(struct fwd *f, struct fchunk *fc)
 {
     forget_frame(f, fc);
     lh_chunkq_ack(f->q, fc->c);
@@ -297,7 +196,9 @@ void fwd_delivered(struct fwd *f, struct fchunk *fc)
     drain_waiting(f);
 }
 
-int fwd_load(struct fwd *f, struct fchunk *fc)
+/* Loads fc's frame from disk when it is not in memory. 0, or an LH_E* code
+ * (a corrupt chunk has then been dropped and counted). */
+static int load(struct fwd *f, struct fchunk *fc)
 {
     if (fc->mem)
         return LH_OK;
@@ -317,6 +218,93 @@ int fwd_load(struct fwd *f, struct fchunk *fc)
     }
     return rc;
 }
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void push_front(struct fq *q, struct fchunk *fc)
+{
+    fc->next = q->head;
+    q->head = fc;
+    if (!q->tail)
+        q->tail = fc;
+    q->n++;
+}
+
+/* The frame's parts in wire order: the head, the entries, the tail. */
+static size_t frame_iov(const struct fchunk *fc, struct iovec iov[3])
+{
+    if (!fc->extra) {
+        iov[0] = (struct iovec){fc->mem, fc->len};
+        return 1;
+    }
+    iov[0] = (struct iovec){fc->extra, fc->head_len};
+    iov[1] = (struct iovec){fc->mem, fc->len};
+    iov[2] = (struct iovec){fc->extra + fc->head_len, fc->extra_len - fc->head_len};
+    return 3;
+}
+
+/* Pending chunks to the collectors while windows allow. */
+static void send_pending(struct fwd *f)
+{
+    struct lh_fwd_client *cl;
+    while (f->pending.head && (cl = fwd_conns_pick(&f->conns))) {
+        struct fchunk *fc = fq_pop(&f->pending);
+        int rc = load(f, fc);
+        if (rc == LH_ECORRUPT)
+            continue; /* dropped and counted */
+        if (rc != 0) {
+            push_front(&f->pending, fc);
+            return;
+        }
+        struct iovec iov[3];
+        size_t n = frame_iov(fc, iov);
+        fc->in_flight = true;
+        lh_metric_add(f->batches_in_flight, 1);
+        /* The frame stays with the chunk until its ack: no copy. */
+        if (lh_fwd_client_send(cl, fc->c->id, fc, iov, n) != 0)
+            return; /* the client failed and handed fc back */
+        if (fc->attempts++ > 0)
+            lh_metric_add(f->retries, 1);
+        lh_metric_add(f->bytes_sent, (int64_t)(fc->len + (fc->extra ? fc->extra_len : 0)));
+    }
+}
+
+static void on_client_ready(void *ud, struct lh_fwd_client *c)
+{
+    send_pending(ud);
+}
+
+static void on_client_ack(void *ud, struct lh_fwd_client *c, void *item)
+{
+    struct fwd *f = ud;
+    struct fchunk *fc = item;
+    fc->in_flight = false;
+    lh_metric_add(f->batches_in_flight, -1);
+    lh_metric_add(f->acks, 1);
+    delivered(f, fc);
+}
+
+/* Unacknowledged chunks go back in front of the pending ones, oldest
+ * first, for whichever collector is ready next. */
+static void on_client_fail(void *ud, struct lh_fwd_client *c, void *const *items, size_t n,
+                           const char *why)
+{
+    struct fwd *f = ud;
+    lh_metric_add(f->batches_in_flight, -(int64_t)n);
+    for (size_t i = n; i-- > 0;) {
+        struct fchunk *fc = items[i];
+        fc->in_flight = false;
+        push_front(&f->pending, fc);
+    }
+    if (!why)
+        return; /* closing: destroy frees them */
+    if (!fwd_conns_ready(&f->conns))
+        sync_held(f);
+    send_pending(f);
+}
+
+static const struct lh_fwd_client_cbs client_cbs = {
+    .ready = on_client_ready, .ack = on_client_ack, .fail = on_client_fail};
 
 static size_t head_len(const struct lh_batch *b);
 
@@ -477,7 +465,7 @@ static void drain_waiting(struct fwd *f)
         b->next = NULL;
     }
     report_queued(f);
-    fwd_send_pending(f);
+    send_pending(f);
 }
 
 /* The sync thread: one for the output's life, running each job the loop
@@ -555,7 +543,7 @@ static void on_sync(evutil_socket_t fd, short what, void *arg)
     }
     if (!f->job) {
         report_queued(f);
-        fwd_send_pending(f);
+        send_pending(f);
         return;
     }
     if (!f->thread_on) {
@@ -575,8 +563,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     drain_waiting(f);
     if (lh_chunkq_dirty(f->q))
         schedule_sync(f);
-    fwd_conns_tick(f);
-    fwd_send_pending(f);
+    send_pending(f);
 }
 
 /* ---- opening the buffer ------------------------------------------------- */
@@ -689,9 +676,6 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
     f->out = out;
     f->pl = ctx->pl;
     f->ckpt = ctx->ckpt;
-    f->base = ctx->base;
-    f->dns = ctx->dns;
-    f->hostname = f->cfg->hostname ? f->cfg->hostname : ctx->host;
     *limits = (struct lh_batch_limits){f->cfg->batch.max_records, f->cfg->batch.max_bytes,
                                        f->cfg->batch.max_wait_ms, f->cfg->max_in_flight};
     /* Frames in memory (pending and in flight): a full window and as much
@@ -717,8 +701,15 @@ static int fwd_create(const struct lh_cfg_item *item, const struct lh_agent_ctx 
     /* Without the thread, syncs run on the loop: slower, still correct. */
     f->thread_on = pthread_create(&f->sync_thread, NULL, sync_main, f) == 0;
     int rc = open_buffer(f, ctx, err, errlen);
+    struct lh_fwd_client_cfg tmpl = {
+        .base = ctx->base, .dns = ctx->dns, .ssl_ctx = f->ssl_ctx,
+        .shared_key = f->cfg->shared_key,
+        .hostname = f->cfg->hostname ? f->cfg->hostname : ctx->host,
+        .ack_timeout_ms = f->cfg->ack_timeout_ms, .max_in_flight = (size_t)f->cfg->max_in_flight,
+        .backoff_max_ms = f->cfg->backoff_max_ms, .keepalive = true, .log_name = FWD_LOG,
+        .peer_kind = "collector", .connections = f->connections, .cbs = &client_cbs, .ud = f};
     if (rc == 0)
-        rc = fwd_conns_new(f, err, errlen);
+        rc = fwd_conns_new(&f->conns, f->cfg, &tmpl, err, errlen);
     return rc;
 }
 
@@ -731,7 +722,7 @@ static int fwd_start(void *state)
     report_queued(f);
     if (lh_chunkq_dirty(f->q))
         schedule_sync(f);
-    fwd_conns_start(f);
+    fwd_conns_start(&f->conns);
     return LH_OK;
 }
 
@@ -756,7 +747,7 @@ static void fwd_destroy(void *state)
     stop_sync_thread(f);
     if (f->job)
         lh_chunkq_sync_end(f->q, f->job);
-    fwd_conns_free(f);
+    fwd_conns_free(&f->conns);
     while (f->wait_head) {
         struct lh_batch *b = f->wait_head;
         f->wait_head = b->next;
@@ -784,7 +775,13 @@ static void fwd_destroy(void *state)
 
 static void fwd_status(void *state, json_t *outputs)
 {
-    fwd_conns_status(state, outputs);
+    struct fwd *f = state;
+    struct lh_chunkq_stats st;
+    lh_chunkq_stats(f->q, &st);
+    json_t *o = json_pack("{sssisI}", "type", "forward", "pending", (int)f->pending.n,
+                          "buffer_bytes", (json_int_t)st.bytes);
+    fwd_conns_status(&f->conns, o);
+    json_array_append_new(outputs, o);
 }
 
 const struct lh_output_ops lh_out_forward_ops = {

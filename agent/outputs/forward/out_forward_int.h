@@ -1,5 +1,6 @@
-/* The `forward` output's internals, shared by out_forward.c (config, the
- * disk buffer, hooks) and out_forward_conn.c (connections to collectors).
+/* The `forward` output's internals: out_forward_config.c (the schema),
+ * out_forward.c (the disk buffer, sending, hooks) and out_forward_conn.c
+ * (the collectors, one common/net/fwd_client each).
  *
  * A sealed batch's entries become the middle of its PackedForward frame
  * (a head and a tail are packed around them, nothing is copied), are
@@ -23,6 +24,7 @@
 #include "agent/core/pipeline.h"
 #include "common/chunkq/chunkq.h"
 #include "common/codec/record.h"
+#include "common/net/fwd_client.h"
 #include "common/net/tls.h"
 
 #define FWD_LOG "out_forward"
@@ -60,14 +62,14 @@ struct fwd_cfg {
 
 /* A queued chunk as the output sees it (lh_chunk.ud). */
 struct fchunk {
-    struct fchunk *next;        /* in pending or a connection's in-flight list */
+    struct fchunk *next;        /* in pending */
     struct lh_chunk *c;
     /* Held until durable or delivered: the frame is in mem, counted
      * against the pipeline's cap (through the batch), not the cache's. */
     struct lh_batch *batch;
     struct fchunk *hprev, *hnext; /* in the output's held list while held */
     bool durable;               /* its fsync is done (replayed chunks are) */
-    bool in_flight;             /* on a connection: its frame is referenced */
+    bool in_flight;             /* in a client's window: its frame is referenced */
     int64_t appended_ms;
     /* The frame, when in memory: mem alone once read back from disk; the
      * batch's entries between the head and tail kept in extra while fresh
@@ -76,7 +78,6 @@ struct fchunk {
     size_t len;
     char *extra;                /* head then tail; NULL: none */
     size_t head_len, extra_len;
-    int64_t sent_ms;
     unsigned attempts;
 };
 
@@ -85,40 +86,41 @@ struct fq {
     size_t n;
 };
 
-enum conn_state { ST_IDLE, ST_CONNECTING, ST_HELO, ST_PONG, ST_READY };
-
-/* One collector address (a name resolving to several is several). */
-struct conn {
-    struct fwd *f;
-    char addr[256];             /* what is connected to */
-    char name[256];             /* as configured: TLS name and logs */
-    int port;
-    struct bufferevent *bev;
-    enum conn_state st;
-    int64_t st_since_ms;
-    unsigned fails;             /* in a row: the backoff exponent */
-    struct fq inflight;
-    struct event *retry;
-    struct lh_mp_scan scan;
-    struct lh_fwd_helo helo;
-    struct lh_fwd_ping ping;
+/* out_forward_conn.c: one Forward client per collector address and the
+ * choice among them. It knows nothing of the buffer: the clients report
+ * acks and failures to out_forward.c, which owns every chunk list. */
+struct fwd_conns {
+    struct lh_fwd_client **v;
+    size_t n, rr;
+    int balance;
 };
+
+/* One client per address of each configured collector, each made from
+ * tmpl (everything but the endpoint). 0, or LH_ENOMEM with err. */
+int fwd_conns_new(struct fwd_conns *cs, const struct fwd_cfg *cfg,
+                  const struct lh_fwd_client_cfg *tmpl, char *err, size_t errlen);
+void fwd_conns_start(struct fwd_conns *cs);
+/* Frees the clients; their windows come back through fail (why NULL). */
+void fwd_conns_free(struct fwd_conns *cs);
+/* The client the next chunk goes to by the balance policy, or NULL when
+ * none may take one now. */
+struct lh_fwd_client *fwd_conns_pick(struct fwd_conns *cs);
+/* True when some collector connection has finished its handshake. */
+bool fwd_conns_ready(const struct fwd_conns *cs);
+/* Sets "collector", "state", "in_flight" and "collectors" in out. */
+void fwd_conns_status(const struct fwd_conns *cs, json_t *out);
 
 struct fwd {
     const struct fwd_cfg *cfg;
     struct lh_output *out;
     struct lh_pipeline *pl;
     struct lh_ckpt *ckpt;
-    struct event_base *base;
-    struct evdns_base *dns;
-    const char *hostname;
     SSL_CTX *ssl_ctx;
-    struct conn *conns;
-    size_t n_conns, rr;
+    struct fwd_conns conns;
     struct lh_chunkq *q;
     char *qdir;
     struct lh_batch *wait_head, *wait_tail; /* sealed, not yet in the queue */
-    struct fq pending;          /* durable, not in flight */
+    struct fq pending;          /* not in flight, oldest first */
     size_t cached, cache_cap;   /* frame bytes of pending chunks kept in memory */
     struct fchunk *held, *held_tail; /* chunks with a batch still held, oldest first */
     struct event *sync_ev;      /* the next sync job, now or at a chunk's delay */
@@ -136,31 +138,5 @@ struct fwd {
     struct lh_metric *retries, *connections, *batches_in_flight, *dropped_full,
         *dropped_corrupt, *skipped_torn, *skipped_corrupt, *acks, *bytes_sent, *buffer_chunks;
 };
-
-void fq_push(struct fq *q, struct fchunk *fc);
-struct fchunk *fq_pop(struct fq *q);
-void fchunk_free(struct fchunk *fc);
-/* Frame bytes fc holds in memory. */
-size_t fchunk_mem_bytes(const struct fchunk *fc);
-/* A collector acknowledged fc (taken off its in-flight list): consumes it. */
-void fwd_delivered(struct fwd *f, struct fchunk *fc);
-/* No collector takes batches any more: held chunks are synced now, which
- * releases their batches, so the inputs go on into the disk buffer. */
-void fwd_sync_held(struct fwd *f);
-/* Loads fc's frame from disk when it is not in memory. 0, or an LH_E* code
- * (a corrupt chunk has then been dropped and counted). */
-int fwd_load(struct fwd *f, struct fchunk *fc);
-
-/* out_forward_conn.c */
-int fwd_conns_new(struct fwd *f, char *err, size_t errlen);
-void fwd_conns_start(struct fwd *f);
-void fwd_conns_free(struct fwd *f);
-/* Hands pending chunks to ready connections while windows allow. */
-void fwd_send_pending(struct fwd *f);
-/* True when some collector connection has finished its handshake. */
-bool fwd_conns_ready(const struct fwd *f);
-/* Ack and handshake timeouts. */
-void fwd_conns_tick(struct fwd *f);
-void fwd_conns_status(struct fwd *f, json_t *outputs);
 
 #endif
