@@ -5,21 +5,15 @@
  * A write makes the batch durable in a spool first (common/chunkq under
  * data_dir/outputs/forward-N, fsync'd before write returns, so the upstream
  * ack promises it), as one whole PackedForward frame with a fresh chunk id.
- * A sender on the loop ships the spool in order over one connection at a
- * time, up to max_in_flight frames, and consumes a chunk on its ack. A
- * collector that fails (connect, handshake, ack timeout) hands its frames
- * back and the next one in the list is tried, after a backoff once all
+ * A sender on the loop ships the spool in order through one Forward client
+ * (common/net/fwd_client) holding one connection at a time, up to
+ * max_in_flight frames, and consumes a chunk on its ack. A receiver that
+ * fails (connect, handshake, ack timeout) hands its frames back and the
+ * client tries the next one in the list, after a jittered backoff once all
  * have failed in a row. A full spool refuses writes: the upstream sender
  * is not acked and retries. */
-#include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <fnmatch.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +23,11 @@
 #include "common/base/err.h"
 #include "common/codec/forward.h"
 #include "common/base/log.h"
-#include "common/net/net.h"
+#include "common/net/fwd_client.h"
 #include "common/net/tls.h"
 #include "common/base/util.h"
 
 #define CFWD_LOG "out_forward"
-#define MAX_REPLY (64u << 10)
-#define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 
 struct cfwd_cfg {
@@ -95,11 +87,10 @@ const struct lh_cfg_schema lh_coll_out_forward_schema = {
     .validate = validate,
 };
 
-/* A spooled chunk, pending or in flight. */
+/* A spooled chunk, pending or in the client's window. */
 struct spooled {
     struct spooled *next;
     struct lh_chunk *c;
-    int64_t sent_ms;
 };
 
 struct slist {
@@ -107,25 +98,15 @@ struct slist {
     size_t n;
 };
 
-enum { ST_IDLE, ST_CONNECTING, ST_HELO, ST_PONG, ST_READY };
-
 struct cfwd {
     const struct cfwd_cfg *cfg;
     struct event_base *base;
-    const char *host;
     SSL_CTX *ssl_ctx;
     struct lh_chunkq *q;
     char dir[PATH_MAX];
-    struct slist pending, inflight;
-    size_t cur;                 /* the receiver in use or being tried */
-    unsigned fails;             /* in a row, all receivers */
-    struct bufferevent *bev;
-    int st;
-    int64_t st_since_ms;
-    struct lh_mp_scan scan;
-    struct lh_fwd_helo helo;
-    struct lh_fwd_ping ping;
-    struct event *retry, *tick;
+    struct slist pending;       /* not in flight, oldest first */
+    struct lh_fwd_client *cl;
+    struct event *tick;
     msgpack_sbuffer frame;
     struct lh_coll_output_metrics m;
     struct lh_metric *acks;
@@ -161,260 +142,22 @@ static void sl_free(struct slist *l)
         free(s);
 }
 
-static void send_pending(struct cfwd *o);
-static void connect_next(struct cfwd *o);
-
-/* ---- the connection ------------------------------------------------------ */
-
-static void set_state(struct cfwd *o, int st)
+static void sl_push_front(struct slist *l, struct spooled *s)
 {
-    o->st = st;
-    o->st_since_ms = lh_mono_ms();
+    s->next = l->head;
+    l->head = s;
+    if (!l->tail)
+        l->tail = s;
+    l->n++;
 }
 
-/* The receiver failed: its frames go back in front, oldest first, and the
- * next receiver is tried (after a backoff once every one failed). */
-static void conn_failed(struct cfwd *o, const char *why)
-{
-    LH_WARN(CFWD_LOG, "receiver %s: %s", o->cfg->collectors.v[o->cur], why);
-    if (o->bev) {
-        bufferevent_free(o->bev);
-        o->bev = NULL;
-    }
-    if (o->inflight.head) {
-        o->inflight.tail->next = o->pending.head;
-        if (!o->pending.tail)
-            o->pending.tail = o->inflight.tail;
-        o->pending.head = o->inflight.head;
-        o->pending.n += o->inflight.n;
-        o->inflight = (struct slist){0};
-    }
-    set_state(o, ST_IDLE);
-    o->cur = (o->cur + 1) % o->cfg->collectors.n;
-    o->fails++;
-    int64_t d = 0;
-    if (o->fails >= o->cfg->collectors.n) {
-        d = BACKOFF_MIN_MS;
-        for (unsigned i = (unsigned)o->cfg->collectors.n; i < o->fails && d < BACKOFF_MAX_MS; i++)
-            d *= 2;
-        d = d < BACKOFF_MAX_MS ? d : BACKOFF_MAX_MS;
-    }
-    struct timeval tv = {d / 1000, (d % 1000) * 1000};
-    evtimer_add(o->retry, &tv);
-}
+/* ---- sending ------------------------------------------------------------ */
 
-static void conn_ready(struct cfwd *o)
-{
-    set_state(o, ST_READY);
-    LH_INFO(CFWD_LOG, "connected to receiver %s%s", o->cfg->collectors.v[o->cur],
-            o->ssl_ctx ? " (TLS)" : "");
-    send_pending(o);
-}
-
-static int on_helo(struct cfwd *o, const msgpack_object *obj)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    if (lh_fwd_parse_helo(obj, &o->helo) != 0) {
-        conn_failed(o, "expected HELO for the shared-key handshake");
-        return LH_EPROTO;
-    }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = lh_fwd_pack_ping(&pk, &o->helo, o->host, o->cfg->shared_key, NULL, NULL, &o->ping);
-    if (rc == 0)
-        rc = bufferevent_write(o->bev, sb.data, sb.size) == 0 ? 0 : LH_ENOMEM;
-    msgpack_sbuffer_destroy(&sb);
-    if (rc != 0) {
-        conn_failed(o, "cannot send PING");
-        return rc;
-    }
-    set_state(o, ST_PONG);
-    return 0;
-}
-
-static int on_pong(struct cfwd *o, const msgpack_object *obj)
-{
-    char reason[256] = "", msg[400];
-    int rc = lh_fwd_check_pong(obj, &o->helo, &o->ping, o->cfg->shared_key, reason,
-                               sizeof reason);
-    if (rc == 0) {
-        conn_ready(o);
-        return 0;
-    }
-    snprintf(msg, sizeof msg, "shared-key handshake failed: %s",
-             rc == LH_EAUTH ? reason : "malformed PONG");
-    conn_failed(o, msg);
-    return rc;
-}
-
-static int on_ack(struct cfwd *o, const msgpack_object *obj)
-{
-    const char *id;
-    size_t len;
-    if (obj->type == MSGPACK_OBJECT_NIL)
-        return 0; /* heartbeat */
-    if (lh_fwd_parse_ack(obj, &id, &len) != 0) {
-        struct lh_fwd_helo h;
-        conn_failed(o, lh_fwd_parse_helo(obj, &h) == 0
-                           ? "the receiver wants a shared-key handshake: set shared_key"
-                           : "unexpected reply (not an ack)");
-        return LH_EPROTO;
-    }
-    struct spooled *prev = NULL, *s = o->inflight.head;
-    while (s && (len != LH_CHUNK_ID_LEN || memcmp(s->c->id, id, len) != 0)) {
-        prev = s;
-        s = s->next;
-    }
-    if (!s)
-        return 0; /* a late ack of a frame already handed back */
-    if (prev)
-        prev->next = s->next;
-    else
-        o->inflight.head = s->next;
-    if (o->inflight.tail == s)
-        o->inflight.tail = prev;
-    o->inflight.n--;
-    lh_metric_add(o->acks, 1);
-    o->fails = 0;
-    lh_chunkq_ack(o->q, s->c);
-    free(s);
-    return 0;
-}
-
-static int on_reply(struct cfwd *o, const msgpack_object *obj)
-{
-    switch (o->st) {
-    case ST_HELO:
-        return on_helo(o, obj);
-    case ST_PONG:
-        return on_pong(o, obj);
-    case ST_READY:
-        return on_ack(o, obj);
-    default:
-        return LH_EPROTO;
-    }
-}
-
-/* One reply from the front of in; LH_AGAIN when it is not all there. */
-static int next_reply(struct cfwd *o, struct evbuffer *in)
-{
-    size_t len = evbuffer_get_length(in), flen = 0;
-    if (len == 0)
-        return LH_AGAIN;
-    size_t scan_len = len < MAX_REPLY ? len : MAX_REPLY;
-    const uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)scan_len);
-    int rc = data ? lh_mp_scan(&o->scan, data, scan_len, MAX_REPLY, &flen) : LH_ENOMEM;
-    if (rc == LH_AGAIN && len >= MAX_REPLY)
-        rc = LH_ETOOBIG;
-    if (rc == LH_AGAIN)
-        return rc;
-    /* Copied out first: handling it may close the connection and free its
-     * buffers. */
-    char *reply = rc == 0 ? malloc(flen) : NULL;
-    if (!reply) {
-        conn_failed(o, rc == 0 ? "out of memory" : "malformed reply from the receiver");
-        return rc == 0 ? LH_ENOMEM : rc;
-    }
-    memcpy(reply, data, flen);
-    evbuffer_drain(in, flen);
-    lh_mp_scan_init(&o->scan);
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    size_t off = 0;
-    if (msgpack_unpack_next(&u, reply, flen, &off) == MSGPACK_UNPACK_SUCCESS) {
-        rc = on_reply(o, &u.data);
-    } else {
-        conn_failed(o, "undecodable reply from the receiver");
-        rc = LH_EPROTO;
-    }
-    msgpack_unpacked_destroy(&u);
-    free(reply);
-    return rc;
-}
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-    struct cfwd *o = arg;
-    while (o->bev == bev && next_reply(o, bufferevent_get_input(bev)) == 0)
-        ;
-    send_pending(o);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct cfwd *o = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        int one = 1;
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        lh_mp_scan_init(&o->scan);
-        if (o->cfg->shared_key)
-            set_state(o, ST_HELO);
-        else
-            conn_ready(o);
-        return;
-    }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        char why[300];
-        int e = EVUTIL_SOCKET_ERROR();
-        snprintf(why, sizeof why, "%s%s",
-                 o->st == ST_CONNECTING ? "cannot connect: " : "connection lost: ",
-                 (what & BEV_EVENT_EOF) ? "closed by the receiver"
-                 : e                    ? evutil_socket_error_to_string(e)
-                                        : "TLS or connection error");
-        conn_failed(o, why);
-    }
-}
-
-static void connect_next(struct cfwd *o)
-{
-    char host[256];
-    int port;
-    const char *target = o->cfg->collectors.v[o->cur];
-    lh_split_hostport(target, host, sizeof host, &port);
-    SSL *ssl = NULL;
-    if (o->ssl_ctx &&
-        !(ssl = lh_tls_client_ssl(o->ssl_ctx, o->cfg->tls.server_name ? o->cfg->tls.server_name
-                                                                      : host))) {
-        conn_failed(o, "cannot create a TLS session");
-        return;
-    }
-    set_state(o, ST_CONNECTING);
-    o->bev = lh_net_connect_bev(o->base, NULL, host, port, ssl);
-    if (!o->bev) {
-        conn_failed(o, "cannot start connecting");
-        return;
-    }
-    bufferevent_setcb(o->bev, on_read, NULL, on_event, o);
-    bufferevent_enable(o->bev, EV_READ | EV_WRITE);
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-    struct cfwd *o = arg;
-    if (o->st == ST_IDLE && (o->pending.head || o->inflight.head))
-        connect_next(o);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct cfwd *o = arg;
-    int64_t now = lh_mono_ms(), lim = o->cfg->ack_timeout_ms;
-    /* Acks recorded and segments consumed since the last write: made
-     * durable (and deleted) here, so a restart resends little. */
-    if (lh_chunkq_dirty(o->q) && lh_chunkq_sync(o->q) != 0)
-        LH_WARN(CFWD_LOG, "syncing spool %s failed", o->dir);
-    if (o->st == ST_READY && o->inflight.head && now - o->inflight.head->sent_ms > lim)
-        conn_failed(o, "no acknowledgement within ack_timeout");
-    else if (o->st != ST_IDLE && o->st != ST_READY && now - o->st_since_ms > lim)
-        conn_failed(o, "no handshake within ack_timeout");
-}
-
-/* Frames to the ready connection while the window allows. */
+/* Frames to the ready connection while the window allows. A frame that
+ * cannot be read back now stays first in line for the next turn. */
 static void send_pending(struct cfwd *o)
 {
-    while (o->st == ST_READY && o->pending.head &&
-           (int64_t)o->inflight.n < o->cfg->max_in_flight) {
+    while (o->pending.head && lh_fwd_client_has_room(o->cl)) {
         struct spooled *s = sl_pop(&o->pending);
         char *frame = NULL;
         int rc = lh_chunkq_read(o->q, s->c, &frame);
@@ -426,24 +169,88 @@ static void send_pending(struct cfwd *o)
             free(s);
             continue;
         }
-        if (rc == 0 && bufferevent_write(o->bev, frame, s->c->payload_len) != 0)
-            rc = LH_ENOMEM;
-        free(frame);
-        sl_push(&o->inflight, s); /* handed back on failure, with the others */
         if (rc != 0) {
-            conn_failed(o, "cannot send a spooled frame");
+            LH_ERROR(CFWD_LOG, "reading chunk %s back from %s: %s (retrying)", s->c->id, o->dir,
+                     lh_strerror(rc));
+            sl_push_front(&o->pending, s);
             return;
         }
-        s->sent_ms = lh_mono_ms();
+        if (lh_fwd_client_send_owned(o->cl, s->c->id, s, frame, s->c->payload_len) != 0)
+            return; /* the client failed and handed s back */
     }
 }
 
 static void kick(struct cfwd *o)
 {
-    if (o->st == ST_READY)
+    if (lh_fwd_client_ready(o->cl))
         send_pending(o);
-    else if (o->st == ST_IDLE && !evtimer_pending(o->retry, NULL))
-        connect_next(o);
+    else
+        lh_fwd_client_kick(o->cl);
+}
+
+static void on_client_ready(void *ud, struct lh_fwd_client *c)
+{
+    send_pending(ud);
+}
+
+static void on_client_ack(void *ud, struct lh_fwd_client *c, void *item)
+{
+    struct cfwd *o = ud;
+    struct spooled *s = item;
+    lh_metric_add(o->acks, 1);
+    lh_chunkq_ack(o->q, s->c);
+    free(s);
+    send_pending(o);
+}
+
+/* The receiver failed: its frames go back in front, oldest first, for the
+ * next one the client tries. */
+static void on_client_fail(void *ud, struct lh_fwd_client *c, void *const *items, size_t n,
+                           const char *why)
+{
+    struct cfwd *o = ud;
+    for (size_t i = n; i-- > 0;)
+        sl_push_front(&o->pending, items[i]);
+    if (why && o->pending.head)
+        lh_fwd_client_kick(o->cl);
+}
+
+static const struct lh_fwd_client_cbs client_cbs = {
+    .ready = on_client_ready, .ack = on_client_ack, .fail = on_client_fail};
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct cfwd *o = arg;
+    /* Acks recorded and segments consumed since the last write: made
+     * durable (and deleted) here, so a restart resends little. */
+    if (lh_chunkq_dirty(o->q) && lh_chunkq_sync(o->q) != 0)
+        LH_WARN(CFWD_LOG, "syncing spool %s failed", o->dir);
+    send_pending(o);
+}
+
+/* The receivers in order, tried one at a time. */
+static int new_client(struct cfwd *o, const struct lh_coll_output_ctx *ctx)
+{
+    const struct lh_strlist *rs = &o->cfg->collectors;
+    struct lh_fwd_endpoint *eps = calloc(rs->n, sizeof *eps);
+    char (*hosts)[256] = calloc(rs->n, sizeof *hosts);
+    int rc = eps && hosts ? LH_OK : LH_ENOMEM;
+    for (size_t i = 0; i < rs->n && rc == 0; i++) {
+        lh_split_hostport(rs->v[i], hosts[i], sizeof hosts[i], &eps[i].port);
+        eps[i].host = hosts[i];
+        eps[i].tls_name = o->cfg->tls.server_name;
+    }
+    struct lh_fwd_client_cfg cc = {
+        .base = ctx->base, .ssl_ctx = o->ssl_ctx, .endpoints = eps, .n_endpoints = rs->n,
+        .shared_key = o->cfg->shared_key, .hostname = ctx->host,
+        .ack_timeout_ms = o->cfg->ack_timeout_ms, .max_in_flight = (size_t)o->cfg->max_in_flight,
+        .backoff_max_ms = BACKOFF_MAX_MS, .log_name = CFWD_LOG, .peer_kind = "receiver",
+        .cbs = &client_cbs, .ud = o};
+    if (rc == 0)
+        rc = lh_fwd_client_new(&cc, &o->cl);
+    free(eps);
+    free(hosts);
+    return rc;
 }
 
 /* ---- the spool ----------------------------------------------------------- */
@@ -526,15 +333,13 @@ static int cfwd_create(const struct lh_cfg_item *item, const struct lh_coll_outp
     *state = o;
     o->cfg = (const struct cfwd_cfg *)item;
     o->base = ctx->base;
-    o->host = ctx->host;
     msgpack_sbuffer_init(&o->frame);
     int rc = lh_coll_output_metrics(ctx->metrics, "forward", &o->m);
     o->acks = lh_metrics_get(ctx->metrics, LH_METRIC_COUNTER, "loghaul_collector_output_acks_total",
                              "output=\"forward\"", "Acknowledgements from downstream receivers");
-    o->retry = evtimer_new(o->base, on_retry, o);
     o->tick = event_new(o->base, -1, EV_PERSIST, on_tick, o);
     static const struct timeval sec = {1, 0};
-    if (rc != 0 || !o->acks || !o->retry || !o->tick || event_add(o->tick, &sec) != 0) {
+    if (rc != 0 || !o->acks || !o->tick || event_add(o->tick, &sec) != 0) {
         snprintf(err, errlen, "forward output: out of memory");
         return LH_ENOMEM;
     }
@@ -544,6 +349,10 @@ static int cfwd_create(const struct lh_cfg_item *item, const struct lh_coll_outp
             snprintf(err, errlen, "forward output (line %d): TLS: %s", item->line, why);
             return LH_ETLS;
         }
+    }
+    if ((rc = new_client(o, ctx)) != 0) {
+        snprintf(err, errlen, "forward output: %s", lh_strerror(rc));
+        return rc;
     }
     snprintf(o->dir, sizeof o->dir, "%s/outputs/forward-%zu", ctx->data_dir, index);
     struct lh_chunkq_opts qo = {.dir = o->dir, .max_size = o->cfg->max_size,
@@ -566,14 +375,10 @@ static void cfwd_destroy(void *state)
     struct cfwd *o = state;
     if (!o)
         return;
-    if (o->bev)
-        bufferevent_free(o->bev);
-    if (o->retry)
-        event_free(o->retry);
+    lh_fwd_client_free(o->cl); /* its window comes back into pending */
     if (o->tick)
         event_free(o->tick);
     sl_free(&o->pending);
-    sl_free(&o->inflight);
     lh_chunkq_close(o->q);
     SSL_CTX_free(o->ssl_ctx);
     msgpack_sbuffer_destroy(&o->frame);
