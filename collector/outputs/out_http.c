@@ -4,12 +4,11 @@
  * bulk body (format: es_bulk, an index action before each record).
  *
  * As with the forward output, a write first makes the rendered body durable
- * in a spool (common/chunkq under data_dir/outputs/http-N, fsync'd before
- * the upstream ack); a sender on the loop POSTs the spool in order, one
- * request at a time, and consumes a body on a 2xx answer. 429 and 5xx
- * answers and failed connections are retried after a backoff; any other
- * status is a permanent refusal: the body is dropped and counted (retrying
- * it would stall everything behind it). An es_bulk answer with
+ * in the output's spool (spool.h, under data_dir/outputs/http-N), which
+ * hands the bodies over in order, one request at a time: a 2xx answer
+ * consumes a body, 429 and 5xx answers and failed connections are retried
+ * after a backoff, and any other status is a permanent refusal: the body
+ * is dropped and counted (retrying it would stall everything behind it). An es_bulk answer with
  * "errors": true is counted too (its failed items are not retried one by
  * one). */
 #include <event2/buffer.h>
@@ -25,6 +24,7 @@
 #include <string.h>
 
 #include "collector/outputs/output.h"
+#include "collector/outputs/spool.h"
 #include "common/chunkq/chunkq.h"
 #include "common/base/err.h"
 #include "common/base/log.h"
@@ -115,12 +115,6 @@ const struct lh_cfg_schema lh_coll_out_http_schema = {
     .validate = validate,
 };
 
-/* A spooled body, oldest first. */
-struct body {
-    struct body *next;
-    struct lh_chunk *c;
-};
-
 struct out_http {
     const struct http_cfg *cfg;
     struct event_base *base;
@@ -129,20 +123,16 @@ struct out_http {
     int port;
     char *path;
     SSL_CTX *ssl_ctx;
-    struct lh_chunkq *q;
-    char dir[PATH_MAX];
-    struct body *head, *tail;
-    struct evhttp_connection *evcon; /* the request under way, or NULL */
-    unsigned fails;
-    struct event *retry, *done_ev, *tick;
+    struct lh_coll_spool *sp;
+    struct lh_coll_spool_item *cur; /* the body of the request under way */
+    struct evhttp_connection *evcon;
+    struct event *done_ev;
     int last_status;            /* of the request under way, read in done_ev */
     bool bulk_errors;
     msgpack_sbuffer text;
     struct lh_coll_output_metrics m;
-    struct lh_metric *sent, *refused;
+    struct lh_metric *sent;
 };
-
-static void post_next(struct out_http *o);
 
 /* ---- rendering ----------------------------------------------------------- */
 
@@ -160,62 +150,44 @@ static int render(struct out_http *o, const struct lh_coll_batch *b)
     return rc;
 }
 
-/* ---- the sender ---------------------------------------------------------- */
+/* ---- delivery ------------------------------------------------------------ */
 
-static void schedule_retry(struct out_http *o)
+/* What the status means for the body: 2xx delivered, 429/5xx or no answer
+ * worth retrying, anything else refused for good. */
+static enum lh_flush judge(struct out_http *o, int st, const struct lh_chunk *c)
 {
-    int64_t d = BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < o->fails && d < BACKOFF_MAX_MS; i++)
-        d *= 2;
-    d = d < BACKOFF_MAX_MS ? d : BACKOFF_MAX_MS;
-    struct timeval tv = {d / 1000, (d % 1000) * 1000};
-    evtimer_add(o->retry, &tv);
-}
-
-static void consume_head(struct out_http *o)
-{
-    struct body *b = o->head;
-    o->head = b->next;
-    if (!o->head)
-        o->tail = NULL;
-    lh_chunkq_ack(o->q, b->c);
-    free(b);
-}
-
-/* After the request: the connection is freed here, outside its callback. */
-static void on_done_ev(evutil_socket_t fd, short what, void *arg)
-{
-    struct out_http *o = arg;
-    int st = o->last_status;
-    if (o->evcon) {
-        evhttp_connection_free(o->evcon);
-        o->evcon = NULL;
-    }
     if (st >= 200 && st < 300) {
         lh_metric_add(o->sent, 1);
         if (o->bulk_errors) {
             LH_WARN(HTTP_LOG, "%s: the bulk answer reports failed items", o->cfg->url);
             lh_metric_add(o->m.errors, 1);
         }
-        o->fails = 0;
-        consume_head(o);
-        post_next(o);
-    } else if (st == 0 || st == 429 || st >= 500) {
-        o->fails++;
+        return LH_FLUSH_OK;
+    }
+    if (st == 0 || st == 429 || st >= 500) {
         if (st)
             LH_WARN(HTTP_LOG, "%s answered %d; retrying", o->cfg->url, st);
         else
             LH_WARN(HTTP_LOG, "%s: no answer (connection failed or timed out); retrying",
                     o->cfg->url);
-        schedule_retry(o);
-    } else {
-        LH_ERROR(HTTP_LOG, "%s refused a batch with status %d: %u records dropped", o->cfg->url,
-                 st, o->head->c->n_records);
-        lh_metric_add(o->refused, (int64_t)o->head->c->n_records);
-        lh_metric_add(o->m.errors, 1);
-        consume_head(o);
-        post_next(o);
+        return LH_FLUSH_RETRY;
     }
+    LH_ERROR(HTTP_LOG, "%s refused a batch with status %d: %u records dropped", o->cfg->url, st,
+             c->n_records);
+    return LH_FLUSH_FAIL;
+}
+
+/* After the request: the connection is freed here, outside its callback. */
+static void on_done_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct out_http *o = arg;
+    struct lh_coll_spool_item *it = o->cur;
+    o->cur = NULL;
+    if (o->evcon) {
+        evhttp_connection_free(o->evcon);
+        o->evcon = NULL;
+    }
+    lh_coll_spool_answer(o->sp, it, judge(o, o->last_status, it->chunk));
 }
 
 static void on_answer(struct evhttp_request *req, void *arg)
@@ -280,39 +252,19 @@ static int post(struct out_http *o, const char *data, size_t len)
     return evhttp_make_request(o->evcon, req, EVHTTP_REQ_POST, o->path) == 0 ? 0 : LH_EIO;
 }
 
-static void post_next(struct out_http *o)
+/* One request at a time (the spool's window is 1): a request that cannot
+ * start is answered like one that got no answer, from done_ev. */
+static int http_deliver(void *ud, struct lh_coll_spool_item *it, char *payload, size_t len)
 {
-    while (o->head && !o->evcon && !evtimer_pending(o->retry, NULL)) {
-        char *data = NULL;
-        int rc = lh_chunkq_read(o->q, o->head->c, &data);
-        if (rc == LH_ECORRUPT) {
-            LH_ERROR(HTTP_LOG, "spooled body in %s failed its checksum: %u records dropped",
-                     o->dir, o->head->c->n_records);
-            lh_metric_add(o->m.errors, 1);
-            consume_head(o);
-            continue;
-        }
-        if (rc == 0)
-            rc = post(o, data, o->head->c->payload_len);
-        free(data);
-        if (rc != 0) {
-            o->last_status = 0;
-            event_active(o->done_ev, EV_TIMEOUT, 0);
-        }
-        return;
+    struct out_http *o = ud;
+    o->cur = it;
+    int rc = post(o, payload, len);
+    free(payload);
+    if (rc != 0) {
+        o->last_status = 0;
+        event_active(o->done_ev, EV_TIMEOUT, 0);
     }
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-    post_next(arg);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct out_http *o = arg;
-    if (lh_chunkq_dirty(o->q) && lh_chunkq_sync(o->q) != 0)
-        LH_WARN(HTTP_LOG, "syncing spool %s failed", o->dir);
+    return LH_OK;
 }
 
 /* ---- the output ---------------------------------------------------------- */
@@ -323,41 +275,26 @@ static int http_write(void *state, const struct lh_coll_batch *b)
     if (b->n_events == 0 || fnmatch(o->cfg->match, b->tag, 0) != 0)
         return LH_OK;
     int rc = render(o, b);
-    struct body *bd = rc == 0 ? calloc(1, sizeof *bd) : NULL;
-    if (rc == 0 && !bd)
-        rc = LH_ENOMEM;
-    if (rc == 0)
-        rc = lh_coll_spool(o->q, o->dir, b, NULL, o->text.data, o->text.size, &bd->c);
     if (rc != 0) {
-        free(bd);
         lh_metric_add(o->m.errors, 1);
         return rc;
     }
-    if (o->tail)
-        o->tail->next = bd;
-    else
-        o->head = bd;
-    o->tail = bd;
-    lh_metric_add(o->m.records, (int64_t)b->n_events);
-    lh_metric_add(o->m.batches, 1);
-    post_next(o);
-    return LH_OK;
+    return lh_coll_spool_append(o->sp, b, NULL, o->text.data, o->text.size);
 }
 
-static void on_replay(void *ud, struct lh_chunk *c)
+static int open_spool(struct out_http *o, const struct lh_coll_output_ctx *ctx, size_t index,
+                      char *err, size_t errlen)
 {
-    struct out_http *o = ud;
-    struct body *bd = calloc(1, sizeof *bd);
-    if (!bd) {
-        LH_ERROR(HTTP_LOG, "out of memory replaying %s: a body waits for the next start", o->dir);
-        return;
-    }
-    bd->c = c;
-    if (o->tail)
-        o->tail->next = bd;
-    else
-        o->head = bd;
-    o->tail = bd;
+    char dir[PATH_MAX], why[512] = "";
+    snprintf(dir, sizeof dir, "%s/outputs/http-%zu", ctx->data_dir, index);
+    struct lh_coll_spool_opts so = {.type = "http", .dir = dir, .max_size = o->cfg->max_size,
+                                    .max_in_flight = 1, .backoff_min_ms = BACKOFF_MIN_MS,
+                                    .backoff_max_ms = BACKOFF_MAX_MS, .deliver = http_deliver,
+                                    .ud = o};
+    int rc = lh_coll_spool_open(o->base, ctx->metrics, &so, &o->sp, why, sizeof why);
+    if (rc != 0)
+        snprintf(err, errlen, "http output (line %d): spool: %s", o->cfg->item.line, why);
+    return rc;
 }
 
 static int http_create(const struct lh_cfg_item *item, const struct lh_coll_output_ctx *ctx,
@@ -376,15 +313,8 @@ static int http_create(const struct lh_cfg_item *item, const struct lh_coll_outp
     o->sent = lh_metrics_get(ctx->metrics, LH_METRIC_COUNTER,
                              "loghaul_collector_output_requests_total", "output=\"http\"",
                              "Requests an endpoint accepted");
-    o->refused = lh_metrics_get(ctx->metrics, LH_METRIC_COUNTER,
-                                "loghaul_collector_output_dropped_total", "output=\"http\"",
-                                "Records an endpoint refused for good (4xx), dropped");
-    o->retry = evtimer_new(o->base, on_retry, o);
     o->done_ev = event_new(o->base, -1, 0, on_done_ev, o);
-    o->tick = event_new(o->base, -1, EV_PERSIST, on_tick, o);
-    static const struct timeval sec = {1, 0};
-    if (rc != 0 || !o->sent || !o->refused || !o->retry || !o->done_ev || !o->tick ||
-        event_add(o->tick, &sec) != 0) {
+    if (rc != 0 || !o->sent || !o->done_ev) {
         snprintf(err, errlen, "http output: out of memory");
         return LH_ENOMEM;
     }
@@ -399,15 +329,9 @@ static int http_create(const struct lh_cfg_item *item, const struct lh_coll_outp
             return LH_ETLS;
         }
     }
-    snprintf(o->dir, sizeof o->dir, "%s/outputs/http-%zu", ctx->data_dir, index);
-    struct lh_chunkq_opts qo = {.dir = o->dir, .max_size = o->cfg->max_size,
-                                .on_chunk = on_replay, .ud = o};
-    char why[512] = "";
-    if ((rc = lh_chunkq_open(&qo, &o->q, why, sizeof why)) != 0) {
-        snprintf(err, errlen, "http output (line %d): spool: %s", item->line, why);
+    if ((rc = open_spool(o, ctx, index, err, errlen)) != 0)
         return rc;
-    }
-    post_next(o);
+    lh_coll_spool_kick(o->sp);
     return LH_OK;
 }
 
@@ -418,18 +342,9 @@ static void http_destroy(void *state)
         return;
     if (o->evcon)
         evhttp_connection_free(o->evcon);
-    if (o->retry)
-        event_free(o->retry);
     if (o->done_ev)
         event_free(o->done_ev);
-    if (o->tick)
-        event_free(o->tick);
-    while (o->head) {
-        struct body *b = o->head;
-        o->head = b->next;
-        free(b);
-    }
-    lh_chunkq_close(o->q);
+    lh_coll_spool_close(o->sp);
     SSL_CTX_free(o->ssl_ctx);
     msgpack_sbuffer_destroy(&o->text);
     free(o->path);

@@ -3,12 +3,12 @@
  * record's JSON line (what `loghaul search` prints) as the value.
  *
  * As with the other network outputs, a write first makes the batch durable
- * in a spool (common/chunkq under data_dir/outputs/kafka-N, fsync'd before
- * the upstream ack). The spool is produced in order through librdkafka
- * (which batches, retries and orders per partition itself); a chunk is
- * consumed once every message of it has a successful delivery report. A
- * chunk with a failed report is produced again after a backoff: delivery to
- * Kafka is at least once. Delivery reports are served from a timer on the
+ * in the output's spool (spool.h, under data_dir/outputs/kafka-N), which
+ * hands the chunks over in order, up to 8 at a time, to be produced through
+ * librdkafka (which batches, retries and orders per partition itself); a
+ * chunk is consumed once every message of it has a successful delivery
+ * report. A chunk with a failed report is produced again after a backoff:
+ * delivery to Kafka is at least once. Delivery reports are served from a timer on the
  * loop (rd_kafka_poll with no wait). */
 #include <fnmatch.h>
 #include <librdkafka/rdkafka.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "collector/outputs/output.h"
+#include "collector/outputs/spool.h"
 #include "common/chunkq/chunkq.h"
 #include "common/base/err.h"
 #include "common/base/log.h"
@@ -71,165 +72,107 @@ const struct lh_cfg_schema lh_coll_out_kafka_schema = {
     .validate = validate,
 };
 
-/* A spooled chunk: its payload is the topic, a newline, then one JSON line
- * per record. */
-struct kchunk {
-    struct kchunk *next;
-    struct lh_chunk *c;
-    size_t outstanding;         /* messages without a delivery report yet */
+/* A chunk being produced (its payload is the topic, a newline, then one
+ * JSON line per record), until every message of it has a report. */
+struct kslot {
+    struct lh_coll_spool_item *it; /* NULL: free */
+    size_t outstanding;            /* messages without a delivery report yet */
     bool failed;
-    bool produced;
 };
 
 struct out_kafka {
     const struct kafka_cfg *cfg;
     rd_kafka_t *rk;
-    struct lh_chunkq *q;
-    char dir[PATH_MAX];
-    struct kchunk *head, *tail; /* spool order; the first `produced` are out */
-    size_t n_out;
+    struct lh_coll_spool *sp;
+    struct kslot slots[IN_FLIGHT_CHUNKS];
     bool closing;               /* reports served by the final flush only count */
-    struct event *poll, *retry;
+    struct event *poll;
     msgpack_sbuffer text;
     struct lh_coll_output_metrics m;
-    struct lh_metric *delivered, *redone;
 };
 
-static void produce_more(struct out_kafka *o);
-
-static void append_chunk(struct out_kafka *o, struct kchunk *k)
+/* Every message of s has a report: the chunk is consumed, or produced
+ * again after the spool's backoff. */
+static void slot_reported(struct out_kafka *o, struct kslot *s)
 {
-    if (o->tail)
-        o->tail->next = k;
-    else
-        o->head = k;
-    o->tail = k;
-}
-
-static void unlink_chunk(struct out_kafka *o, struct kchunk *k)
-{
-    struct kchunk **p = &o->head, *prev = NULL;
-    while (*p && *p != k) {
-        prev = *p;
-        p = &(*p)->next;
-    }
-    if (!*p)
-        return;
-    *p = k->next;
-    if (o->tail == k)
-        o->tail = prev;
-}
-
-/* Every message of k has a report: consumed, or produced again later. */
-static void chunk_reported(struct out_kafka *o, struct kchunk *k)
-{
-    o->n_out--;
-    if (!k->failed) {
-        lh_metric_add(o->delivered, (int64_t)k->c->n_records);
-        unlink_chunk(o, k);
-        lh_chunkq_ack(o->q, k->c);
-        free(k);
-        if (!o->closing)
-            produce_more(o);
-        return;
-    }
-    lh_metric_add(o->redone, 1);
-    k->failed = k->produced = false;
-    if (o->closing)
-        return;
-    static const struct timeval later = {BACKOFF_MS / 1000, (BACKOFF_MS % 1000) * 1000};
-    evtimer_add(o->retry, &later);
+    struct lh_coll_spool_item *it = s->it;
+    s->it = NULL;
+    lh_coll_spool_answer(o->sp, it, s->failed ? LH_FLUSH_RETRY : LH_FLUSH_OK);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     struct out_kafka *o = opaque;
-    struct kchunk *k = msg->_private;
+    struct kslot *s = msg->_private;
     if (msg->err) {
         LH_WARN(KAFKA_LOG, "delivery to %s failed: %s (the batch is produced again)",
                 rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
-        k->failed = true;
+        s->failed = true;
     }
-    if (--k->outstanding == 0)
-        chunk_reported(o, k);
+    if (--s->outstanding == 0)
+        slot_reported(o, s);
 }
 
-/* Produces every line of k; 0, or LH_AGAIN when librdkafka's queue is full
- * (k is then produced again from its start later: messages already queued
- * are reported and counted as usual). */
-static int produce_chunk(struct out_kafka *o, struct kchunk *k)
+static struct kslot *free_slot(struct out_kafka *o)
 {
-    char *data = NULL;
-    int rc = lh_chunkq_read(o->q, k->c, &data);
-    if (rc != 0)
-        return rc;
-    size_t len = k->c->payload_len;
+    for (size_t i = 0; i < IN_FLIGHT_CHUNKS; i++)
+        if (!o->slots[i].it)
+            return &o->slots[i];
+    return NULL;
+}
+
+/* Produces every line of the chunk. When librdkafka refuses one (its queue
+ * full), the chunk fails once the lines already queued are reported, and
+ * is produced again from its start: those lines go twice, at least once. */
+static void produce(struct out_kafka *o, struct kslot *s, const char *topic, char *p,
+                    const char *end)
+{
+    for (char *e; p < end; p = e + 1) {
+        e = memchr(p, '\n', (size_t)(end - p));
+        e = e ? e : (char *)end;
+        s->outstanding++;
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            o->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(p, (size_t)(e - p)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+        if (err) {
+            s->outstanding--;
+            s->failed = true;
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                LH_WARN(KAFKA_LOG, "producing to %s: %s", topic, rd_kafka_err2str(err));
+            return;
+        }
+    }
+}
+
+static int kafka_deliver(void *ud, struct lh_coll_spool_item *it, char *data, size_t len)
+{
+    struct out_kafka *o = ud;
+    struct kslot *s = free_slot(o);
+    if (o->closing || !s) {
+        free(data);
+        return LH_AGAIN;
+    }
     char *nl = memchr(data, '\n', len);
     if (!nl) {
         free(data);
-        return LH_ECORRUPT;
+        LH_ERROR(KAFKA_LOG, "a spooled chunk has no topic line: %u records dropped",
+                 it->chunk->n_records);
+        lh_coll_spool_answer(o->sp, it, LH_FLUSH_FAIL);
+        return LH_OK;
     }
     *nl = '\0';
-    const char *topic = data;
-    k->produced = true;
-    k->outstanding = 1; /* held until every line is queued */
-    o->n_out++;
-    for (char *p = nl + 1, *end = data + len, *e; p < end && rc == 0; p = e + 1) {
-        e = memchr(p, '\n', (size_t)(end - p));
-        e = e ? e : end;
-        k->outstanding++;
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            o->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(p, (size_t)(e - p)),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(k), RD_KAFKA_V_END);
-        if (err) {
-            k->outstanding--;
-            k->failed = true;
-            rc = err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? LH_AGAIN : LH_EIO;
-            if (rc == LH_EIO)
-                LH_WARN(KAFKA_LOG, "producing to %s: %s", topic, rd_kafka_err2str(err));
-        }
-    }
+    *s = (struct kslot){.it = it, .outstanding = 1}; /* held until every line is queued */
+    produce(o, s, data, nl + 1, data + len);
     free(data);
-    if (--k->outstanding == 0)
-        chunk_reported(o, k);
-    return rc;
-}
-
-static void produce_more(struct out_kafka *o)
-{
-    if (evtimer_pending(o->retry, NULL))
-        return;
-    for (struct kchunk *k = o->head, *next; k && o->n_out < IN_FLIGHT_CHUNKS; k = next) {
-        next = k->next;
-        if (k->produced)
-            continue;
-        int rc = produce_chunk(o, k);
-        if (rc == LH_ECORRUPT) {
-            LH_ERROR(KAFKA_LOG, "spooled chunk in %s is damaged: %u records dropped", o->dir,
-                     k->c->n_records);
-            lh_metric_add(o->m.errors, 1);
-            unlink_chunk(o, k);
-            lh_chunkq_ack(o->q, k->c);
-            free(k);
-            continue;
-        }
-        if (rc != 0)
-            return;
-    }
+    if (--s->outstanding == 0)
+        slot_reported(o, s);
+    return LH_OK;
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct out_kafka *o = arg;
     rd_kafka_poll(o->rk, 0);
-    produce_more(o);
-    if (lh_chunkq_dirty(o->q) && lh_chunkq_sync(o->q) != 0)
-        LH_WARN(KAFKA_LOG, "syncing spool %s failed", o->dir);
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-    produce_more(arg);
 }
 
 /* The spool payload: topic line, then the batch as NDJSON. */
@@ -260,34 +203,11 @@ static int kafka_write(void *state, const struct lh_coll_batch *b)
     if (b->n_events == 0 || fnmatch(o->cfg->match, b->tag, 0) != 0)
         return LH_OK;
     int rc = render(o, b);
-    struct kchunk *k = rc == 0 ? calloc(1, sizeof *k) : NULL;
-    if (rc == 0 && !k)
-        rc = LH_ENOMEM;
-    if (rc == 0)
-        rc = lh_coll_spool(o->q, o->dir, b, NULL, o->text.data, o->text.size, &k->c);
     if (rc != 0) {
-        free(k);
         lh_metric_add(o->m.errors, 1);
         return rc;
     }
-    append_chunk(o, k);
-    lh_metric_add(o->m.records, (int64_t)b->n_events);
-    lh_metric_add(o->m.batches, 1);
-    produce_more(o);
-    return LH_OK;
-}
-
-static void on_replay(void *ud, struct lh_chunk *c)
-{
-    struct out_kafka *o = ud;
-    struct kchunk *k = calloc(1, sizeof *k);
-    if (!k) {
-        LH_ERROR(KAFKA_LOG, "out of memory replaying %s: a batch waits for the next start",
-                 o->dir);
-        return;
-    }
-    k->c = c;
-    append_chunk(o, k);
+    return lh_coll_spool_append(o->sp, b, NULL, o->text.data, o->text.size);
 }
 
 static rd_kafka_t *new_producer(const struct kafka_cfg *cfg, void *opaque, char *err,
@@ -315,6 +235,21 @@ static rd_kafka_t *new_producer(const struct kafka_cfg *cfg, void *opaque, char 
     return rk;
 }
 
+static int open_spool(struct out_kafka *o, const struct lh_coll_output_ctx *ctx, size_t index,
+                      char *err, size_t errlen)
+{
+    char dir[PATH_MAX], why[512] = "";
+    snprintf(dir, sizeof dir, "%s/outputs/kafka-%zu", ctx->data_dir, index);
+    struct lh_coll_spool_opts so = {.type = "kafka", .dir = dir, .max_size = o->cfg->max_size,
+                                    .max_in_flight = IN_FLIGHT_CHUNKS,
+                                    .backoff_min_ms = BACKOFF_MS, .backoff_max_ms = BACKOFF_MS,
+                                    .deliver = kafka_deliver, .ud = o};
+    int rc = lh_coll_spool_open(ctx->base, ctx->metrics, &so, &o->sp, why, sizeof why);
+    if (rc != 0)
+        snprintf(err, errlen, "kafka output (line %d): spool: %s", o->cfg->item.line, why);
+    return rc;
+}
+
 static int kafka_create(const struct lh_cfg_item *item, const struct lh_coll_output_ctx *ctx,
                         size_t index, void **state, char *err, size_t errlen)
 {
@@ -325,17 +260,9 @@ static int kafka_create(const struct lh_cfg_item *item, const struct lh_coll_out
     o->cfg = (const struct kafka_cfg *)item;
     msgpack_sbuffer_init(&o->text);
     int rc = lh_coll_output_metrics(ctx->metrics, "kafka", &o->m);
-    o->delivered = lh_metrics_get(ctx->metrics, LH_METRIC_COUNTER,
-                                  "loghaul_collector_output_delivered_total", "output=\"kafka\"",
-                                  "Records a downstream system confirmed");
-    o->redone = lh_metrics_get(ctx->metrics, LH_METRIC_COUNTER,
-                               "loghaul_collector_output_retries_total", "output=\"kafka\"",
-                               "Batches produced again after a failed delivery");
     o->poll = event_new(ctx->base, -1, EV_PERSIST, on_poll, o);
-    o->retry = evtimer_new(ctx->base, on_retry, o);
     static const struct timeval every = {0, 50 * 1000};
-    if (rc != 0 || !o->delivered || !o->redone || !o->poll || !o->retry ||
-        event_add(o->poll, &every) != 0) {
+    if (rc != 0 || !o->poll || event_add(o->poll, &every) != 0) {
         snprintf(err, errlen, "kafka output: out of memory");
         return LH_ENOMEM;
     }
@@ -344,14 +271,9 @@ static int kafka_create(const struct lh_cfg_item *item, const struct lh_coll_out
         snprintf(err, errlen, "kafka output (line %d): %s", item->line, why);
         return LH_ECONFIG;
     }
-    snprintf(o->dir, sizeof o->dir, "%s/outputs/kafka-%zu", ctx->data_dir, index);
-    struct lh_chunkq_opts qo = {.dir = o->dir, .max_size = o->cfg->max_size,
-                                .on_chunk = on_replay, .ud = o};
-    if ((rc = lh_chunkq_open(&qo, &o->q, why, sizeof why)) != 0) {
-        snprintf(err, errlen, "kafka output (line %d): spool: %s", item->line, why);
+    if ((rc = open_spool(o, ctx, index, err, errlen)) != 0)
         return rc;
-    }
-    produce_more(o);
+    lh_coll_spool_kick(o->sp);
     return LH_OK;
 }
 
@@ -368,14 +290,7 @@ static void kafka_destroy(void *state)
     }
     if (o->poll)
         event_free(o->poll);
-    if (o->retry)
-        event_free(o->retry);
-    while (o->head) {
-        struct kchunk *k = o->head;
-        o->head = k->next;
-        free(k);
-    }
-    lh_chunkq_close(o->q);
+    lh_coll_spool_close(o->sp);
     msgpack_sbuffer_destroy(&o->text);
     free(o);
 }
