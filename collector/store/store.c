@@ -597,6 +597,51 @@ static int seg_scan(struct lh_store_snap *base, const struct lh_store_scan_req *
     return rc;
 }
 
+/* ---- tail --------------------------------------------------------------- */
+
+/* The chunk ids of seg's batches from offset off on. */
+static int tail_segment(struct segstore *s, const struct segment *seg, int64_t off,
+                        msgpack_zone *zone, lh_store_chunk_cb cb, void *ud)
+{
+    int fd;
+    if (open_segment_file(s, seg->id, O_RDONLY, &fd) != LH_OK)
+        return LH_EIO;
+    struct lh_seg_cursor c = {.fd = fd, .size = seg->size, .off = off, .buf = &s->rbuf,
+                              .cap = &s->rcap};
+    struct lh_seg_record r;
+    struct lh_batch b;
+    int rc;
+    while ((rc = lh_seg_next(&c, &r)) == LH_OK)
+        if (lh_batch_open(&b, r.payload, r.len, zone) == LH_OK &&
+            (rc = cb(ud, b.chunk, b.chunk_len, b.recv_ns)) != 0)
+            break;
+    close(fd);
+    return rc == LH_AGAIN ? 0 : rc;
+}
+
+static int seg_tail(struct lh_store *base, const struct lh_store_pos *from,
+                    lh_store_chunk_cb cb, void *ud, struct lh_store_pos *end)
+{
+    struct segstore *s = (struct segstore *)base;
+    const struct segment *last = s->nsegs ? &s->segs[s->nsegs - 1] : NULL;
+    *end = (struct lh_store_pos){last ? last->id : 0, last ? last->size : 0};
+    if (!from)
+        return 0;
+    if (end->segment < from->segment ||
+        (end->segment == from->segment && end->offset < from->offset))
+        return LH_ENOENT;
+    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!zone)
+        return LH_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < s->nsegs && rc == 0; i++)
+        if (s->segs[i].id >= from->segment)
+            rc = tail_segment(s, &s->segs[i], s->segs[i].id == from->segment ? from->offset : 0,
+                              zone, cb, ud);
+    msgpack_zone_free(zone);
+    return rc;
+}
+
 /* ---- retention ---------------------------------------------------------- */
 
 static int64_t total_size(const struct segstore *s)
@@ -673,5 +718,6 @@ const struct lh_store_ops lh_store_segments = {
     .release = seg_release,
     .retain = seg_retain,
     .stats = seg_stats,
+    .tail = seg_tail,
     .close = seg_close,
 };

@@ -154,6 +154,17 @@ struct lh_store_scan_req {
 /* Non-zero stops the scan, which returns that value. */
 typedef int (*lh_store_scan_cb)(void *ud, const struct lh_store_event *ev);
 
+/* A place in the store's append order, compared as (segment, offset): a
+ * batch appended later is at a greater one. {0, 0} is the beginning. */
+struct lh_store_pos {
+    uint64_t segment;
+    int64_t offset;
+};
+
+/* One batch of a tail: its chunk id (NULL: none) and receive time.
+ * Non-zero stops the walk, which returns that value. */
+typedef int (*lh_store_chunk_cb)(void *ud, const char *chunk, size_t len, int64_t recv_ns);
+
 struct lh_store_ops {
     const char *name;
     int (*open)(const struct lh_store_opts *o, struct lh_store **out, char *err,
@@ -166,6 +177,8 @@ struct lh_store_ops {
     void (*release)(struct lh_store_snap *snap);
     int (*retain)(struct lh_store *s, int64_t now_ns);
     void (*stats)(const struct lh_store *s, struct lh_store_stats *st);
+    int (*tail)(struct lh_store *s, const struct lh_store_pos *from, lh_store_chunk_cb cb,
+                void *ud, struct lh_store_pos *end);
     void (*close)(struct lh_store *s);
 };
 
@@ -225,6 +238,16 @@ static inline bool lh_store_ranks_before(bool asc, int64_t a_ns, uint64_t a_seq,
 int lh_store_retain(struct lh_store *s, int64_t now_ns);
 
 void lh_store_stats(const struct lh_store *s, struct lh_store_stats *st);
+
+/* The store's tail, for ingest's dedup index: cb gets every batch appended
+ * at or after *from, oldest first (from NULL: none), and *end is set to
+ * where the next append goes. Reads only those batches: an index that
+ * notes the end before each append catches up after a crash by reading
+ * what it may have missed, not the whole store. 0, cb's non-zero value,
+ * LH_ENOENT when *from lies past the end (the store no longer has batches
+ * the caller saw; *end is set), LH_EIO or LH_ENOMEM. */
+int lh_store_tail(struct lh_store *s, const struct lh_store_pos *from, lh_store_chunk_cb cb,
+                  void *ud, struct lh_store_pos *end);
 
 /* ---- the reference implementation -------------------------------------- */
 

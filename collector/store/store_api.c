@@ -51,6 +51,12 @@ void lh_store_stats(const struct lh_store *s, struct lh_store_stats *st)
     s->ops->stats(s, st);
 }
 
+int lh_store_tail(struct lh_store *s, const struct lh_store_pos *from, lh_store_chunk_cb cb,
+                  void *ud, struct lh_store_pos *end)
+{
+    return s->ops->tail(s, from, cb, ud, end);
+}
+
 int lh_store_filter_test(struct lh_store_filter *f, const struct lh_store_event *ev)
 {
     const struct lh_store_scan_req *r = f->req;
