@@ -295,14 +295,28 @@ static void send_item(struct t *t, int i)
     ck_assert_int_eq(lh_fwd_client_send(t->c, t->ids[i], &t->items[i], &iov, 1), LH_OK);
 }
 
+static void pack_ack(msgpack_sbuffer *sb, const char *id, size_t len)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    ck_assert_int_eq(lh_fwd_pack_ack(&pk, id, len), 0);
+}
+
 static void srv_ack(struct t *t, const char *id, size_t len)
 {
     msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    ck_assert_int_eq(lh_fwd_pack_ack(&pk, id, len), 0);
+    pack_ack(&sb, id, len);
     pack_and_write(t->srv.bev, &sb);
+}
+
+/* A plain client connected to the fake server, window chunks wide. */
+static void connected(struct t *t, size_t window)
+{
+    setup(t, NULL, NULL);
+    new_client(t, NULL, window);
+    ck_assert(run_until(t, is_ready, 5000));
+    ck_assert(run_until(t, srv_connected, 5000));
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -360,10 +374,7 @@ END_TEST
 START_TEST(acks_out_of_order_match_their_chunks)
 {
     struct t t;
-    setup(&t, NULL, NULL);
-    new_client(&t, NULL, 4);
-    ck_assert(run_until(&t, is_ready, 5000));
-    ck_assert(run_until(&t, srv_connected, 5000));
+    connected(&t, 4);
     for (int i = 0; i < 4; i++)
         send_item(&t, i);
     ck_assert_uint_eq(lh_fwd_client_in_flight(t.c), 4);
@@ -384,10 +395,7 @@ END_TEST
 START_TEST(a_full_window_takes_nothing_until_an_ack)
 {
     struct t t;
-    setup(&t, NULL, NULL);
-    new_client(&t, NULL, 2);
-    ck_assert(run_until(&t, is_ready, 5000));
-    ck_assert(run_until(&t, srv_connected, 5000));
+    connected(&t, 2);
     send_item(&t, 0);
     ck_assert(lh_fwd_client_has_room(t.c));
     send_item(&t, 1);
@@ -407,16 +415,10 @@ END_TEST
 START_TEST(an_ack_in_pieces_is_framed)
 {
     struct t t;
-    setup(&t, NULL, NULL);
-    new_client(&t, NULL, 4);
-    ck_assert(run_until(&t, is_ready, 5000));
-    ck_assert(run_until(&t, srv_connected, 5000));
+    connected(&t, 4);
     send_item(&t, 0);
     msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    ck_assert_int_eq(lh_fwd_pack_ack(&pk, t.ids[0], LH_CHUNK_ID_LEN), 0);
+    pack_ack(&sb, t.ids[0], LH_CHUNK_ID_LEN);
     for (size_t i = 0; i < sb.size; i++) {
         bufferevent_write(t.srv.bev, sb.data + i, 1);
         bufferevent_flush(t.srv.bev, EV_WRITE, BEV_FLUSH);
@@ -432,10 +434,7 @@ END_TEST
 START_TEST(a_reply_past_its_bound_fails_the_connection)
 {
     struct t t;
-    setup(&t, NULL, NULL);
-    new_client(&t, NULL, 4);
-    ck_assert(run_until(&t, is_ready, 5000));
-    ck_assert(run_until(&t, srv_connected, 5000));
+    connected(&t, 4);
     send_item(&t, 0);
     /* The head of a 1 MiB str: never complete within 64 KiB. */
     char big[80 * 1024] = {(char)0xdb, 0, 0x10};
@@ -528,9 +527,7 @@ END_TEST
 START_TEST(free_hands_the_window_back)
 {
     struct t t;
-    setup(&t, NULL, NULL);
-    new_client(&t, NULL, 4);
-    ck_assert(run_until(&t, is_ready, 5000));
+    connected(&t, 4);
     send_item(&t, 0);
     send_item(&t, 1);
     lh_fwd_client_free(t.c);
@@ -547,10 +544,7 @@ END_TEST
 START_TEST(send_owned_frees_what_it_took)
 {
     struct t t;
-    setup(&t, NULL, NULL);
-    new_client(&t, NULL, 1);
-    ck_assert(run_until(&t, is_ready, 5000));
-    ck_assert(run_until(&t, srv_connected, 5000));
+    connected(&t, 1);
     snprintf(t.ids[0], sizeof t.ids[0], "chunk-%018d", 0);
     char *frame = strdup("\xc0");
     ck_assert_int_eq(lh_fwd_client_send_owned(t.c, t.ids[0], &t.items[0], frame, 1), LH_OK);
