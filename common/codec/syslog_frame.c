@@ -1,5 +1,6 @@
 #include "common/codec/syslog_frame.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,10 @@
 #define MAX_LEN_DIGITS 10
 /* The buffer must hold the digits of a length that turned out to start a line. */
 #define MIN_MAX 16
+/* The buffer's first size, and the largest kept once its message is out:
+ * typical lines reuse one small buffer, a long one's memory goes back. */
+#define FIRST_CAP 256
+#define KEEP_CAP 4096
 
 enum { ST_START, ST_COUNT, ST_OCTETS, ST_LINE, ST_SKIP_LINE };
 
@@ -22,15 +27,35 @@ void lh_syslog_frame_free(struct lh_syslog_frame *f)
 {
     free(f->buf);
     f->buf = NULL;
-    f->len = 0;
+    f->len = f->cap = 0;
     f->state = ST_START;
 }
 
-static int need_buf(struct lh_syslog_frame *f)
+/* Grows the buffer to hold need bytes, doubling from FIRST_CAP, never past
+ * max + 1 (a line of max bytes waiting for its CR LF) nor the feed's
+ * limit (LH_AGAIN when need itself is past it). */
+static int grow(struct lh_syslog_frame *f, size_t need)
 {
-    if (!f->buf && !(f->buf = malloc(f->max + 1)))
+    size_t top = f->max + 1, cap = f->cap ? f->cap : FIRST_CAP;
+    if (need <= f->cap)
+        return LH_OK;
+    if (need > f->limit)
+        return LH_AGAIN;
+    while (cap < need && cap < top)
+        cap *= 2;
+    cap = cap < top ? cap : top;
+    cap = cap < f->limit ? cap : f->limit;
+    char *g = realloc(f->buf, cap);
+    if (!g)
         return LH_ENOMEM;
+    f->buf = g;
+    f->cap = cap;
     return LH_OK;
+}
+
+size_t lh_syslog_frame_held(const struct lh_syslog_frame *f)
+{
+    return f->cap;
 }
 
 static void reset(struct lh_syslog_frame *f)
@@ -38,6 +63,11 @@ static void reset(struct lh_syslog_frame *f)
     f->len = 0;
     f->truncated = false;
     f->state = ST_START;
+    if (f->cap > KEEP_CAP) {
+        free(f->buf);
+        f->buf = NULL;
+        f->cap = 0;
+    }
 }
 
 /* An octet-counted frame; a sender's trailing LF inside it is not content. */
@@ -71,59 +101,69 @@ static size_t find_delim(const char *p, size_t n)
     return nul ? (size_t)(nul - p) : end;
 }
 
-/* The buffer holds max + 1 bytes so that a line of exactly max bytes can
- * wait for its CR LF without counting as too long. */
-static size_t feed_line(struct lh_syslog_frame *f, const char *p, size_t n, lh_syslog_frame_cb cb,
-                        void *ud)
+/* The buffer holds up to max + 1 bytes so that a line of exactly max
+ * bytes can wait for its CR LF without counting as too long. */
+static int feed_line(struct lh_syslog_frame *f, const char *p, size_t n, lh_syslog_frame_cb cb,
+                     void *ud, size_t *used)
 {
-    size_t d = find_delim(p, n), used = d < n ? d + 1 : n;
+    size_t d = find_delim(p, n);
+    *used = d < n ? d + 1 : n;
     if (f->state == ST_SKIP_LINE) {
         if (d < n)
             f->state = ST_START;
-        return used;
+        return LH_OK;
     }
     if (f->len == 0 && d < n) {
         deliver_line(f, p, d, cb, ud);
-        return used;
+        return LH_OK;
     }
     size_t room = f->max + 1 - f->len;
+    int rc = grow(f, f->len + (d < room ? d : room));
+    if (rc != 0)
+        return rc;
     if (d > room) {
         memcpy(f->buf + f->len, p, room);
         cb(ud, f->buf, f->max, true);
         reset(f);
         f->state = d < n ? ST_START : ST_SKIP_LINE;
-        return used;
+        return LH_OK;
     }
     memcpy(f->buf + f->len, p, d);
     f->len += d;
     if (d < n)
         deliver_line(f, f->buf, f->len, cb, ud);
-    return used;
+    return LH_OK;
 }
 
-static size_t feed_octets(struct lh_syslog_frame *f, const char *p, size_t n,
-                          lh_syslog_frame_cb cb, void *ud)
+static int feed_octets(struct lh_syslog_frame *f, const char *p, size_t n, lh_syslog_frame_cb cb,
+                       void *ud, size_t *used)
 {
     if (f->len == 0 && !f->truncated && f->want <= n) {
         size_t take = f->want;
         f->want = 0;
+        *used = take;
         deliver_frame(f, p, take < f->max ? take : f->max, take > f->max, cb, ud);
-        return take;
+        return LH_OK;
     }
     size_t take = f->want < n ? f->want : n, room = f->max - f->len;
     size_t store = take < room ? take : room;
+    int rc = grow(f, f->len + store);
+    if (rc != 0)
+        return rc;
     memcpy(f->buf + f->len, p, store);
     f->len += store;
     f->truncated |= take > store;
     f->want -= take;
+    *used = take;
     if (f->want == 0)
         deliver_frame(f, f->buf, f->len, f->truncated, cb, ud);
-    return take;
+    return LH_OK;
 }
 
 /* One byte of the MSG-LEN, or the turn to a line when it is not one. */
-static size_t feed_count(struct lh_syslog_frame *f, char c)
+static int feed_count(struct lh_syslog_frame *f, char c, size_t *used)
 {
+    *used = 1;
     if (c == ' ') {
         size_t v = 0;
         for (size_t i = 0; i < f->len; i++)
@@ -131,53 +171,73 @@ static size_t feed_count(struct lh_syslog_frame *f, char c)
         f->len = 0;
         f->want = v;
         f->state = ST_OCTETS;
-        return 1;
+        return LH_OK;
     }
     if (c >= '0' && c <= '9' && f->len < MAX_LEN_DIGITS) {
+        int rc = grow(f, f->len + 1);
+        if (rc != 0)
+            return rc;
         f->buf[f->len++] = c;
-        return 1;
+        return LH_OK;
     }
+    *used = 0;
     f->state = ST_LINE;
-    return 0;
+    return LH_OK;
 }
 
-static size_t feed_start(struct lh_syslog_frame *f, char c)
+static int feed_start(struct lh_syslog_frame *f, char c, size_t *used)
 {
+    *used = 1;
     if (c == '\n' || c == '\0' || c == '\r')
-        return 1;
+        return LH_OK;
     if (c >= '1' && c <= '9') {
+        int rc = grow(f, 1);
+        if (rc != 0)
+            return rc;
         f->buf[0] = c;
         f->len = 1;
         f->state = ST_COUNT;
-        return 1;
+        return LH_OK;
     }
+    *used = 0;
     f->state = ST_LINE;
-    return 0;
+    return LH_OK;
+}
+
+int lh_syslog_frame_feed_upto(struct lh_syslog_frame *f, const char *p, size_t n, size_t limit,
+                              lh_syslog_frame_cb cb, void *ud, size_t *used)
+{
+    int rc = LH_OK;
+    size_t i = 0, step = 0;
+    f->limit = limit;
+    for (; i < n && rc == LH_OK; i += step) {
+        step = 0;
+        switch (f->state) {
+        case ST_START:
+            rc = feed_start(f, p[i], &step);
+            break;
+        case ST_COUNT:
+            rc = feed_count(f, p[i], &step);
+            break;
+        case ST_OCTETS:
+            rc = feed_octets(f, p + i, n - i, cb, ud, &step);
+            break;
+        default:
+            rc = feed_line(f, p + i, n - i, cb, ud, &step);
+            break;
+        }
+        if (rc != LH_OK)
+            step = 0; /* a piece that could not grow the buffer was not taken */
+    }
+    *used = i;
+    return rc;
 }
 
 int lh_syslog_frame_feed(struct lh_syslog_frame *f, const char *p, size_t n,
                          lh_syslog_frame_cb cb, void *ud)
 {
-    size_t i = 0;
-    if (n && need_buf(f) != 0)
-        return LH_ENOMEM;
-    while (i < n) {
-        switch (f->state) {
-        case ST_START:
-            i += feed_start(f, p[i]);
-            break;
-        case ST_COUNT:
-            i += feed_count(f, p[i]);
-            break;
-        case ST_OCTETS:
-            i += feed_octets(f, p + i, n - i, cb, ud);
-            break;
-        default:
-            i += feed_line(f, p + i, n - i, cb, ud);
-            break;
-        }
-    }
-    return LH_OK;
+    size_t used;
+    return lh_syslog_frame_feed_upto(f, p, n, SIZE_MAX, cb, ud, &used);
 }
 
 void lh_syslog_frame_finish(struct lh_syslog_frame *f, lh_syslog_frame_cb cb, void *ud)

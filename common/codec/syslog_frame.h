@@ -10,8 +10,14 @@
  * A message longer than max is cut to its first max bytes and flagged
  * truncated; the rest of that frame is skipped.
  *
- * Ownership: the decoder owns its buffer (at most max bytes, allocated on
- * first need); lh_syslog_frame_free releases it. */
+ * Memory: the buffer holds only what a message split across feeds needs:
+ * it is allocated when bytes must wait, grows by doubling from a few
+ * hundred bytes to at most max + 1 with what it holds, and one grown past
+ * a few KiB is released again once its message is delivered. Many idle or
+ * slow connections therefore cost what they sent, not max each.
+ *
+ * Ownership: the decoder owns its buffer; lh_syslog_frame_free releases
+ * it. */
 #ifndef LH_SYSLOG_FRAME_H
 #define LH_SYSLOG_FRAME_H
 
@@ -26,7 +32,8 @@ struct lh_syslog_frame {
     int state;
     size_t want;           /* octet counting: bytes of the frame still to come */
     char *buf;
-    size_t len;
+    size_t len, cap;
+    size_t limit;          /* the most cap may grow to during this feed */
     bool truncated;
 };
 
@@ -34,10 +41,21 @@ void lh_syslog_frame_init(struct lh_syslog_frame *f, size_t max);
 void lh_syslog_frame_free(struct lh_syslog_frame *f);
 
 /* Decodes p[0..n), calling cb for every message completed. 0, or
- * LH_ENOMEM when the buffer cannot be allocated (the decoder is then
- * unchanged past the bytes it had taken: drop the connection). */
+ * LH_ENOMEM when the buffer cannot grow (drop the connection: the message
+ * being buffered is lost). */
 int lh_syslog_frame_feed(struct lh_syslog_frame *f, const char *p, size_t n,
                          lh_syslog_frame_cb cb, void *ud);
+
+/* Like lh_syslog_frame_feed, within a memory budget: the buffer grows to
+ * at most limit bytes (it keeps what it has if that is more). 0 with
+ * *used = n, or LH_AGAIN with *used < n when the next byte would need
+ * more: feed p[*used..n) again once memory allows (nothing is lost, the
+ * decoder is resumable there), or LH_ENOMEM. */
+int lh_syslog_frame_feed_upto(struct lh_syslog_frame *f, const char *p, size_t n, size_t limit,
+                              lh_syslog_frame_cb cb, void *ud, size_t *used);
+
+/* Bytes of buffer the decoder holds now. */
+size_t lh_syslog_frame_held(const struct lh_syslog_frame *f);
 
 /* End of stream: a pending line without its delimiter is delivered; a
  * short octet-counted frame is delivered flagged truncated. */

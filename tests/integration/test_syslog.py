@@ -8,6 +8,7 @@ records with its stdout output; every one is checked field by field."""
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -351,6 +352,128 @@ def unix_socket_mode_and_group(r):
     check(res.returncode == 2 and re.search(r"bad\.yaml:\d+:\d+: mode: '0999' is not octal",
                                             res.stderr),
           "mode 0999: exit %d, %s" % (res.returncode, res.stderr))
+
+
+def status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
+
+
+def flood_half_sent(host, port, n, size):
+    """n connections each sending size bytes of one line without its end,
+    until every byte is sent or none of them can send for 1 s (the agent
+    stopped reading them). Returns the sockets, still open."""
+    head = b"<13>Jan  1 00:00:00 h app: "
+    socks = [socket.create_connection((host, port)) for _ in range(n)]
+    left = {}
+    for s in socks:
+        s.setblocking(False)
+        left[s] = head + b"z" * (size - len(head))
+    for _ in range(2000):  # bounded; each round waits at most 1 s
+        if not left:
+            break
+        _, ready, _ = select.select([], list(left), [], 1.0)
+        if not ready:
+            break
+        for s in ready:
+            try:
+                left[s] = left[s][s.send(left[s][:65536]):]
+            except BlockingIOError:
+                continue
+            if not left[s]:
+                del left[s]
+    return socks
+
+
+def budget_agent(r, name, budget="4MiB"):
+    """An agent with one tcp:// syslog input (max_message 256KiB, the given
+    max_memory) whose flood lines (zzzz...) a grep filter drops. Returns
+    (proc, metrics url, host, port)."""
+    cfg = {"agent": {"name": "web-1", "data_dir": r.path(name + "-data"), "http": "127.0.0.1:0"},
+           "inputs": [{"type": "syslog", "tag": "sys", "listen": ["tcp://127.0.0.1:0"],
+                       "max_message": "256KiB", "max_memory": budget}],
+           "filters": [{"type": "grep", "match": "sys",
+                        "exclude": {"field": "message", "regex": "^zzzz"}}],
+           "outputs": [{"type": "stdout", "match": "*"}]}
+    p = r.start(name, [AGENT, "-c", write_config(r.path(name + ".yaml"), cfg)])
+    url = "http://%s/metrics" % p.wait_log(r"http listening on (\S+)").group(1)
+    h, port = hostport(p.wait_log(r"syslog listening on tcp://(\S+)").group(1))
+    wait_until(lambda: metric(url, "loghaul_agent_syslog_memory_bytes", {"input": "sys"}) == 0,
+               10, "the memory gauge")
+    return p, url, h, int(port)
+
+
+def sys_metric(url, name):
+    return metric(url, name, {"input": "sys"}) or 0
+
+
+@test
+def stream_memory_budget_pauses_and_closes_the_largest(r):
+    """300 TCP connections each send 200 KB of one line without its end
+    into an input with max_message 256KiB and max_memory 4MiB. Before the
+    budget every decoder took what its connection sent (60 MB here, up to
+    max_connections x max_message); now the peak RSS grows by less than
+    24 MiB: past the budget connections stop reading (counted), the held
+    memory stays near max_memory (the gauge), the largest holder is closed
+    when they all wait (counted, logged), and a new sender's line still
+    arrives."""
+    n, size, budget = 300, 200000, 4 << 20
+    p, url, h, port = budget_agent(r, "mem")
+    base = status_kib(p.pid, "VmHWM")
+    socks = flood_half_sent(h, port, n, size)
+    wait_until(lambda: sys_metric(url, "loghaul_agent_syslog_read_pauses_total") > 0, 20,
+               "connections waiting for memory")
+    held = sys_metric(url, "loghaul_agent_syslog_memory_bytes")
+    peak = status_kib(p.pid, "VmHWM")
+    print("  VmHWM %d KiB before, %d KiB after %d x %d bytes half sent; %d bytes held"
+          % (base, peak, n, size, held))
+    check(held <= budget + n * 32 * 1024, "%d bytes held, max_memory is %d" % (held, budget))
+    check(peak - base < 24 * 1024, "VmHWM grew by %d KiB" % (peak - base))
+    wait_until(lambda: sys_metric(url, "loghaul_agent_syslog_memory_closes_total") > 0, 20,
+               "the largest holder closed")
+    p.wait_log(r"max_memory \(4194304 bytes\) full for 1000 ms with \d+ connections waiting: "
+               r"closing 127\.0\.0\.1:\d+")
+    s = socket.create_connection((h, port))
+    s.sendall(b"<13>Jan  1 00:00:00 h app: a line after the flood\n")
+    s.close()
+    expect(wait_record(p, "a line after the flood"), appname="app")
+    check(p.alive(), "the agent exited")
+    for s in socks:
+        s.close()
+
+
+@test
+def stream_memory_budget_resumes_when_memory_is_released(r):
+    """16 connections hold 200 KB half-sent lines, all max_memory (4MiB)
+    has room for; a 17th sending the same must wait. When the 16 end their
+    lines (or, had they not, the stall closes the largest of them), the
+    17th reads again and its line arrives whole."""
+    p, url, h, port = budget_agent(r, "resume")
+    holders = flood_half_sent(h, port, 16, 200000)
+    wait_until(lambda: sys_metric(url, "loghaul_agent_syslog_memory_bytes") >= 16 * 200000, 20,
+               "the 16 half-sent lines held")
+    late = socket.create_connection((h, port))
+    late.sendall(b"<13>Jan  1 00:00:00 h app: late " + b"y" * 199000)
+    wait_until(lambda: sys_metric(url, "loghaul_agent_syslog_read_pauses_total") > 0, 20,
+               "the 17th connection waiting")
+    for s in holders:
+        s.setblocking(True)
+        s.sendall(b"\n")
+    late.sendall(b" end\n")
+    rec = wait_record(p, "late yyyy")
+    check(rec["message"].endswith("y end") and len(rec["message"]) == 5 + 199000 + 4
+          and "truncated" not in rec, "the waiting line arrived cut: %d bytes, %r"
+          % (len(rec["message"]), {k: v for k, v in rec.items() if k != "message"}))
+    wait_until(lambda: sys_metric(url, "loghaul_agent_syslog_messages_total")
+               + sys_metric(url, "loghaul_agent_syslog_memory_closes_total") == 17, 30,
+               "each holder's line delivered or its connection closed")
+    for s in holders + [late]:
+        s.close()
+    wait_until(lambda: sys_metric(url, "loghaul_agent_syslog_memory_bytes") == 0, 30,
+               "every connection's memory released")
 
 
 if __name__ == "__main__":

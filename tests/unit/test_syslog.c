@@ -1,5 +1,6 @@
 /* Syslog parsers (RFC 5424, RFC 3164, auto) and RFC 6587 framing. */
 #include <check.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -411,6 +412,140 @@ START_TEST(frame_eof)
 }
 END_TEST
 
+static void count_only(void *ud, const char *p, size_t n, bool truncated)
+{
+    (void)p;
+    (void)n;
+    (void)truncated;
+    (*(size_t *)ud)++;
+}
+
+/* What the decoder's buffer really occupies (malloc_usable_size, so the
+ * check holds whatever the decoder believes it holds). */
+static size_t buf_bytes(const struct lh_syslog_frame *f)
+{
+    return f->buf ? malloc_usable_size(f->buf) : 0;
+}
+
+START_TEST(frame_buffer_grows_with_what_it_holds)
+{
+    struct lh_syslog_frame f;
+    size_t got = 0;
+    static char big[60000];
+    lh_syslog_frame_init(&f, 64 * 1024);
+    /* Whole lines in one feed are never copied: no buffer at all. */
+    ck_assert_int_eq(lh_syslog_frame_feed(&f, "<1>a\n<2>b\n", 10, count_only, &got), 0);
+    ck_assert_uint_eq(got, 2);
+    ck_assert_ptr_null(f.buf);
+    /* A short partial line costs about its size, not max. */
+    ck_assert_int_eq(lh_syslog_frame_feed(&f, "<3>partial", 10, count_only, &got), 0);
+    ck_assert_uint_le(buf_bytes(&f), 1024);
+    ck_assert_uint_eq(lh_syslog_frame_held(&f), f.cap);
+    /* Growing by pieces: never more than twice what is held (plus the
+     * first size). */
+    memset(big, 'z', sizeof big);
+    for (size_t i = 0; i < sizeof big; i += 1000) {
+        ck_assert_int_eq(lh_syslog_frame_feed(&f, big + i, 1000, count_only, &got), 0);
+        ck_assert_uint_le(lh_syslog_frame_held(&f), 2 * f.len + 256);
+        ck_assert_uint_ge(buf_bytes(&f), lh_syslog_frame_held(&f));
+    }
+    ck_assert_uint_le(lh_syslog_frame_held(&f), 64 * 1024 + 1);
+    /* Once the long line is out its buffer goes back. */
+    ck_assert_int_eq(lh_syslog_frame_feed(&f, "\n", 1, count_only, &got), 0);
+    ck_assert_uint_eq(got, 3);
+    ck_assert_ptr_null(f.buf);
+    ck_assert_uint_eq(lh_syslog_frame_held(&f), 0);
+    lh_syslog_frame_free(&f);
+}
+END_TEST
+
+/* Messages of one decoding, as (length, flag, bytes), compared whole. */
+struct trace {
+    char p[1 << 20];
+    size_t len, count;
+};
+
+static void trace_msg(void *ud, const char *p, size_t n, bool truncated)
+{
+    struct trace *t = ud;
+    ck_assert_uint_le(t->len + n + sizeof n + 1, sizeof t->p);
+    memcpy(t->p + t->len, &n, sizeof n);
+    t->p[t->len + sizeof n] = (char)truncated;
+    memcpy(t->p + t->len + sizeof n + 1, p, n);
+    t->len += sizeof n + 1 + n;
+    t->count++;
+}
+
+/* Under a memory limit the decoder never grows past it, stops at the
+ * byte that would need more (LH_AGAIN), and fed the rest later gives the
+ * very messages an unlimited decoding gives. */
+START_TEST(frame_feed_upto_limits_and_resumes)
+{
+    static const char *const pieces[] = {"<1>abc", "\n", "12 ", "0123456789ab", "999 ",
+                                         "xyz", "\r\n", "4", "0", " ", "1"};
+    static const size_t limits[] = {0, 256, 512, 1024, 4096};
+    static char stream[200000];
+    static struct trace want, got;
+    const size_t max = 2048;
+    size_t n = 0, agains = 0;
+    unsigned seed = 7;
+    while (n + 3000 < sizeof stream) {
+        const char *pc = pieces[rand_r(&seed) % (sizeof pieces / sizeof pieces[0])];
+        size_t rep = strcmp(pc, "xyz") == 0 ? (size_t)(rand_r(&seed) % 900) : 1;
+        for (size_t r = 0; r < rep; r++, n += strlen(pc))
+            memcpy(stream + n, pc, strlen(pc));
+    }
+    struct lh_syslog_frame f;
+    memset(&want, 0, sizeof want);
+    memset(&got, 0, sizeof got);
+    lh_syslog_frame_init(&f, max);
+    ck_assert_int_eq(lh_syslog_frame_feed(&f, stream, n, trace_msg, &want), 0);
+    lh_syslog_frame_finish(&f, trace_msg, &want);
+    lh_syslog_frame_free(&f);
+
+    lh_syslog_frame_init(&f, max);
+    for (size_t i = 0; i < n;) {
+        size_t chunk = (size_t)(rand_r(&seed) % 5000) + 1, used;
+        size_t limit = limits[rand_r(&seed) % (sizeof limits / sizeof limits[0])];
+        size_t before = lh_syslog_frame_held(&f);
+        chunk = chunk < n - i ? chunk : n - i;
+        int rc = lh_syslog_frame_feed_upto(&f, stream + i, chunk, limit, trace_msg, &got, &used);
+        ck_assert_msg(rc == 0 || rc == LH_AGAIN, "rc %d", rc);
+        ck_assert_uint_le(lh_syslog_frame_held(&f), before > limit ? before : limit);
+        ck_assert_uint_eq(used == chunk, rc == 0);
+        agains += rc == LH_AGAIN;
+        i += used;
+    }
+    /* With room for max + 1 bytes a decoder never has to stop. */
+    size_t used;
+    ck_assert_int_eq(lh_syslog_frame_feed_upto(&f, "", 0, max + 1, trace_msg, &got, &used), 0);
+    lh_syslog_frame_finish(&f, trace_msg, &got);
+    lh_syslog_frame_free(&f);
+    ck_assert_uint_gt(agains, 5);
+    ck_assert_uint_gt(want.count, 100);
+    ck_assert_uint_eq(got.count, want.count);
+    ck_assert_uint_eq(got.len, want.len);
+    ck_assert(memcmp(got.p, want.p, want.len) == 0);
+}
+END_TEST
+
+START_TEST(frame_feed_upto_max_never_waits)
+{
+    static char line[70000];
+    struct lh_syslog_frame f;
+    size_t got = 0, used;
+    memset(line, 'q', sizeof line);
+    lh_syslog_frame_init(&f, 64 * 1024);
+    /* A message cut at max needs max + 1 bytes, never more. */
+    for (size_t i = 0; i < sizeof line; i += 700)
+        ck_assert_int_eq(lh_syslog_frame_feed_upto(&f, line + i, 700, 64 * 1024 + 1, count_only,
+                                                   &got, &used), 0);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_uint_le(lh_syslog_frame_held(&f), 64 * 1024 + 1);
+    lh_syslog_frame_free(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("syslog");
@@ -435,6 +570,9 @@ static Suite *suite(void)
     tcase_add_test(f, frame_octet_counting);
     tcase_add_test(f, frame_oversized_truncated);
     tcase_add_test(f, frame_eof);
+    tcase_add_test(f, frame_buffer_grows_with_what_it_holds);
+    tcase_add_test(f, frame_feed_upto_limits_and_resumes);
+    tcase_add_test(f, frame_feed_upto_max_never_waits);
     suite_add_tcase(s, f);
     return s;
 }

@@ -83,6 +83,11 @@ static const struct lh_cfg_field fields[] = {
      .check = check_mode},
     {.key = "group", .type = LH_CFG_STR, .offset = offsetof(struct in_syslog_cfg, group),
      .help = "group (name or number) given the unix sockets; unset: the agent's"},
+    {.key = "max_memory", .type = LH_CFG_SIZE,
+     .offset = offsetof(struct in_syslog_cfg, max_memory), .defval = "64MiB", .min = 64 << 10,
+     .max = (int64_t)1 << 40,
+     .help = "buffers of all tcp://, tls:// and unixstream:// connections together; past it "
+             "a connection stops reading until memory is released"},
     {0},
 };
 
@@ -104,6 +109,14 @@ static int validate(void *obj, struct lh_cfg_diag *d, int line, int col)
         tls |= has_scheme(c->listen.v[i], "tls://");
     if (c->group && !c->group[0])
         return lh_cfg_error(d, line, col, "syslog input: group must not be empty");
+    /* One connection holds a message of max_message + 1 bytes and what
+     * libevent read (a TLS record past the high water at most). */
+    if (c->max_memory < c->max_message + 4 * SL_READ_HIGH_WATER)
+        return lh_cfg_error(d, line, col, "syslog input: max_memory (%lld bytes) cannot hold one "
+                            "connection's largest message: it must be at least max_message + "
+                            "%u KiB (%lld bytes)", (long long)c->max_memory,
+                            4 * SL_READ_HIGH_WATER / 1024,
+                            (long long)(c->max_message + 4 * SL_READ_HIGH_WATER));
     if (tls && (!lh_tls_on(&c->tls) || !c->tls.cert || !c->tls.key))
         return lh_cfg_error(d, line, col,
                             "syslog input: tls:// listeners need tls: {cert: ..., key: ...}");
@@ -225,8 +238,16 @@ static int make_metrics(struct in_syslog *in)
                                      labels, "Datagrams the kernel dropped on the input's sockets");
     in->m_filtered = lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_records_filtered_total",
                                     labels, "Records a grep filter dropped on purpose");
+    in->mem.m_bytes = lh_metrics_get(m, LH_METRIC_GAUGE, "loghaul_agent_syslog_memory_bytes",
+                                     labels, "Bytes the stream connections hold against max_memory");
+    in->mem.m_pauses =
+        lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_syslog_read_pauses_total", labels,
+                       "Times a stream connection stopped reading because max_memory was full");
+    in->mem.m_closes =
+        lh_metrics_get(m, LH_METRIC_COUNTER, "loghaul_agent_syslog_memory_closes_total", labels,
+                       "Connections closed as the largest holder when max_memory stayed full");
     return in->m_received && in->m_parse_errors && in->m_truncated && in->m_udp_drops &&
-                   in->m_filtered
+                   in->m_filtered && in->mem.m_bytes && in->mem.m_pauses && in->mem.m_closes
                ? LH_OK
                : LH_ENOMEM;
 }
@@ -271,6 +292,7 @@ static int in_syslog_create(const struct lh_cfg_item *item, const struct lh_agen
         rc = LH_ENOMEM;
     if (rc == 0 && !(in->drops_tick = event_new(ctx->base, -1, EV_PERSIST, on_drops_tick, in)))
         rc = LH_ENOMEM;
+    rc = rc ? rc : sl_budget_init(in);
     rc = rc ? rc : lh_pipeline_route(ctx->pl, in->cfg->tag, &in->route);
     for (size_t i = 0; rc == 0 && i < in->cfg->listen.n; i++)
         rc = sl_listener_open(in, in->cfg->listen.v[i], err, errlen);
@@ -317,6 +339,7 @@ static void in_syslog_destroy(void *state)
     if (!in)
         return;
     sl_listeners_free(in);
+    sl_budget_free(in);
     lh_filter_chain_free(&in->filters);
     if (in->drops_tick)
         event_free(in->drops_tick);

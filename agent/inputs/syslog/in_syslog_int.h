@@ -1,5 +1,6 @@
 /* The syslog input's parts: in_syslog.c (config, hooks, messages →
- * records) and in_syslog_net.c (listeners and connections).
+ * records), in_syslog_net.c (listeners, datagrams) and in_syslog_stream.c
+ * (stream connections and their memory budget).
  *
  * Listen URLs: udp://HOST:PORT, tcp://HOST:PORT, tls://HOST:PORT (RFC 5425,
  * with the input's `tls:` section), unix:///PATH (datagram, like /dev/log)
@@ -26,6 +27,10 @@
 #include "common/net/tls.h"
 
 #define SYSLOG_LOG "in_syslog"
+/* What libevent reads ahead of a stream connection's decoder: one read
+ * (libevent's largest), so a connection waiting for memory holds little
+ * beyond its decoder's buffer. */
+#define SL_READ_HIGH_WATER (16u * 1024)
 
 struct in_syslog_cfg {
     struct lh_cfg_item item;
@@ -37,6 +42,7 @@ struct in_syslog_cfg {
     int64_t max_connections;     /* per stream listener */
     char *mode;                  /* unix sockets: octal permissions ("0660") */
     char *group;                 /* unix sockets: group name or gid; NULL: unchanged */
+    int64_t max_memory;          /* every stream connection's buffers together */
 };
 
 enum sl_kind { SL_UDP, SL_TCP, SL_TLS, SL_UNIX_DGRAM, SL_UNIX_STREAM };
@@ -60,6 +66,15 @@ struct sl_listener {
     uint64_t received;
 };
 
+/* The stream connections' memory against max_memory (in_syslog_stream.c). */
+struct sl_budget {
+    size_t held;                 /* decoder buffers and libevent input, all connections */
+    size_t n_waiting;            /* connections stopped for max_memory */
+    bool resumed;                /* one of them read again since the stall timer was armed */
+    struct event *resume_ev, *stall_ev;
+    struct lh_metric *m_bytes, *m_pauses, *m_closes;
+};
+
 struct in_syslog {
     const struct in_syslog_cfg *cfg;
     struct lh_agent_ctx ctx;
@@ -73,6 +88,7 @@ struct in_syslog {
     struct sl_listener *listeners;
     struct sl_rx *rx;            /* datagram receive buffers, shared by the listeners */
     struct event *drops_tick;    /* reads the kernel's UDP drop counters */
+    struct sl_budget mem;
     bool paused, stopped;
     struct lh_metric *m_received, *m_parse_errors, *m_truncated, *m_udp_drops, *m_filtered;
 };
@@ -86,6 +102,18 @@ int sl_parse_mode(const char *s, unsigned *mode);
 /* Opens the listener of url (logging "syslog listening on URL"), or
  * returns LH_E* with err filled. */
 int sl_listener_open(struct in_syslog *in, const char *url, char *err, size_t errlen);
+/* A unix socket of type at path, with the input's mode and group. */
+int sl_bind_unix(struct sl_listener *l, const char *path, int type, char *err, size_t errlen);
+/* A tcp://, tls:// or unixstream:// listener (rest: what follows the scheme). */
+int sl_stream_open(struct sl_listener *l, const char *rest, char *err, size_t errlen);
+/* The stream connections of l: reading paused or resumed, stopped, freed. */
+void sl_streams_pause(struct sl_listener *l, bool paused);
+void sl_streams_stop(struct sl_listener *l);
+void sl_streams_free(struct sl_listener *l);
+/* The budget's events (its metrics are made with the input's); free after
+ * the listeners. */
+int sl_budget_init(struct in_syslog *in);
+void sl_budget_free(struct in_syslog *in);
 /* Starts, pauses, resumes or stops reading on every listener. */
 int sl_listeners_start(struct in_syslog *in);
 void sl_listeners_pause(struct in_syslog *in, bool paused);

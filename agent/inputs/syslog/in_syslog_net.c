@@ -1,6 +1,6 @@
 /* The syslog input's sockets: datagram listeners (UDP, unix) read in
- * batches with recvmmsg, stream listeners (TCP, TLS, unix stream) with one
- * bufferevent and one RFC 6587 frame decoder per connection.
+ * batches with recvmmsg; stream listeners (TCP, TLS, unix stream) are
+ * bound here and read in in_syslog_stream.c.
  *
  * Backpressure: a paused input stops reading. Streams then push back on
  * their senders through TCP flow control; datagrams wait in the socket's
@@ -9,10 +9,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <netdb.h>
-#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +30,6 @@
 #define RX_MAX_SLOTS 32
 /* recvmmsg calls per readiness event, so one flood cannot starve the rest. */
 #define RX_ROUNDS 8
-/* Stream bytes read ahead of the decoder per connection. */
-#define READ_HIGH_WATER (256u * 1024)
 
 struct sl_rx {
     size_t slots, slot_size;
@@ -43,14 +38,6 @@ struct sl_rx {
     struct iovec *iov;
     struct sockaddr_storage *addr;
     char (*ctl)[CMSG_SPACE(sizeof(uint32_t))];
-};
-
-struct sl_conn {
-    struct sl_conn *prev, *next;
-    struct sl_listener *l;
-    struct bufferevent *bev;
-    struct lh_syslog_frame fr;
-    char peer[160];
 };
 
 /* ---- datagrams ---------------------------------------------------------- */
@@ -259,7 +246,7 @@ static int unix_perms(struct sl_listener *l, const char *path, char *err, size_t
 /* A unix socket at path; a stale socket left there is replaced, any other
  * file is an error. Mode 0666 by default like /dev/log: any local program
  * logs; `mode` and `group` narrow that. */
-static int bind_unix(struct sl_listener *l, const char *path, int type, char *err, size_t errlen)
+int sl_bind_unix(struct sl_listener *l, const char *path, int type, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
@@ -292,7 +279,7 @@ static int open_dgram(struct sl_listener *l, const char *rest, char *err, size_t
 {
     int rcvbuf = 0;
     int rc = l->kind == SL_UDP ? bind_udp(l, rest, err, errlen)
-                               : bind_unix(l, rest, SOCK_DGRAM, err, errlen);
+                               : sl_bind_unix(l, rest, SOCK_DGRAM, err, errlen);
     if (rc != 0)
         return rc;
     tune_dgram(l, &rcvbuf);
@@ -343,167 +330,6 @@ void sl_read_kernel_drops(struct in_syslog *in)
     }
 }
 
-/* ---- streams ------------------------------------------------------------ */
-
-static void conn_free(struct sl_conn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->l->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    if (c->l->gate)
-        lh_net_gate_closed(c->l->gate);
-    bufferevent_free(c->bev);
-    lh_syslog_frame_free(&c->fr);
-    free(c);
-}
-
-static void on_message(void *ud, const char *p, size_t n, bool truncated)
-{
-    struct sl_conn *c = ud;
-    c->l->received++;
-    sl_emit(c->l->in, p, n, truncated, c->peer);
-}
-
-/* Feeds what the connection has read to its decoder (all of it when
- * force, else until the input pauses). LH_ENOMEM when the decoder
- * could not take it. */
-static int drain(struct sl_conn *c, bool force)
-{
-    struct in_syslog *in = c->l->in;
-    struct evbuffer *buf = bufferevent_get_input(c->bev);
-    while ((force || !in->paused) && !in->stopped && evbuffer_get_length(buf) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1)
-            break;
-        if (lh_syslog_frame_feed(&c->fr, v.iov_base, v.iov_len, on_message, c) != 0) {
-            LH_ERROR(SYSLOG_LOG, "[%s] out of memory reading %s: closing it", in->cfg->tag,
-                     c->peer);
-            return LH_ENOMEM;
-        }
-        evbuffer_drain(buf, v.iov_len);
-    }
-    return LH_OK;
-}
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-    struct sl_conn *c = arg;
-    struct lh_route *route = c->l->in->route;
-    if (drain(c, false) != 0)
-        conn_free(c);
-    else if (!c->l->in->paused)
-        lh_route_idle(route); /* what arrived is batched: no max_wait for it */
-}
-
-static void tls_reason(struct bufferevent *bev, char *buf, size_t len)
-{
-    unsigned long e;
-    buf[0] = '\0';
-    while ((e = bufferevent_get_openssl_error(bev)) != 0)
-        if (!buf[0] && ERR_reason_error_string(e))
-            snprintf(buf, len, "%s", ERR_reason_error_string(e));
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct sl_conn *c = arg;
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-        return;
-    if (what & BEV_EVENT_ERROR) {
-        char why[256] = "";
-        if (c->l->kind == SL_TLS)
-            tls_reason(bev, why, sizeof why);
-        LH_INFO(SYSLOG_LOG, "[%s] closing %s: %s", c->l->in->cfg->tag, c->peer,
-                why[0] ? why : errno ? strerror(errno) : "connection error");
-    }
-    /* What is still buffered was sent: deliver it before letting go, even
-     * past a pause (at most the read-ahead of one connection). */
-    if (!c->l->in->stopped && drain(c, true) == 0)
-        lh_syslog_frame_finish(&c->fr, on_message, c);
-    conn_free(c);
-}
-
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
-{
-    struct sl_listener *l = arg;
-    struct in_syslog *in = l->in;
-    struct sl_conn *c = calloc(1, sizeof *c);
-    SSL *ssl = NULL;
-    if (!c || (l->kind == SL_TLS && !(ssl = SSL_new(in->ssl_ctx)))) {
-        LH_ERROR(SYSLOG_LOG, "[%s] out of memory accepting a connection", in->cfg->tag);
-        free(c);
-        evutil_closesocket(fd);
-        return;
-    }
-    /* Syslog senders close without close_notify; every whole message read
-     * counts, as over plain TCP. */
-    if (ssl)
-        SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    c->l = l;
-    if (l->kind == SL_UNIX_STREAM)
-        snprintf(c->peer, sizeof c->peer, "%s", l->bound);
-    else
-        lh_net_addr_string(sa, c->peer, sizeof c->peer);
-    lh_syslog_frame_init(&c->fr, (size_t)in->cfg->max_message);
-    if (!(c->bev = lh_net_accept_bev(in->ctx.base, fd, ssl))) {
-        LH_ERROR(SYSLOG_LOG, "[%s] cannot set up the connection from %s", in->cfg->tag, c->peer);
-        free(c);
-        return;
-    }
-    c->next = l->conns;
-    if (l->conns)
-        l->conns->prev = c;
-    l->conns = c;
-    lh_net_gate_opened(l->gate);
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
-    if (!in->paused)
-        bufferevent_enable(c->bev, EV_READ);
-}
-
-static void on_accept_error(struct evconnlistener *lev, void *arg)
-{
-    struct sl_listener *l = arg;
-    lh_net_gate_accept_failed(l->gate);
-}
-
-static int open_stream(struct sl_listener *l, const char *rest, char *err, size_t errlen)
-{
-    const unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
-    struct event_base *base = l->in->ctx.base;
-    char addr[128];
-    if (l->kind == SL_UNIX_STREAM) {
-        int rc = bind_unix(l, rest, SOCK_STREAM, err, errlen);
-        if (rc != 0)
-            return rc;
-        l->lev = evconnlistener_new(base, on_accept, l, flags, 128, l->fd);
-        if (!l->lev) {
-            snprintf(err, errlen, "cannot listen on %s: %s", l->url, strerror(errno));
-            return LH_EIO;
-        }
-        l->fd = -1; /* the listener closes it */
-    } else {
-        l->lev = lh_net_listen(base, rest, on_accept, l, addr, sizeof addr, err, errlen);
-        if (!l->lev)
-            return LH_EIO;
-        snprintf(l->bound, sizeof l->bound, "%s://%s", l->kind == SL_TLS ? "tls" : "tcp", addr);
-    }
-    evconnlistener_disable(l->lev);
-    evconnlistener_set_error_cb(l->lev, on_accept_error);
-    const struct lh_net_gate_cfg gc = {.what = l->bound,
-                                       .max_conns = (size_t)l->in->cfg->max_connections,
-                                       .stopped = true, .reg = l->in->ctx.metrics,
-                                       .prefix = "loghaul_agent"};
-    if (lh_net_gate_new(base, l->lev, &gc, &l->gate) != 0)
-        return LH_ENOMEM;
-    LH_INFO(SYSLOG_LOG, "syslog listening on %s", l->bound);
-    return LH_OK;
-}
-
 /* ---- listeners ---------------------------------------------------------- */
 
 static const struct {
@@ -535,7 +361,7 @@ int sl_listener_open(struct in_syslog *in, const char *url, char *err, size_t er
     l->kind = schemes[i].kind;
     const char *rest = url + strlen(schemes[i].scheme);
     int rc = l->kind == SL_UDP || l->kind == SL_UNIX_DGRAM ? open_dgram(l, rest, err, errlen)
-                                                           : open_stream(l, rest, err, errlen);
+                                                           : sl_stream_open(l, rest, err, errlen);
     if (rc != 0 && !err[0])
         snprintf(err, errlen, "syslog input: %s: %s", url, lh_strerror(rc));
     return rc;
@@ -561,15 +387,7 @@ void sl_listeners_pause(struct in_syslog *in, bool paused)
             else
                 event_add(l->ev, NULL);
         }
-        for (struct sl_conn *c = l->conns; c; c = c->next) {
-            if (paused) {
-                bufferevent_disable(c->bev, EV_READ);
-            } else {
-                bufferevent_enable(c->bev, EV_READ);
-                /* Bytes read before the pause wait in the buffer. */
-                bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
-            }
-        }
+        sl_streams_pause(l, paused);
     }
 }
 
@@ -580,8 +398,7 @@ void sl_listeners_stop(struct in_syslog *in)
             event_del(l->ev);
         if (l->gate)
             lh_net_gate_stop(l->gate, true);
-        for (struct sl_conn *c = l->conns; c; c = c->next)
-            bufferevent_disable(c->bev, EV_READ);
+        sl_streams_stop(l);
     }
 }
 
@@ -592,8 +409,7 @@ void sl_listeners_free(struct in_syslog *in)
         in->listeners = l->next;
         lh_net_gate_free(l->gate);
         l->gate = NULL; /* conn_free counts no more */
-        while (l->conns)
-            conn_free(l->conns);
+        sl_streams_free(l);
         if (l->ev)
             event_free(l->ev);
         if (l->lev)
@@ -607,12 +423,4 @@ void sl_listeners_free(struct in_syslog *in)
     }
     rx_free(in->rx);
     in->rx = NULL;
-}
-
-size_t sl_listener_conns(const struct sl_listener *l)
-{
-    size_t n = 0;
-    for (const struct sl_conn *c = l->conns; c; c = c->next)
-        n++;
-    return n;
 }
