@@ -1,4 +1,6 @@
-/* loghaul-collector: flags, configuration, event loop, signals.
+/* loghaul-collector: flags, configuration, event loop, signals, and the
+ * wiring: the Forward listener hands batches to commit, which runs dedup,
+ * the outputs, the store and the sinks (the HTTP API's live tails).
  *
  * Single-threaded for now: one event_base runs the Forward listener, the
  * store (synchronous appends) and the HTTP API. */
@@ -10,8 +12,12 @@
 #include <string.h>
 
 #include "collector/collector_config.h"
-#include "collector/ingest/in_forward.h"
 #include "collector/http/http_api.h"
+#include "collector/ingest/commit.h"
+#include "collector/ingest/dedup.h"
+#include "collector/ingest/in_forward.h"
+#include "collector/outputs/output.h"
+#include "collector/search/tail.h"
 #include "collector/store/store.h"
 #include "common/config/daemon.h"
 #include "common/base/err.h"
@@ -31,6 +37,10 @@ struct collector {
     struct event_base *base;
     struct lh_metrics *metrics;
     struct lh_store *store;
+    struct lh_coll_outputs *outs;      /* NULL: none configured */
+    struct lh_commit_outputs outs_port;
+    struct lh_dedup *dedup;
+    struct lh_commit *commit;
     struct lh_in_forward *fwd;
     struct lh_http_api *api;
     struct event *sig_term, *sig_int, *sig_hup, *retention, *stop_timer;
@@ -240,6 +250,43 @@ static int open_store(struct collector *col, char *err, size_t errlen)
     return rc;
 }
 
+static int write_outputs(void *ud, const struct lh_coll_batch *b)
+{
+    return lh_coll_outputs_write(ud, b);
+}
+
+static void publish_tail(void *ud, const struct lh_coll_batch *b)
+{
+    lh_tail_publish(ud, b->events, b->events_len, b->n_events);
+}
+
+/* Dedup, the outputs and commit. With store.enabled false the store is
+ * neither written nor read for dedup: the outputs are the durable end. */
+static int open_ingest(struct collector *col, char *err, size_t errlen)
+{
+    const struct lh_collector_config *cfg = &col->cfg;
+    struct lh_store *store = cfg->store.enabled ? col->store : NULL;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/dedup.idx", cfg->collector.data_dir) >= (int)sizeof path) {
+        snprintf(err, errlen, "collector.data_dir is too long");
+        return LH_EINVAL;
+    }
+    const struct lh_dedup_opts d = {path, cfg->store.dedup_window_ms * NS_PER_MS, store,
+                                    col->metrics};
+    int rc = lh_dedup_open(&d, &col->dedup, err, errlen);
+    if (rc == 0 && cfg->outputs.n > 0) {
+        const struct lh_coll_output_ctx ctx = {col->base, col->metrics, cfg->collector.data_dir,
+                                               cfg->collector.name};
+        rc = lh_coll_outputs_new(&cfg->outputs, &ctx, &col->outs, err, errlen);
+        col->outs_port = (struct lh_commit_outputs){write_outputs, col->outs};
+    }
+    const struct lh_commit_opts co = {col->dedup, col->outs ? &col->outs_port : NULL, store,
+                                      col->metrics};
+    if (rc == 0 && (rc = lh_commit_new(&co, &col->commit)) != 0)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
 static int start(struct collector *col)
 {
     char err[1024] = "";
@@ -255,15 +302,16 @@ static int start(struct collector *col)
     if (rc == 0)
         rc = open_store(col, err, sizeof err);
     if (rc == 0)
-        rc = lh_in_forward_new(col->base, &l->forward, col->store, col->metrics, &col->fwd, err,
-                               sizeof err);
+        rc = open_ingest(col, err, sizeof err);
     if (rc == 0)
-        rc = lh_in_forward_set_outputs(col->fwd, &col->cfg.outputs, col->cfg.store.enabled,
-                                       col->cfg.collector.data_dir, col->cfg.collector.name, err,
-                                       sizeof err);
+        rc = lh_in_forward_new(col->base, &l->forward, col->commit, col->metrics, &col->fwd, err,
+                               sizeof err);
     if (rc == 0)
         rc = lh_http_api_new(col->base, l->http.address, &l->http.limits, col->store,
                              col->metrics, token, &col->api, err, sizeof err);
+    if (rc == 0 && lh_commit_add_sink(col->commit, &(struct lh_commit_sink){
+                                                       publish_tail, lh_http_api_tail(col->api)}) != 0)
+        rc = LH_ENOMEM;
     if (rc == 0)
         rc = lh_http_api_set_peers(col->api, col->cfg.peers.v, col->cfg.peers.n, err, sizeof err);
     if (rc == 0)
@@ -286,8 +334,13 @@ static void free_event(struct event *ev)
 
 static void teardown(struct collector *col)
 {
-    lh_http_api_free(col->api);
+    /* The listener first: nothing is submitted after it. The reference
+     * store completes every append at once, so commit has none left. */
     lh_in_forward_free(col->fwd);
+    lh_commit_free(col->commit);
+    lh_http_api_free(col->api);
+    lh_dedup_close(col->dedup);
+    lh_coll_outputs_free(col->outs);
     lh_store_close(col->store);
     free_event(col->sig_term);
     free_event(col->sig_int);

@@ -141,6 +141,11 @@ int lh_http_api_set_token(struct lh_http_api *api, const char *token)
     return 0;
 }
 
+struct lh_tail *lh_http_api_tail(struct lh_http_api *api)
+{
+    return lh_routes_tail(api->routes);
+}
+
 void lh_http_api_free(struct lh_http_api *api)
 {
     if (!api)

@@ -32,6 +32,8 @@ int lh_http_api_set_peers(struct lh_http_api *api, char *const *peers, size_t n,
 /* Time budget of one query's scan (search.query_timeout). */
 void lh_http_api_set_query_timeout(struct lh_http_api *api, int64_t ms);
 void lh_http_api_free(struct lh_http_api *api);
+/* The API's live tails (owned by it), for main to subscribe to ingest. */
+struct lh_tail *lh_http_api_tail(struct lh_http_api *api);
 
 /* Reads a token file: its contents with surrounding white space removed.
  * *token is malloc'd (caller frees). 0, or LH_ENOENT/LH_EIO/LH_ETOOBIG/

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector/outputs/output.h"
 #include "common/base/err.h"
 #include "common/codec/forward.h"
 #include "common/base/log.h"
@@ -130,6 +129,8 @@ static void conn_free(struct conn *c)
         evconnlistener_enable(f->lev);
         LH_INFO(FWD_LOG, "below max_connections again: accepting");
     }
+    if (c->t)
+        c->t->c = NULL; /* its done acks nothing and frees it */
     if (c->hs_timer)
         event_free(c->hs_timer);
     if (c->bev)
@@ -139,13 +140,21 @@ static void conn_free(struct conn *c)
     maybe_done(f);
 }
 
-/* Stops reading; the connection goes once its output (acks, PONG) is sent. */
+/* Frees a closing connection once its commit is done and its output
+ * (acks, PONG) sent. */
+static void free_if_finished(struct conn *c)
+{
+    if (!c->t && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_free(c);
+}
+
+/* Stops reading; the connection goes once its commit is done and its
+ * output sent. */
 void lh_infwd_close_after_write(struct conn *c)
 {
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        conn_free(c);
+    free_if_finished(c);
 }
 
 /* Logs why, counts it, closes. Always returns -1 (the connection is gone). */
@@ -274,6 +283,13 @@ static int drain_frames(struct conn *c)
         if (lh_infwd_frame(c, c->buf + off, flen) != 0)
             return -1;
         off += flen;
+        if (c->t) {
+            /* Its commit goes on: the next frame waits for its done. The
+             * socket stays read (up to the high water mark), so a sender
+             * that goes meanwhile is noticed. */
+            c->unscanned = off < c->len;
+            break;
+        }
     }
     compact(c, off);
     return 0;
@@ -286,7 +302,7 @@ static void conn_read(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t avail;
     mem_sync(c);
-    while (!c->closing && !c->paused && (avail = evbuffer_get_length(in)) > 0) {
+    while (!c->closing && !c->paused && !c->t && (avail = evbuffer_get_length(in)) > 0) {
         size_t step = avail < READ_STEP ? avail : READ_STEP;
         size_t cap = grown_cap(c, step);
         if (cap > c->cap && c->f->held + (cap - c->cap) > (size_t)c->f->cfg->max_memory) {
@@ -332,6 +348,36 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Reading goes on after a commit: first the frames already buffered. */
+static void read_on(struct conn *c)
+{
+    if (c->closing) {
+        free_if_finished(c);
+        return;
+    }
+    if (c->unscanned) {
+        c->unscanned = false;
+        if (drain_frames(c) != 0 || c->t)
+            return;
+    }
+    conn_read(c);
+}
+
+/* Commits done after their submit returned: acked, then reading goes on.
+ * Settling may free that connection only. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct lh_in_forward *f = arg;
+    for (struct conn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->wake)
+            continue;
+        c->wake = false;
+        if (lh_infwd_settle(c) == 0)
+            read_on(c);
+    }
+}
+
 /* Connections wait for memory and none was released for STALL_MS: every
  * holder may itself be waiting (half-sent frames), so the largest one is
  * closed. Its frame was not acked; a real sender sends it again. */
@@ -356,8 +402,8 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_free(c);
+    if (c->closing)
+        free_if_finished(c);
 }
 
 /* OpenSSL's reasons for a failed connection into buf; false when the
@@ -494,10 +540,6 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 static int register_metrics(struct lh_in_forward *f, struct lh_metrics *reg)
 {
     struct fwd_metrics *m = &f->m;
-    m->records_in = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_records_in_total",
-                                   NULL, "records accepted (and acked when the sender asked)");
-    m->stored = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_records_stored_total",
-                               NULL, "records written durably to the store");
     m->bytes_in = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_bytes_in_total", NULL,
                                  "bytes read from Forward connections (after TLS)");
     m->conns_total = lh_metrics_get(reg, LH_METRIC_COUNTER,
@@ -505,16 +547,13 @@ static int register_metrics(struct lh_in_forward *f, struct lh_metrics *reg)
                                     "Forward connections accepted");
     m->conns_active = lh_metrics_get(reg, LH_METRIC_GAUGE, "loghaul_collector_connections_active",
                                      NULL, "Forward connections open");
-    m->dedup_hits = lh_metrics_get(reg, LH_METRIC_COUNTER, "loghaul_collector_dedup_hits_total",
-                                   NULL, "batches acked again without storing (chunk seen)");
     m->memory = lh_metrics_get(reg, LH_METRIC_GAUGE, "loghaul_collector_forward_memory_bytes",
                                NULL, "bytes Forward connections hold (frame buffers, socket "
                                "input, staging), against listen.forward.max_memory");
     m->pauses = lh_metrics_get(reg, LH_METRIC_COUNTER,
                                "loghaul_collector_forward_read_pauses_total", NULL,
                                "times a Forward connection stopped reading for max_memory");
-    bool ok = m->records_in && m->stored && m->bytes_in && m->conns_total && m->conns_active &&
-              m->dedup_hits && m->memory && m->pauses;
+    bool ok = m->bytes_in && m->conns_total && m->conns_active && m->memory && m->pauses;
     for (int r = 0; r < N_REASONS; r++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", reason_names[r]);
@@ -543,7 +582,7 @@ static int setup_tls(struct lh_in_forward *f, char *err, size_t errlen)
 }
 
 int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cfg *cfg,
-                      struct lh_store *store, struct lh_metrics *metrics,
+                      struct lh_commit *commit, struct lh_metrics *metrics,
                       struct lh_in_forward **out, char *err, size_t errlen)
 {
     struct lh_in_forward *f = calloc(1, sizeof *f);
@@ -555,15 +594,14 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
     msgpack_sbuffer_init(&f->stage);
     f->resume_ev = event_new(base, -1, 0, on_resume, f);
     f->stall_ev = evtimer_new(base, on_stall, f);
-    if (!f->resume_ev || !f->stall_ev) {
+    f->wake_ev = event_new(base, -1, 0, on_wake, f);
+    if (!f->resume_ev || !f->stall_ev || !f->wake_ev) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     f->base = base;
     f->cfg = cfg;
-    f->store = store;
-    f->store_on = true;
-    f->reg = metrics;
+    f->commit = commit;
     rc = setup_tls(f, err, errlen);
     if (rc != 0)
         goto fail;
@@ -591,19 +629,6 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
 fail:
     lh_in_forward_free(f);
     return rc;
-}
-
-int lh_in_forward_set_outputs(struct lh_in_forward *f, const struct lh_cfg_list *list,
-                              bool store_enabled, const char *data_dir, const char *host,
-                              char *err, size_t errlen)
-{
-    lh_coll_outputs_free(f->outs);
-    f->outs = NULL;
-    f->store_on = store_enabled;
-    if (list->n == 0)
-        return 0;
-    const struct lh_coll_output_ctx ctx = {f->base, f->reg, data_dir, host};
-    return lh_coll_outputs_new(list, &ctx, &f->outs, err, errlen);
 }
 
 int lh_in_forward_reload_tls(struct lh_in_forward *f, char *err, size_t errlen)
@@ -652,11 +677,12 @@ void lh_in_forward_free(struct lh_in_forward *f)
         evconnlistener_free(f->lev);
     if (f->ssl_ctx)
         SSL_CTX_free(f->ssl_ctx);
-    lh_coll_outputs_free(f->outs);
     msgpack_sbuffer_destroy(&f->stage);
     if (f->resume_ev)
         event_free(f->resume_ev);
     if (f->stall_ev)
         event_free(f->stall_ev);
+    if (f->wake_ev)
+        event_free(f->wake_ev);
     free(f);
 }

@@ -1,12 +1,11 @@
-/* The Forward listener's frames: events staged as store events, committed
- * to the outputs and the store, then acked; the shared-key handshake's
- * PING answered. Connections and reading are in in_forward.c. */
+/* The Forward listener's frames: events staged as store events, handed to
+ * commit, acked from its done; the shared-key handshake's PING answered.
+ * Connections and reading are in in_forward.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "collector/ingest/in_forward_int.h"
-#include "collector/search/tail.h"
 #include "common/base/err.h"
 #include "common/base/log.h"
 #include "common/codec/record.h"
@@ -132,58 +131,62 @@ static int decode_fault(struct conn *c, const struct stage *st, int rc)
     return lh_infwd_fault(c, R_PROTOCOL, "not a Forward v1 event frame (bad mode, entry or option)");
 }
 
-static void on_stored(void *ud, int status)
+/* commit's done: settled at once when it runs inside submit (on_events
+ * does it), else from the loop (on_wake), never from another
+ * connection's callbacks. */
+static void on_committed(void *arg, int status)
 {
-    *(int *)ud = status;
+    struct ticket *t = arg;
+    t->done = true;
+    t->status = status;
+    if (!t->c) {
+        free(t); /* the connection went first: nothing to ack */
+        return;
+    }
+    if (t->c->in_submit)
+        return;
+    t->c->wake = true;
+    event_active(t->c->f->wake_ev, EV_TIMEOUT, 0);
 }
 
-/* Until commit acks from the append's completion, an append must complete
- * before it returns (the reference store's does); one that has not yet is
- * a failure here: not acked, the sender retries. */
-static int store_batch(struct lh_store *store, const struct lh_store_batch *b)
+int lh_infwd_settle(struct conn *c)
 {
-    int status = LH_AGAIN;
-    int rc = lh_store_append(store, b, on_stored, &status);
-    return rc != 0 ? rc : status == LH_AGAIN ? LH_EIO : status;
-}
-
-/* Stores the staged events, then acks: the ack promises durability. */
-static int commit(struct conn *c, const struct stage *st, const struct lh_fwd_options *o)
-{
-    struct lh_in_forward *f = c->f;
-    int64_t now = lh_now_ns();
-    if (f->store_on && o->chunk && lh_store_has_chunk(f->store, o->chunk, o->chunk_len, now)) {
-        lh_metric_add(f->m.dedup_hits, 1);
-        LH_DEBUG(FWD_LOG, "%s: chunk %.*s already stored, acking again", c->peer,
-                 (int)o->chunk_len, o->chunk);
-        return send_ack(c, o->chunk, o->chunk_len) == 0 ? 0 : lh_infwd_fault(c, R_STORE, "out of memory");
-    }
-    if (st->n > 0) {
-        char *tag = strndup(st->tag, st->tag_len);
-        if (!tag)
-            return lh_infwd_fault(c, R_STORE, "out of memory");
-        const struct lh_coll_batch b = {tag, o->chunk, o->chunk_len, st->sb->data, st->sb->size,
-                                        st->n};
-        /* Outputs first: the store's append also records the chunk id, and a
-         * resend of a recorded id is acked without being written anywhere,
-         * so an output failing after it would lose the batch for good. */
-        int rc = f->outs ? lh_coll_outputs_write(f->outs, &b) : LH_OK;
-        if (rc == 0 && f->store_on)
-            rc = store_batch(f->store, &(struct lh_store_batch){o->chunk, o->chunk_len, now,
-                                                                 b.events, b.events_len,
-                                                                 b.n_events});
-        if (rc == 0 && f->store_on)
-            lh_metric_add(f->m.stored, (int64_t)st->n);
-        free(tag);
-        if (rc != 0)
-            return lh_infwd_fault(c, R_STORE, "cannot store a batch of %zu records (%s); not acked, the "
-                         "sender will retry", st->n, lh_strerror(rc));
-        lh_metric_add(f->m.records_in, (int64_t)st->n);
-        lh_tail_publish(st->sb->data, st->sb->size, st->n);
-    }
-    if (o->chunk && send_ack(c, o->chunk, o->chunk_len) != 0)
-        return lh_infwd_fault(c, R_STORE, "out of memory");
+    struct ticket *t = c->t;
+    c->t = NULL;
+    int rc = t->status;
+    if (rc == 0 && t->ack && send_ack(c, t->chunk, t->chunk_len) != 0)
+        rc = LH_ENOMEM;
+    free(t);
+    if (rc == LH_ENOMEM)
+        return lh_infwd_fault(c, R_STORE, "out of memory committing a batch");
+    if (rc != 0)
+        return lh_infwd_fault(c, R_STORE, "cannot store a batch (%s); not acked, the sender "
+                                          "will retry", lh_strerror(rc));
     return 0;
+}
+
+/* Hands the staged events to commit; the ack waits for its done. */
+static int submit(struct conn *c, const struct stage *st, const struct lh_fwd_options *o)
+{
+    size_t chunk_len = o->chunk ? o->chunk_len : 0;
+    struct ticket *t = calloc(1, sizeof *t + chunk_len);
+    char *tag = st->n ? strndup(st->tag, st->tag_len) : NULL;
+    if (!t || (st->n && !tag)) {
+        free(t);
+        free(tag);
+        return lh_infwd_fault(c, R_STORE, "out of memory");
+    }
+    *t = (struct ticket){.c = c, .ack = o->chunk != NULL, .chunk_len = chunk_len};
+    if (chunk_len)
+        memcpy(t->chunk, o->chunk, chunk_len);
+    const struct lh_coll_batch b = {tag ? tag : "", o->chunk, chunk_len, st->sb->data,
+                                    st->sb->size, st->n};
+    c->t = t;
+    c->in_submit = true;
+    lh_commit_submit(c->f->commit, &b, lh_now_ns(), on_committed, t);
+    c->in_submit = false;
+    free(tag);
+    return t->done ? lh_infwd_settle(c) : 0;
 }
 
 static int on_events(struct conn *c, const uint8_t *p, size_t len)
@@ -201,7 +204,7 @@ static int on_events(struct conn *c, const uint8_t *p, size_t len)
     else if (o.chunk && o.chunk_len > LH_STORE_MAX_CHUNK_ID)
         rc = lh_infwd_fault(c, R_PROTOCOL, "chunk id longer than %d bytes", LH_STORE_MAX_CHUNK_ID);
     else
-        rc = commit(c, &st, &o);
+        rc = submit(c, &st, &o);
     if (f->stage.alloc > KEEP_STAGE) {
         msgpack_sbuffer_destroy(&f->stage);
         msgpack_sbuffer_init(&f->stage);

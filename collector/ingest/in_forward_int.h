@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collector/ingest/commit.h"
 #include "collector/ingest/in_forward.h"
-#include "collector/outputs/output.h"
 #include "common/codec/forward.h"
 
 #define FWD_LOG "in_forward"
@@ -24,20 +24,29 @@ enum reason {
 };
 
 struct fwd_metrics {
-    struct lh_metric *records_in, *stored, *bytes_in, *conns_total, *conns_active, *dedup_hits;
+    struct lh_metric *bytes_in, *conns_total, *conns_active;
     struct lh_metric *memory, *pauses;
     struct lh_metric *rejected[N_REASONS];
 };
 
 struct conn;
 
+/* A batch handed to commit, until commit's done: owned by the connection
+ * while it lives, then by done (a connection that goes first leaves it
+ * with c NULL, and done frees it without acking). */
+struct ticket {
+    struct conn *c;
+    bool done;
+    int status;
+    bool ack;                  /* the sender asked for one */
+    size_t chunk_len;
+    char chunk[];
+};
+
 struct lh_in_forward {
     struct event_base *base;
     const struct lh_forward_listen_cfg *cfg;
-    struct lh_store *store;
-    bool store_on;
-    struct lh_coll_outputs *outs;  /* NULL: none */
-    struct lh_metrics *reg;
+    struct lh_commit *commit;
     struct evconnlistener *lev;
     struct lh_net_gate *gate;  /* pauses accepting after a failed accept() */
     SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
@@ -59,6 +68,7 @@ struct lh_in_forward {
     bool released;             /* memory released since the stall timer was armed */
     struct event *resume_ev;   /* wakes paused connections, from the loop */
     struct event *stall_ev;
+    struct event *wake_ev;     /* settles commits done later, from the loop */
     void (*done)(void *ud);    /* set by shutdown */
     void *done_ud;
 };
@@ -79,6 +89,12 @@ struct conn {
     struct event *hs_timer;    /* until both handshakes are done; then NULL */
     bool closing;              /* no more reading; freed once acks are written */
     bool paused;               /* reading stopped: waiting for memory */
+    /* One commit at a time per connection, as the store's fsync used to
+     * hold the whole loop: while t is out no frame is read. */
+    struct ticket *t;
+    bool in_submit;            /* inside lh_commit_submit: done is settled after it */
+    bool wake;                 /* t is done: on_wake settles it */
+    bool unscanned;            /* c->buf holds bytes past t's frame, not scanned yet */
     size_t held;               /* what this connection counts in f->held */
     struct lh_fwd_helo helo;
 };
@@ -96,6 +112,9 @@ void lh_infwd_mem_gauge(struct lh_in_forward *f);
 /* One complete msgpack object from the stream (in_forward_frame.c). 0, or
  * -1 when the connection is closed or closing. */
 int lh_infwd_frame(struct conn *c, const uint8_t *p, size_t len);
+/* Acks (or faults) c's finished commit and drops its ticket. 0, or -1 when
+ * the connection is gone. */
+int lh_infwd_settle(struct conn *c);
 int lh_infwd_send_helo(struct conn *c);
 
 #endif

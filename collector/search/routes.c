@@ -646,6 +646,11 @@ int lh_routes_set_peers(struct lh_routes *r, char *const *peers, size_t n, char 
     return 0;
 }
 
+struct lh_tail *lh_routes_tail(struct lh_routes *r)
+{
+    return r->tail;
+}
+
 void lh_routes_free(struct lh_routes *r)
 {
     if (!r)

@@ -32,6 +32,8 @@ int lh_routes_new(struct event_base *base, struct lh_store *store, struct lh_met
                   struct lh_routes **out);
 /* Ends live tails and abandons federated requests in flight. */
 void lh_routes_free(struct lh_routes *r);
+/* The live tails (owned by r), for main to subscribe to ingest. */
+struct lh_tail *lh_routes_tail(struct lh_routes *r);
 
 /* Peers to federate with (URLs copied). 0, or LH_EINVAL / LH_ENOMEM with
  * err. */

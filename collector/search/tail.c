@@ -34,12 +34,7 @@ struct lh_tail {
     LIST_HEAD(, client) clients;
     size_t n_clients;
     struct lh_metric *gauge, *drops;
-    struct lh_tail *next;     /* in the process-wide list */
 };
-
-/* Every registry alive: the ingest path publishes to all of them. Only
- * the event-loop thread touches it. */
-static struct lh_tail *registries;
 
 int lh_tail_new(struct lh_metrics *metrics, struct lh_tail **out)
 {
@@ -55,8 +50,6 @@ int lh_tail_new(struct lh_metrics *metrics, struct lh_tail **out)
         free(t);
         return LH_ENOMEM;
     }
-    t->next = registries;
-    registries = t;
     *out = t;
     return 0;
 }
@@ -76,12 +69,6 @@ void lh_tail_free(struct lh_tail *t)
 {
     if (!t)
         return;
-    for (struct lh_tail **p = &registries; *p; p = &(*p)->next) {
-        if (*p == t) {
-            *p = t->next;
-            break;
-        }
-    }
     struct client *c;
     while ((c = LIST_FIRST(&t->clients)) != NULL) {
         evhttp_connection_set_closecb(c->evcon, NULL, NULL);
@@ -212,42 +199,35 @@ static bool decode_event(const msgpack_object *o, struct event_view *ev)
     return true;
 }
 
-static void publish_event(const msgpack_object *o)
+static void publish_event(struct lh_tail *t, const msgpack_object *o)
 {
     struct event_view ev = {0};
     if (!decode_event(o, &ev))
         return;
-    for (struct lh_tail *t = registries; t; t = t->next) {
-        struct client *c;
-        LIST_FOREACH(c, &t->clients, link)
-            offer(c, &ev);
-    }
+    struct client *c;
+    LIST_FOREACH(c, &t->clients, link)
+        offer(c, &ev);
     free(ev.json);
 }
 
-static void flush_all(void)
+static void flush_all(struct lh_tail *t)
 {
-    for (struct lh_tail *t = registries; t; t = t->next) {
-        struct client *c = LIST_FIRST(&t->clients), *next;
-        for (; c; c = next) {
-            next = LIST_NEXT(c, link);
-            if (evbuffer_get_length(c->batch))
-                evhttp_send_reply_chunk(c->req, c->batch);
-            if (c->ending) {
-                evhttp_connection_set_closecb(c->evcon, NULL, NULL);
-                evhttp_send_reply_end(c->req);
-                client_free(c);
-            }
+    struct client *c = LIST_FIRST(&t->clients), *next;
+    for (; c; c = next) {
+        next = LIST_NEXT(c, link);
+        if (evbuffer_get_length(c->batch))
+            evhttp_send_reply_chunk(c->req, c->batch);
+        if (c->ending) {
+            evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+            evhttp_send_reply_end(c->req);
+            client_free(c);
         }
     }
 }
 
-void lh_tail_publish(const char *events, size_t len, size_t n_events)
+void lh_tail_publish(struct lh_tail *t, const char *events, size_t len, size_t n_events)
 {
-    bool anyone = false;
-    for (struct lh_tail *t = registries; t && !anyone; t = t->next)
-        anyone = t->n_clients > 0;
-    if (!anyone)
+    if (t->n_clients == 0)
         return;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -255,8 +235,8 @@ void lh_tail_publish(const char *events, size_t len, size_t n_events)
     for (size_t i = 0; i < n_events; i++) {
         if (msgpack_unpack_next(&u, events, len, &off) != MSGPACK_UNPACK_SUCCESS)
             break;
-        publish_event(&u.data);
+        publish_event(t, &u.data);
     }
     msgpack_unpacked_destroy(&u);
-    flush_all();
+    flush_all(t);
 }

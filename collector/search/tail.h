@@ -1,10 +1,9 @@
 /* Live tail (GET /api/v1/tail): clients hold a chunked NDJSON reply open
  * and receive each record stored from then on that matches their query.
  *
- * The ingest path calls lh_tail_publish() once a batch is durable; it
- * reaches every registry alive in the process (one per HTTP API), so the
- * Forward listener needs no pointer to the API. Everything runs on the
- * collector's single event-loop thread.
+ * main subscribes each registry to ingest's commit (a sink calling
+ * lh_tail_publish() once a batch is durable), so neither side knows the
+ * other. Everything runs on the collector's single event-loop thread.
  *
  * A client that reads slower than records arrive keeps at most
  * LH_TAIL_MAX_BACKLOG bytes queued: records beyond it are dropped for that
@@ -27,7 +26,7 @@ struct lh_tail;
 /* metrics is borrowed (tail client gauge and drop counter). 0 or
  * LH_ENOMEM. */
 int lh_tail_new(struct lh_metrics *metrics, struct lh_tail **out);
-/* Ends every open stream (final chunk) and unregisters. */
+/* Ends every open stream (final chunk). */
 void lh_tail_free(struct lh_tail *t);
 
 /* Answers req with a stream that stays open. Takes q (NULL: everything)
@@ -35,9 +34,9 @@ void lh_tail_free(struct lh_tail *t);
  * req) / LH_ENOMEM. */
 int lh_tail_start(struct lh_tail *t, struct evhttp_request *req, struct lh_query *q);
 
-/* Sends a durable batch to the live tails: events holds n_events
+/* Sends a durable batch to t's live tails: events holds n_events
  * concatenated msgpack arrays [tag, EventTime, fields], as given to
  * lh_store_append. Cheap when nobody tails. */
-void lh_tail_publish(const char *events, size_t len, size_t n_events);
+void lh_tail_publish(struct lh_tail *t, const char *events, size_t len, size_t n_events);
 
 #endif
