@@ -342,16 +342,73 @@ def unix_socket_mode_and_group(r):
         check(stat.S_IMODE(st.st_mode) == 0o660,
               "%s has mode %o, not 0660" % (path, stat.S_IMODE(st.st_mode)))
         check(st.st_gid == gid, "%s has gid %d, not %d" % (path, st.st_gid, gid))
-    cfg = {"agent": {"data_dir": r.path("x"), "http": ""},
-           "inputs": [{"type": "syslog", "listen": ["unix://" + r.path("d2.sock")],
-                       "mode": "0999"}],
-           "outputs": [{"type": "stdout", "match": "*"}]}
-    path = write_config(r.path("bad.yaml"), cfg)
-    res = subprocess.run([AGENT, "--check-config", "-c", path], capture_output=True, text=True,
-                         timeout=30)
-    check(res.returncode == 2 and re.search(r"bad\.yaml:\d+:\d+: mode: '0999' is not octal",
-                                            res.stderr),
-          "mode 0999: exit %d, %s" % (res.returncode, res.stderr))
+    for key, value, want in (("mode", "0999", r"mode: '0999' is not octal"),
+                             ("group", "-1", r"group: '-1' is not a group number"),
+                             ("group", "4294967296", r"group: '4294967296' is not a group number")):
+        cfg = {"agent": {"data_dir": r.path("x"), "http": ""},
+               "inputs": [{"type": "syslog", "listen": ["unix://" + r.path("d2.sock")],
+                           key: value}],
+               "outputs": [{"type": "stdout", "match": "*"}]}
+        path = write_config(r.path("bad.yaml"), cfg)
+        res = subprocess.run([AGENT, "--check-config", "-c", path], capture_output=True,
+                             text=True, timeout=30)
+        check(res.returncode == 2 and re.search(r"bad\.yaml:\d+:\d+: " + want, res.stderr),
+              "%s %s: exit %d, %s" % (key, value, res.returncode, res.stderr))
+
+
+def inotify_names(directory):
+    """An inotify watch on directory: returns read(), which gives the
+    (event mask, name) pairs so far."""
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK)
+    check(fd >= 0, "inotify_init1 failed")
+    IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+    check(libc.inotify_add_watch(fd, directory.encode(), IN_CREATE | IN_MOVED_TO) >= 0,
+          "inotify_add_watch failed")
+
+    def read():
+        out = []
+        try:
+            buf = os.read(fd, 65536)
+        except BlockingIOError:
+            return out
+        pos = 0
+        while pos < len(buf):
+            _, mask, _, n = struct.unpack_from("iIII", buf, pos)
+            name = buf[pos + 16:pos + 16 + n].rstrip(b"\0").decode()
+            out.append(("create" if mask & IN_CREATE else "moved", name))
+            pos += 16 + n
+        return out
+    return read
+
+
+@test
+def unix_socket_appears_with_its_mode(r):
+    """Under umask 000 a socket bound at its path would be 0777 until the
+    chmod; the agent binds it in a private directory, sets mode and group
+    there and renames it into place, so the path only ever appears by a
+    rename (never an IN_CREATE) with mode 0660 already set."""
+    import stat
+    d, s = r.path("sockets", "d.sock"), r.path("sockets", "s.sock")
+    os.mkdir(r.path("sockets"))
+    events = inotify_names(r.path("sockets"))
+    old = os.umask(0)
+    try:
+        syslog_agent(r, ["unix://" + d, "unixstream://" + s], name="umask0",
+                     extra={"mode": "0660"})
+    finally:
+        os.umask(old)
+    seen = events()
+    for path in (d, s):
+        name = os.path.basename(path)
+        check(("moved", name) in seen and ("create", name) not in seen,
+              "%s did not appear by a rename: %r" % (name, seen))
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        check(mode == 0o660, "%s has mode %o, not 0660" % (path, mode))
+    check(sorted(os.listdir(r.path("sockets"))) == ["d.sock", "s.sock"],
+          "private directories left behind: %r" % os.listdir(r.path("sockets")))
 
 
 def status_kib(pid, key):

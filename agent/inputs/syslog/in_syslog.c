@@ -1,5 +1,6 @@
 /* The syslog input: configuration, hooks, and messages → records (SPEC
  * sections 2 and 5). The sockets are in in_syslog_net.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,33 @@ int sl_parse_mode(const char *s, unsigned *mode)
         return LH_EINVAL;
     *mode = (unsigned)v;
     return LH_OK;
+}
+
+int sl_parse_gid(const char *s, gid_t *gid)
+{
+    const char *digits = s[0] == '-' || s[0] == '+' ? s + 1 : s;
+    if (!digits[0] || strspn(digits, "0123456789") != strlen(digits))
+        return LH_ENOENT;
+    if (digits != s)
+        return LH_ETOOBIG;
+    errno = 0;
+    unsigned long long n = strtoull(s, NULL, 10);
+    if (errno == ERANGE || n > SL_GID_MAX)
+        return LH_ETOOBIG;
+    *gid = (gid_t)n;
+    return LH_OK;
+}
+
+/* Names depend on the machine (checked at start); a number is wrong or
+ * right on its face. */
+static int check_group(const char *v, char *why, size_t whylen)
+{
+    gid_t gid;
+    if (sl_parse_gid(v, &gid) != LH_ETOOBIG)
+        return 0;
+    snprintf(why, whylen, "'%s' is not a group number (0 to %lu) nor a group name", v,
+             SL_GID_MAX);
+    return LH_EINVAL;
 }
 
 static int check_mode(const char *v, char *why, size_t whylen)
@@ -82,7 +110,8 @@ static const struct lh_cfg_field fields[] = {
              "program may log, like /dev/log)",
      .check = check_mode},
     {.key = "group", .type = LH_CFG_STR, .offset = offsetof(struct in_syslog_cfg, group),
-     .help = "group (name or number) given the unix sockets; unset: the agent's"},
+     .help = "group (name or number) given the unix sockets; unset: the agent's",
+     .check = check_group},
     {.key = "max_memory", .type = LH_CFG_SIZE,
      .offset = offsetof(struct in_syslog_cfg, max_memory), .defval = "64MiB", .min = 64 << 10,
      .max = (int64_t)1 << 40,

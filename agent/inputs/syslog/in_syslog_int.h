@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "agent/transform/filters/filter.h"
 #include "agent/core/pipeline.h"
@@ -99,6 +100,11 @@ void sl_emit(struct in_syslog *in, const char *p, size_t n, bool truncated, cons
 
 /* "0660" → 0660: octal, at most 0777. 0 or LH_EINVAL. */
 int sl_parse_mode(const char *s, unsigned *mode);
+/* The largest group number: (gid_t)-1 is chown's "unchanged". */
+#define SL_GID_MAX ((unsigned long)(gid_t)-1 - 1)
+/* A group number 0..SL_GID_MAX → 0; a sign or a number past it →
+ * LH_ETOOBIG (refused, never wrapped); anything else is a name: LH_ENOENT. */
+int sl_parse_gid(const char *s, gid_t *gid);
 /* Opens the listener of url (logging "syslog listening on URL"), or
  * returns LH_E* with err filled. */
 int sl_listener_open(struct in_syslog *in, const char *url, char *err, size_t errlen);

@@ -198,79 +198,111 @@ static int bind_udp(struct sl_listener *l, const char *hostport, char *err, size
     return LH_OK;
 }
 
-/* A group name, or a number. */
+/* A group name, or a number (sl_parse_gid). */
 static int parse_group(const char *name, gid_t *gid)
 {
-    char buf[4096], *end;
+    char buf[4096];
     struct group gr, *found = NULL;
-    unsigned long n = strtoul(name, &end, 10);
-    if (end != name && *end == '\0') {
-        *gid = (gid_t)n;
-        return LH_OK;
-    }
+    int rc = sl_parse_gid(name, gid);
+    if (rc != LH_ENOENT)
+        return rc;
     if (getgrnam_r(name, &gr, buf, sizeof buf, &found) != 0 || !found)
         return LH_ENOENT;
     *gid = found->gr_gid;
     return LH_OK;
 }
 
-/* The input's mode and group on the socket file, after bind: until then
- * the file has the umask's permissions, which can only be narrower. */
-static int unix_perms(struct sl_listener *l, const char *path, char *err, size_t errlen)
+/* The input's mode and group, as numbers; err filled when they are not. */
+static int unix_perms(struct sl_listener *l, unsigned *mode, gid_t *gid, char *err, size_t errlen)
 {
     const struct in_syslog_cfg *cfg = l->in->cfg;
-    unsigned mode = 0666;
-    if (cfg->mode && sl_parse_mode(cfg->mode, &mode) != 0) {
+    *mode = 0666;
+    *gid = (gid_t)-1;
+    if (cfg->mode && sl_parse_mode(cfg->mode, mode) != 0) {
         snprintf(err, errlen, "%s: mode '%s' is not octal permissions", l->url, cfg->mode);
         return LH_EINVAL;
     }
-    if (cfg->group) {
-        gid_t gid;
-        if (parse_group(cfg->group, &gid) != 0) {
-            snprintf(err, errlen, "%s: no group '%s'", l->url, cfg->group);
-            return LH_ENOENT;
-        }
-        if (chown(path, (uid_t)-1, gid) != 0) {
-            snprintf(err, errlen, "%s: cannot give %s to group '%s': %s", l->url, path,
-                     cfg->group, strerror(errno));
-            return LH_EIO;
-        }
-    }
-    if (chmod(path, (mode_t)mode) != 0) {
-        snprintf(err, errlen, "%s: chmod %04o %s: %s", l->url, mode, path, strerror(errno));
+    int rc = cfg->group ? parse_group(cfg->group, gid) : LH_OK;
+    if (rc == LH_ETOOBIG)
+        snprintf(err, errlen, "%s: group '%s' is not a group number (0 to %lu)", l->url,
+                 cfg->group, (unsigned long)SL_GID_MAX);
+    else if (rc != 0)
+        snprintf(err, errlen, "%s: no group '%s'", l->url, cfg->group);
+    return rc;
+}
+
+/* Binds fd at dir/s, gives it mode and group there, and renames it to
+ * path. dir is private (0700), so nobody can open the socket before it
+ * has its permissions: binding at path itself would leave it at
+ * 0777 & ~umask until a chmod, wider than configured under a permissive
+ * umask. Changing the umask instead would be process-wide, racing the
+ * agent's other threads. The rename also replaces a stale socket at once. */
+static int bind_private(struct sl_listener *l, const char *dir, const char *path, unsigned mode,
+                        gid_t gid, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir) >= sizeof sa.sun_path ||
+        bind(l->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->url, strerror(errno));
         return LH_EIO;
     }
-    return LH_OK;
+    int rc = LH_EIO;
+    if (gid != (gid_t)-1 && chown(sa.sun_path, (uid_t)-1, gid) != 0)
+        snprintf(err, errlen, "%s: cannot give %s to group '%s': %s", l->url, path,
+                 l->in->cfg->group, strerror(errno));
+    else if (chmod(sa.sun_path, (mode_t)mode) != 0)
+        snprintf(err, errlen, "%s: chmod %04o %s: %s", l->url, mode, path, strerror(errno));
+    else if (rename(sa.sun_path, path) != 0)
+        snprintf(err, errlen, "cannot listen on %s: rename to %s: %s", l->url, path,
+                 strerror(errno));
+    else
+        rc = LH_OK;
+    if (rc != 0)
+        unlink(sa.sun_path);
+    return rc;
 }
 
 /* A unix socket at path; a stale socket left there is replaced, any other
  * file is an error. Mode 0666 by default like /dev/log: any local program
- * logs; `mode` and `group` narrow that. */
+ * logs; `mode` and `group` narrow that. The socket is made in a private
+ * directory beside path (PATH.XXXXXX/s), hence the length limit. */
 int sl_bind_unix(struct sl_listener *l, const char *path, int type, char *err, size_t errlen)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    static const char suffix[] = ".XXXXXX/s";
+    struct sockaddr_un sa;
     struct stat st;
-    if (!path[0] || strlen(path) >= sizeof sa.sun_path) {
+    unsigned mode;
+    gid_t gid;
+    char dir[sizeof sa.sun_path];
+    if (!path[0] || strlen(path) + strlen(suffix) >= sizeof sa.sun_path) {
         snprintf(err, errlen, "%s: socket path empty or longer than %zu bytes", l->url,
-                 sizeof sa.sun_path - 1);
+                 sizeof sa.sun_path - 1 - strlen(suffix));
         return LH_EINVAL;
     }
     if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
         snprintf(err, errlen, "%s: %s exists and is not a socket", l->url, path);
         return LH_EEXIST;
     }
-    unlink(path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    l->fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", l->url, strerror(errno));
-        return LH_EIO;
-    }
-    if (!(l->unix_path = strdup(path)))
-        return LH_ENOMEM;
-    int rc = unix_perms(l, path, err, errlen);
+    int rc = unix_perms(l, &mode, &gid, err, errlen);
     if (rc != 0)
         return rc;
+    snprintf(dir, sizeof dir, "%s.XXXXXX", path);
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "cannot listen on %s: mkdtemp %s: %s", l->url, dir, strerror(errno));
+        return LH_EIO;
+    }
+    l->fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l->fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->url, strerror(errno));
+        rc = LH_EIO;
+    } else {
+        rc = bind_private(l, dir, path, mode, gid, err, errlen);
+    }
+    rmdir(dir);
+    if (rc != 0)
+        return rc;
+    if (!(l->unix_path = strdup(path)))
+        return LH_ENOMEM;
     snprintf(l->bound, sizeof l->bound, "%s", l->url);
     return LH_OK;
 }
