@@ -29,12 +29,10 @@ static uint32_t get_be32(const char *p)
 int lh_pack_time(msgpack_packer *pk, int64_t ns)
 {
     char body[EVENTTIME_LEN];
-    int64_t sec = ns / LH_NS_PER_SEC;
 
-    /* EventTime seconds are unsigned 32-bit: nothing before 1970 or after 2106. */
-    if (ns < 0 || sec > (int64_t)UINT32_MAX)
+    if (ns < 0 || ns > LH_TIME_MAX_NS)
         return LH_EINVAL;
-    put_be32(body, (uint32_t)sec);
+    put_be32(body, (uint32_t)(ns / LH_NS_PER_SEC));
     put_be32(body + 4, (uint32_t)(ns % LH_NS_PER_SEC));
     if (msgpack_pack_ext(pk, EVENTTIME_LEN, EVENTTIME_EXT) != 0 ||
         msgpack_pack_ext_body(pk, body, EVENTTIME_LEN) != 0)
@@ -48,11 +46,12 @@ static bool is_event_time(const msgpack_object *o)
            o->via.ext.size == EVENTTIME_LEN;
 }
 
-/* Senders are not all careful with nanoseconds; values of 1e9 and above
- * simply carry into the seconds rather than failing a whole batch. */
 int64_t lh_event_time_body_ns(const char *body)
 {
-    return (int64_t)get_be32(body) * LH_NS_PER_SEC + get_be32(body + 4);
+    uint32_t nsec = get_be32(body + 4);
+    if (nsec >= LH_NS_PER_SEC)
+        nsec = LH_NS_PER_SEC - 1;
+    return (int64_t)get_be32(body) * LH_NS_PER_SEC + nsec;
 }
 
 static int64_t event_time_ns(const msgpack_object *o)
@@ -62,26 +61,26 @@ static int64_t event_time_ns(const msgpack_object *o)
 
 int lh_time_from_obj(const msgpack_object *o, int64_t *ns)
 {
-    const int64_t lim = INT64_MAX / LH_NS_PER_SEC;
+    const int64_t max_sec = LH_TIME_MAX_NS / LH_NS_PER_SEC;
     double f;
 
     switch (o->type) {
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if (o->via.u64 > (uint64_t)lim)
-            return LH_EINVAL;
-        *ns = (int64_t)o->via.u64 * LH_NS_PER_SEC;
+        *ns = o->via.u64 > (uint64_t)max_sec ? LH_TIME_MAX_NS
+                                             : (int64_t)o->via.u64 * LH_NS_PER_SEC;
         return 0;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        if (o->via.i64 < -lim)
-            return LH_EINVAL;
-        *ns = o->via.i64 * LH_NS_PER_SEC;
+        *ns = 0;
         return 0;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         f = o->via.f64;
-        if (!isfinite(f) || f >= (double)lim || f <= -(double)lim)
+        if (!isfinite(f))
             return LH_EINVAL;
-        *ns = (int64_t)llround(f * (double)LH_NS_PER_SEC);
+        f *= (double)LH_NS_PER_SEC;
+        *ns = f <= 0 ? 0 : f >= (double)LH_TIME_MAX_NS ? LH_TIME_MAX_NS : (int64_t)llround(f);
+        if (*ns > LH_TIME_MAX_NS)
+            *ns = LH_TIME_MAX_NS;
         return 0;
     case MSGPACK_OBJECT_EXT:
         if (!is_event_time(o))

@@ -12,14 +12,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Packs ns as EventTime (fixext8, type 0). */
+/* The times an EventTime holds, and so every time a record has: 0 to
+ * 2^32 - 1 seconds and 999999999 nanoseconds past the epoch
+ * (1970-01-01T00:00:00Z to 2106-02-07T06:28:15.999999999Z). */
+#define LH_TIME_MAX_NS (4294967295LL * 1000000000LL + 999999999LL)
+
+/* Packs ns (0..LH_TIME_MAX_NS, else LH_EINVAL) as EventTime (fixext8,
+ * type 0). */
 int lh_pack_time(msgpack_packer *pk, int64_t ns);
 /* Reads a Forward time: positive/negative integer (seconds), float
- * (seconds), or EventTime ext (fixext8 or ext8 of 8 bytes, type 0).
- * 0 or LH_EINVAL. */
+ * (seconds), or EventTime ext (fixext8 or ext8 of 8 bytes, type 0). A time
+ * outside 0..LH_TIME_MAX_NS is clamped to the nearer end (the record is
+ * kept; refusing it would have its sender resend it forever), so whatever
+ * this reads lh_pack_time packs. 0, or LH_EINVAL for what is no time (a
+ * string, NaN or infinity, another ext). */
 int lh_time_from_obj(const msgpack_object *o, int64_t *ns);
 /* Nanoseconds of an EventTime's 8-byte body (big-endian seconds, then
- * nanoseconds; nanoseconds past 1e9 carry into the seconds). */
+ * nanoseconds; a nanoseconds field past 999999999 counts as 999999999, the
+ * last instant of that second, rather than moving the record into later
+ * seconds). */
 int64_t lh_event_time_body_ns(const char *body);
 
 /* Packs a C string as msgpack str. */

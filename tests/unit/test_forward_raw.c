@@ -3,6 +3,7 @@
  * judged before buffering; and the scanner agrees with msgpack-c on every
  * input (the depth rule, found by fuzz_forward, plus random inputs). */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,50 @@ START_TEST(records_are_the_frames_bytes)
     ck_assert_int_eq(s.n, 1);
     ck_assert_int_eq(DECODE("\x93\xa1t\xa7\x92\x01" REC "\x81\xaa" "compressed\xa4text", &s), 0);
     ck_assert_int_eq(s.n, 1);
+}
+END_TEST
+
+static int time_of_event(void *ud, const struct lh_fwd_event *ev)
+{
+    int64_t *ns = ud;
+    *ns = ev->time_ns;
+    return 0;
+}
+
+/* The time a one-event frame gives (-2: the frame was refused). */
+static int64_t frame_time(const char *b, size_t n)
+{
+    int64_t ns = -2;
+    return lh_fwd_decode((const uint8_t *)b, n, MIB, time_of_event, &ns, NULL, NULL) == 0 ? ns
+                                                                                          : -2;
+}
+
+#define FRAME_TIME(lit) frame_time(lit, sizeof(lit) - 1)
+/* 1700000000 s and 0xffffffff ns: a nanoseconds field past 999999999. */
+#define ET_NS_OVER "\xd7\x00\x65\x53\xf1\x00\xff\xff\xff\xff"
+#define T0_LAST_NS (1700000000LL * 1000000000LL + 999999999LL)
+
+/* Every mode gives a time lh_pack_time packs: out of EventTime's range it
+ * is clamped to the nearer end, nanoseconds past 999999999 stay in their
+ * second, the PackedForward fast path included. Before, -5 and 5e9 seconds
+ * decoded and the collector then failed to pack them ("out of memory",
+ * never acked), and 0xffffffff ns moved the record 4.29 s. */
+START_TEST(times_out_of_range_clamped_in_every_mode)
+{
+    char packed[64];
+    size_t n;
+    ck_assert_int_eq(FRAME_TIME("\x93\xa1t\xfb" REC), 0);                       /* -5 */
+    ck_assert_int_eq(FRAME_TIME("\x93\xa1t\xcf\x00\x00\x00\x01\x2a\x05\xf2\x00" REC),
+                     LH_TIME_MAX_NS);                                          /* 5e9 */
+    ck_assert_int_eq(FRAME_TIME("\x93\xa1t\xcb\xc0\x14\x00\x00\x00\x00\x00\x00" REC),
+                     0);                                                       /* -5.0 */
+    ck_assert_int_eq(FRAME_TIME("\x93\xa1t" ET_NS_OVER REC), T0_LAST_NS);
+    ck_assert_int_eq(FRAME_TIME("\x92\xa1t\x91\x92" ET_NS_OVER REC), T0_LAST_NS);
+    ck_assert_int_eq(FRAME_TIME("\x92\xa1t\x91\x92\xfb" REC), 0);
+    ck_assert_int_eq(FRAME_TIME("\x92\xa1t\x91\x92\x92\xfb\x80" REC), 0); /* [time, meta] */
+    n = (size_t)snprintf(packed, sizeof packed, "\x92\xa1t\xc4%c\x92", 1 + 10 + 5);
+    memcpy(packed + n, ET_NS_OVER REC, 15);
+    ck_assert_int_eq(frame_time(packed, n + 15), T0_LAST_NS);
 }
 END_TEST
 
@@ -245,6 +290,7 @@ static Suite *raw_suite(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, records_are_the_frames_bytes);
+    tcase_add_test(tc, times_out_of_range_clamped_in_every_mode);
     tcase_add_test(tc, small_parts_are_capped);
     tcase_add_test(tc, nil_entries_are_walked_not_unpacked);
     tcase_add_test(tc, frame_head_checked_first);

@@ -142,16 +142,73 @@ START_TEST(time_int_float_and_rejects)
     ck_assert_int_eq(time_of(p_int, &ns), 0);
     ck_assert_int_eq(ns, NS(T0, 0));
     ck_assert_int_eq(time_of(p_neg, &ns), 0);
-    ck_assert_int_eq(ns, -5000000000LL);
+    ck_assert_int_eq(ns, 0); /* clamped, see time_clamped_to_event_time */
     ck_assert_int_eq(time_of(p_f64, &ns), 0);
     ck_assert_int_eq(ns, 1500000000LL);
     ck_assert_int_eq(time_of(p_f32, &ns), 0);
     ck_assert_int_eq(ns, 2250000000LL);
-    ck_assert_int_eq(time_of(p_huge, &ns), LH_EINVAL);
+    ck_assert_int_eq(time_of(p_huge, &ns), 0);
+    ck_assert_int_eq(ns, LH_TIME_MAX_NS);
     ck_assert_int_eq(time_of(p_str, &ns), LH_EINVAL);
     ck_assert_int_eq(time_of(p_nan, &ns), LH_EINVAL);
     ck_assert_int_eq(time_of(p_ext1, &ns), LH_EINVAL);
     ck_assert_int_eq(time_of(p_ext4, &ns), LH_EINVAL);
+}
+END_TEST
+
+static void p_5e9(msgpack_packer *pk) { msgpack_pack_uint64(pk, 5000000000ULL); }
+static void p_2106(msgpack_packer *pk) { msgpack_pack_uint64(pk, 4294967295ULL); }
+static void p_fneg(msgpack_packer *pk) { msgpack_pack_double(pk, -1.5); }
+static void p_f5e9(msgpack_packer *pk) { msgpack_pack_double(pk, 5e9); }
+static void p_fbig(msgpack_packer *pk) { msgpack_pack_double(pk, 1e300); }
+static void p_finf(msgpack_packer *pk) { msgpack_pack_double(pk, 1.0 / 0.0); }
+static void p_nsec_max(msgpack_packer *pk)
+{
+    msgpack_pack_ext(pk, 8, 0);
+    msgpack_pack_ext_body(pk, "\x65\x53\xf1\x00\xff\xff\xff\xff", 8);
+}
+static void p_nsec_1e9(msgpack_packer *pk)
+{
+    msgpack_pack_ext(pk, 8, 0);
+    msgpack_pack_ext_body(pk, "\x65\x53\xf1\x00\x3b\x9a\xca\x00", 8);
+}
+
+/* Whatever lh_time_from_obj reads, lh_pack_time packs: a time outside
+ * EventTime's range is clamped to the nearer end, and a nanoseconds field
+ * past 999999999 stays in its second. Before, -5 and 5e9 seconds were read
+ * and then refused by lh_pack_time (the collector closed the connection
+ * without an ack: resent forever), and 0xffffffff ns moved a record 4.29 s
+ * later. */
+START_TEST(time_clamped_to_event_time)
+{
+    static const struct {
+        void (*pack)(msgpack_packer *);
+        int64_t want;
+    } cases[] = {
+        {p_neg, 0},
+        {p_fneg, 0},
+        {p_5e9, LH_TIME_MAX_NS},
+        {p_f5e9, LH_TIME_MAX_NS},
+        {p_fbig, LH_TIME_MAX_NS},
+        {p_huge, LH_TIME_MAX_NS},
+        {p_2106, 4294967295LL * 1000000000LL},
+        {p_nsec_max, NS(T0, 999999999)},
+        {p_nsec_1e9, NS(T0, 999999999)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t ns = -1;
+        struct mp m;
+        ck_assert_int_eq(time_of(cases[i].pack, &ns), 0);
+        ck_assert_msg(ns == cases[i].want, "case %zu: %lld, want %lld", i, (long long)ns,
+                      (long long)cases[i].want);
+        mp_init(&m);
+        ck_assert_int_eq(lh_pack_time(&m.pk, ns), 0);
+        mp_free(&m);
+    }
+    int64_t ns;
+    ck_assert_int_eq(time_of(p_finf, &ns), LH_EINVAL);
+    ck_assert_int_eq(lh_event_time_body_ns("\x65\x53\xf1\x00\xff\xff\xff\xff"),
+                     NS(T0, 999999999));
 }
 END_TEST
 
@@ -535,6 +592,7 @@ static Suite *record_suite(void)
     tcase_add_test(tc, event_time_ext8);
     tcase_add_test(tc, event_time_out_of_range);
     tcase_add_test(tc, time_int_float_and_rejects);
+    tcase_add_test(tc, time_clamped_to_event_time);
     tcase_add_test(tc, map_get);
     tcase_add_test(tc, json_order_fixed);
     tcase_add_test(tc, json_keeps_insertion_order);
