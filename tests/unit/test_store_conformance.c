@@ -3,7 +3,8 @@
  * append and its completion, scans by time range, query, order and limit
  * (with and without the consumer's cut), the deadline, snapshots that hold
  * still while appends and retention go on, retention by age and by size,
- * reopening, and a torn tail (made by the implementation's own hook). */
+ * reopening, a torn tail (made by the implementation's own hook), and the
+ * tail of chunk ids from a position that ingest's dedup index reads. */
 #include <check.h>
 #include <dirent.h>
 #include <limits.h>
@@ -522,6 +523,70 @@ START_TEST(torn_tail_loses_only_the_unfinished_append)
 }
 END_TEST
 
+/* ---- tail --------------------------------------------------------------- */
+
+struct chunks {
+    char ids[64][32];
+    size_t n;
+};
+
+static int note_chunk(void *ud, const char *chunk, size_t len, int64_t recv_ns)
+{
+    struct chunks *c = ud;
+    ck_assert_uint_lt(c->n, 64);
+    ck_assert_ptr_nonnull(chunk);
+    ck_assert_int_gt(recv_ns, 0);
+    snprintf(c->ids[c->n++], sizeof c->ids[0], "%.*s", (int)len, chunk);
+    return 0;
+}
+
+static bool pos_eq(const struct lh_store_pos *a, const struct lh_store_pos *b)
+{
+    return a->segment == b->segment && a->offset == b->offset;
+}
+
+/* chunk-<first event> of batches from..to-1, in order, and nothing else. */
+static void assert_tail(struct lh_store *s, const struct lh_store_pos *from, int lo, int hi,
+                        struct lh_store_pos *end)
+{
+    struct chunks c = {.n = 0};
+    ck_assert_int_eq(lh_store_tail(s, from, note_chunk, &c, end), 0);
+    ck_assert_uint_eq(c.n, (size_t)(hi - lo));
+    for (int b = lo; b < hi; b++) {
+        char want[32];
+        snprintf(want, sizeof want, "chunk-%d", b * PER_BATCH);
+        ck_assert_str_eq(c.ids[b - lo], want);
+    }
+}
+
+START_TEST(tail_lists_the_batches_appended_from_a_position)
+{
+    struct lh_store *s = open_impl(_i, 0, 0);
+    struct lh_store_pos start, mid, end, again;
+    ck_assert_int_eq(lh_store_tail(s, NULL, note_chunk, NULL, &start), 0);
+    append_batches(s, 0, 3, lh_now_ns());
+    assert_tail(s, &start, 0, 3, &mid);
+    append_batches(s, 3, 12, lh_now_ns()); /* into new units */
+    assert_tail(s, &mid, 3, 15, &end);
+    assert_tail(s, &end, 15, 15, &again);
+    ck_assert(pos_eq(&end, &again));
+    const struct lh_store_pos past = {end.segment + 1, 0};
+    struct chunks c = {.n = 0};
+    ck_assert_int_eq(lh_store_tail(s, &past, note_chunk, &c, &again), LH_ENOENT);
+    ck_assert(pos_eq(&end, &again));
+    lh_store_close(s);
+
+    /* Reopened after a torn append: the same batches, the same end. */
+    impls[_i].tear(storedir);
+    s = open_impl(_i, 0, 0);
+    assert_tail(s, &mid, 3, 15, &again);
+    ck_assert(pos_eq(&end, &again));
+    append_batches(s, 15, 1, lh_now_ns());
+    assert_tail(s, &end, 15, 16, &again);
+    lh_store_close(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("store_conformance");
@@ -540,6 +605,7 @@ int main(void)
     tcase_add_loop_test(tc, retention_by_size_keeps_the_newest_within_the_limit, 0, N_IMPLS);
     tcase_add_loop_test(tc, reopen_keeps_everything, 0, N_IMPLS);
     tcase_add_loop_test(tc, torn_tail_loses_only_the_unfinished_append, 0, N_IMPLS);
+    tcase_add_loop_test(tc, tail_lists_the_batches_appended_from_a_position, 0, N_IMPLS);
     suite_add_tcase(su, tc);
     return lh_test_run(su);
 }
