@@ -232,13 +232,14 @@ int lh_mp_map_head(const char *map, size_t len, uint64_t *count, size_t *hdr)
     return container_head((const uint8_t *)map, len, MP_MAP, count, hdr);
 }
 
-/* True when p[0..n) is exactly a string equal to key. */
-static bool is_str(const uint8_t *p, size_t n, const char *key, size_t klen)
+/* True when p[0..n) is exactly a str or bin equal to key: the key forms
+ * rendering and lh_map_get accept (ext shares the kind, not the role). */
+static bool is_key(const uint8_t *p, size_t n, const char *key, size_t klen)
 {
     struct mp_head h;
 
-    if (classify(p[0], &h) != 0 || h.kind != MP_BYTES || (p[0] >= 0xc4 && p[0] <= 0xc9))
-        return false; /* not a str (bin and ext share the kind) */
+    if (classify(p[0], &h) != 0 || h.kind != MP_BYTES || (p[0] >= 0xc7 && p[0] <= 0xc9))
+        return false;
     return n == h.hdr + klen && memcmp(p + h.hdr, key, klen) == 0;
 }
 
@@ -255,7 +256,7 @@ bool lh_mp_map_has_key(const char *map, size_t len, const char *key, size_t klen
         vl = kl ? lh_mp_extent(p + off + kl, len - off - kl) : 0;
         if (vl == 0)
             return false;
-        if (is_str(p + off, kl, key, klen))
+        if (is_key(p + off, kl, key, klen))
             return true;
         off += kl + vl;
     }

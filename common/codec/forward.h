@@ -54,7 +54,8 @@ size_t lh_mp_extent(const uint8_t *p, size_t n);
  * 0 or LH_EPROTO. */
 int lh_mp_map_head(const char *map, size_t len, uint64_t *count, size_t *hdr);
 /* True when the map at map[0..len) (one complete, scanned object) has a
- * string key equal to key. */
+ * key equal to key, as a str or a bin (the same bytes: rendering and
+ * lh_map_get take both). */
 bool lh_mp_map_has_key(const char *map, size_t len, const char *key, size_t klen);
 
 /* ---- decoding events ---------------------------------------------------- */

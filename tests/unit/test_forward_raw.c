@@ -103,6 +103,25 @@ START_TEST(times_out_of_range_clamped_in_every_mode)
 }
 END_TEST
 
+#define HAS_HOST(lit) lh_mp_map_has_key(lit, sizeof(lit) - 1, "host", 4)
+
+/* Ingest adds `host` only to a record without one; a bin `host` key is one
+ * (rendering and lh_map_get take bin keys), so it gets no second, str
+ * `host`. Before, only str keys matched. */
+START_TEST(map_has_key_str_or_bin)
+{
+    ck_assert(HAS_HOST("\x81\xa4host\xa1x"));
+    ck_assert(HAS_HOST("\x81\xd9\x04host\xa1x"));
+    ck_assert(HAS_HOST("\x81\xc4\x04host\xa1x"));
+    ck_assert(HAS_HOST("\x82\xa1" "a\x01\xc5\x00\x04host\x02"));
+    ck_assert(!HAS_HOST("\x81\xc7\x04\x01host\xa1x")); /* ext 8: not a key's form */
+    ck_assert(!HAS_HOST("\x81\xd6\x01host\xa1x"));     /* fixext 4 */
+    ck_assert(!HAS_HOST("\x81\xc4\x03hos\xa1x"));
+    ck_assert(!HAS_HOST("\x81\xa8hostname\xa1x"));
+    ck_assert(!HAS_HOST("\x81\xa1x\xa4host"));          /* a value, not a key */
+}
+END_TEST
+
 static void put_be32(char *p, size_t v)
 {
     p[0] = (char)(v >> 24);
@@ -291,6 +310,7 @@ static Suite *raw_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, records_are_the_frames_bytes);
     tcase_add_test(tc, times_out_of_range_clamped_in_every_mode);
+    tcase_add_test(tc, map_has_key_str_or_bin);
     tcase_add_test(tc, small_parts_are_capped);
     tcase_add_test(tc, nil_entries_are_walked_not_unpacked);
     tcase_add_test(tc, frame_head_checked_first);
