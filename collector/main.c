@@ -237,7 +237,6 @@ static int open_store(struct collector *col, char *err, size_t errlen)
     }
     struct lh_store_opts o = {
         .dir = dir,
-        .dedup_window_ns = sc->dedup_window_ms * NS_PER_MS,
         .max_age_ns = sc->retention.max_age_ms * NS_PER_MS,
         .max_size = sc->retention.max_size,
         .metrics = col->metrics,

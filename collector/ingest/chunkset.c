@@ -1,4 +1,4 @@
-#include "collector/store/chunkset.h"
+#include "collector/ingest/chunkset.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* The set of recently stored chunk ids, for Forward dedup: a hash table
+/* The set of recently committed chunk ids, dedup's memory: a hash table
  * whose entries are also queued in arrival order, so expiring the old ones
  * costs nothing per lookup. The set owns copies of the ids. */
 #ifndef LH_CHUNKSET_H

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "collector/store/chunkset.h"
+#include "collector/ingest/chunkset.h"
 #include "common/base/err.h"
 #include "common/base/log.h"
 #include "common/base/util.h"

@@ -13,7 +13,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "collector/store/chunkset.h"
 #include "collector/store/segread.h"
 #include "collector/store/store_impl.h"
 #include "common/base/err.h"
@@ -47,7 +46,6 @@ struct segstore {
     struct segment *segs;    /* ascending id; the last one takes appends */
     size_t nsegs, capsegs;
     int fd;                  /* the last segment, opened for appending; -1 until needed */
-    struct lh_chunkset *chunks;
     struct segsnap *snaps;   /* live snapshots */
     uint8_t *rbuf;           /* scan buffer, grown to the largest record */
     size_t rcap;
@@ -155,10 +153,6 @@ static void note_batch(struct segstore *s, struct segment *seg, const struct lh_
     s->st.batches++;
     if (b->recv_ns > seg->newest_recv_ns)
         seg->newest_recv_ns = b->recv_ns;
-    if (b->chunk && b->chunk_len <= LH_STORE_MAX_CHUNK_ID &&
-        b->recv_ns >= lh_now_ns() - s->o.dedup_window_ns &&
-        lh_chunkset_add(s->chunks, b->chunk, b->chunk_len, b->recv_ns) != LH_OK)
-        LH_WARN(STORE_LOG, "out of memory rebuilding the dedup set: retries may be stored twice");
 }
 
 /* Damage is counted once, by the first walk that reads past it (the load,
@@ -332,7 +326,7 @@ static int seg_open(const struct lh_store_opts *o, struct lh_store **out, char *
 {
     struct segstore *s = calloc(1, sizeof *s);
     int rc = LH_ENOMEM;
-    if (!s || !(s->dir = strdup(o->dir)) || !(s->chunks = lh_chunkset_new()) ||
+    if (!s || !(s->dir = strdup(o->dir)) ||
         register_metrics(s, o->metrics) != LH_OK) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -353,9 +347,8 @@ static int seg_open(const struct lh_store_opts *o, struct lh_store **out, char *
         rc = load_all(s, err, errlen);
     if (rc != LH_OK)
         goto fail;
-    LH_INFO(STORE_LOG, "store %s: %zu segments, %" PRIu64 " batches, %zu chunk ids for dedup%s",
-            s->dir, s->nsegs, s->st.batches, lh_chunkset_count(s->chunks),
-            s->st.torn ? " (a torn tail was truncated)" : "");
+    LH_INFO(STORE_LOG, "store %s: %zu segments, %" PRIu64 " batches%s", s->dir, s->nsegs,
+            s->st.batches, s->st.torn ? " (a torn tail was truncated)" : "");
     *out = &s->base;
     return LH_OK;
 fail:
@@ -370,7 +363,6 @@ static void seg_close(struct lh_store *base)
         return;
     if (s->fd >= 0)
         close(s->fd);
-    lh_chunkset_free(s->chunks);
     free(s->segs);
     free(s->rbuf);
     free(s->dir);
@@ -505,19 +497,9 @@ static int seg_append(struct lh_store *base, const struct lh_store_batch *b,
         if (b->recv_ns > seg->newest_recv_ns)
             seg->newest_recv_ns = b->recv_ns;
         s->st.batches++;
-        lh_chunkset_expire(s->chunks, b->recv_ns - s->o.dedup_window_ns);
-        if (b->chunk && lh_chunkset_add(s->chunks, b->chunk, b->chunk_len, b->recv_ns) != LH_OK)
-            LH_WARN(STORE_LOG, "out of memory adding a chunk id: a retry of it may be stored "
-                               "twice");
     }
     done(ud, rc);
     return LH_OK;
-}
-
-bool lh_store_has_chunk(struct lh_store *base, const char *chunk, size_t len, int64_t now_ns)
-{
-    struct segstore *s = (struct segstore *)base;
-    return lh_chunkset_has(s->chunks, chunk, len, now_ns - s->o.dedup_window_ns);
 }
 
 /* ---- snapshots and scans ------------------------------------------------ */
@@ -706,7 +688,6 @@ static void seg_stats(const struct lh_store *base, struct lh_store_stats *st)
     *st = s->st;
     st->segments = s->nsegs;
     st->bytes = (uint64_t)total_size(s);
-    st->chunks = lh_chunkset_count(s->chunks);
 }
 
 const struct lh_store_ops lh_store_segments = {

@@ -80,7 +80,6 @@ struct lh_store_snap {
 struct lh_store_opts {
     const struct lh_store_ops *impl;  /* NULL: lh_store_segments */
     const char *dir;            /* created when missing */
-    int64_t dedup_window_ns;    /* chunk ids remembered this long after receipt */
     int64_t max_age_ns;         /* retention: 0 = no age limit */
     int64_t max_size;           /* retention: total bytes, 0 = no size limit */
     /* The unit retention drops (a segment for the reference store); 0 = the
@@ -101,7 +100,6 @@ struct lh_store_stats {
     uint64_t undecodable;       /* checksum-valid records that are no batch, skipped */
     uint64_t unreadable_events; /* events of valid batches that cannot be decoded */
     uint64_t dropped_segments;  /* removed by retention since open */
-    uint64_t chunks;            /* chunk ids in the dedup set */
 };
 
 /* One batch to append: events holds n_events concatenated msgpack arrays
@@ -252,10 +250,5 @@ int lh_store_tail(struct lh_store *s, const struct lh_store_pos *from, lh_store_
 /* ---- the reference implementation -------------------------------------- */
 
 extern const struct lh_store_ops lh_store_segments;
-
-/* True when chunk was stored within the dedup window (then the batch must
- * be acked again, not stored twice). Reference store only: dedup moves to
- * ingest. */
-bool lh_store_has_chunk(struct lh_store *s, const char *chunk, size_t len, int64_t now_ns);
 
 #endif

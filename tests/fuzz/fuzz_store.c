@@ -114,7 +114,7 @@ static int on_event(void *ud, const struct lh_store_event *ev)
 
 static struct lh_store *open_store(const char *dir)
 {
-    struct lh_store_opts o = {.dir = dir, .dedup_window_ns = INT64_MAX / 4};
+    struct lh_store_opts o = {.dir = dir};
     struct lh_store *s;
     char err[512];
     if (lh_store_open(&o, &s, err, sizeof err) != 0)

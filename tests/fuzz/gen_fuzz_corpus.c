@@ -98,7 +98,7 @@ static void append(struct lh_store *s, const char *chunk, int n, int depth)
 
 static struct lh_store *store_open(const char *dir, int64_t segment_size)
 {
-    struct lh_store_opts o = {.dir = dir, .dedup_window_ns = SEC, .segment_size = segment_size};
+    struct lh_store_opts o = {.dir = dir, .segment_size = segment_size};
     struct lh_store *s;
     char err[512];
     if (lh_store_open(&o, &s, err, sizeof err) != 0)

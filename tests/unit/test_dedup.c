@@ -42,7 +42,7 @@ static void teardown(void)
 
 static struct lh_store *open_store(void)
 {
-    const struct lh_store_opts o = {.dir = storedir, .dedup_window_ns = HOUR};
+    const struct lh_store_opts o = {.dir = storedir};
     struct lh_store *s = NULL;
     char err[512] = "";
     int rc = lh_store_open(&o, &s, err, sizeof err);
@@ -197,6 +197,42 @@ START_TEST(window_expires)
 }
 END_TEST
 
+/* The window across a reopen, the store on: an id received before it is
+ * not loaded again even though the store keeps its batch, and one within
+ * it is forgotten once the window has passed. */
+START_TEST(window_survives_reopen)
+{
+    struct lh_store *s = open_store();
+    struct lh_dedup *d = open_dedup(s, 60 * SEC);
+    int64_t now = lh_now_ns();
+    ck_assert(!lh_dedup_has(d, "fresh", 5, now));
+    msgpack_sbuffer sb;
+    one_event(&sb);
+    const char *ids[2] = {"fresh", "stale"};
+    int64_t recv[2] = {now, now - 120 * SEC};
+    for (int i = 0; i < 2; i++) {
+        struct lh_store_pos from;
+        ck_assert_int_eq(lh_store_tail(s, NULL, NULL, NULL, &from), 0);
+        ck_assert_int_eq(lh_test_store_append(s, ids[i], 5, recv[i], sb.data, sb.size, 1), 0);
+        ck_assert_int_eq(lh_dedup_add(d, ids[i], 5, recv[i], &from), 0);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert(lh_dedup_has(d, "fresh", 5, now));
+    ck_assert(!lh_dedup_has(d, "fres", 4, now));
+    lh_dedup_close(d);
+    lh_store_close(s);
+
+    s = open_store();
+    d = open_dedup(s, 60 * SEC);
+    ck_assert_uint_eq(lh_dedup_count(d), 1);
+    ck_assert(lh_dedup_has(d, "fresh", 5, now));
+    ck_assert(!lh_dedup_has(d, "stale", 5, now));
+    ck_assert(!lh_dedup_has(d, "fresh", 5, now + 61 * SEC));
+    lh_dedup_close(d);
+    lh_store_close(s);
+}
+END_TEST
+
 /* With the store off the index alone remembers, across a restart. */
 START_TEST(store_off_persists)
 {
@@ -298,6 +334,7 @@ static Suite *suite(void)
     tcase_add_test(tc, index_ahead_of_store_is_rebuilt);
     tcase_add_test(tc, torn_index_is_cut_and_caught_up);
     tcase_add_test(tc, window_expires);
+    tcase_add_test(tc, window_survives_reopen);
     tcase_add_test(tc, store_off_persists);
     tcase_add_test(tc, newer_version_refused_untouched);
     tcase_add_test(tc, restart_reads_only_the_tail);

@@ -1,6 +1,7 @@
 /* The collector's append-only store: durability across reopen, torn and
  * corrupt tails, damage in the middle and undecodable events (skipped,
- * counted, never truncated), the dedup set, segment rolling and retention. */
+ * counted, never truncated), which chunk ids the store's tail holds,
+ * segment rolling and retention. */
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,10 +38,9 @@ static void teardown(void)
     lh_test_rmrf(tmpdir);
 }
 
-static struct lh_store *open_store(int64_t segment_size, int64_t max_size, int64_t max_age_ns,
-                                   int64_t window_ns)
+static struct lh_store *open_store(int64_t segment_size, int64_t max_size, int64_t max_age_ns)
 {
-    struct lh_store_opts o = {.dir = storedir, .dedup_window_ns = window_ns,
+    struct lh_store_opts o = {.dir = storedir,
                               .max_age_ns = max_age_ns, .max_size = max_size,
                               .segment_size = segment_size};
     struct lh_store *s = NULL;
@@ -52,7 +52,34 @@ static struct lh_store *open_store(int64_t segment_size, int64_t max_size, int64
 
 static struct lh_store *open_default(void)
 {
-    return open_store(0, 0, 0, 3600 * SEC);
+    return open_store(0, 0, 0);
+}
+
+/* The chunk ids the store's tail lists from its beginning. */
+struct tail_ids {
+    char ids[8][32];
+    int64_t recv[8];
+    int n;
+};
+
+static int tail_id(void *ud, const char *chunk, size_t len, int64_t recv_ns)
+{
+    struct tail_ids *t = ud;
+    ck_assert_int_lt(t->n, 8);
+    snprintf(t->ids[t->n], sizeof t->ids[0], "%.*s", chunk ? (int)len : 0, chunk ? chunk : "");
+    t->recv[t->n++] = recv_ns;
+    return 0;
+}
+
+static bool stored(struct lh_store *s, const char *chunk)
+{
+    struct tail_ids t = {0};
+    struct lh_store_pos start = {0, 0}, end;
+    ck_assert_int_eq(lh_store_tail(s, &start, tail_id, &t, &end), 0);
+    for (int i = 0; i < t.n; i++)
+        if (strcmp(t.ids[i], chunk) == 0)
+            return true;
+    return false;
 }
 
 /* Batch b holds n events tagged "t.b<b>" with messages "b<b> e<i>" at
@@ -206,8 +233,8 @@ static void torn_case(bool flip_byte)
     scan_all(s, &seen);
     ck_assert_uint_eq(seen.n, 4);
     ck_assert_str_eq(seen.msgs[3], "b1 e1");
-    ck_assert(lh_store_has_chunk(s, "b", 1, now));
-    ck_assert(!lh_store_has_chunk(s, "c", 1, now));
+    ck_assert(stored(s, "b"));
+    ck_assert(!stored(s, "c"));
     /* The store takes appends after the cut and keeps them. */
     append_batch(s, 3, 1, SEC, "d", now);
     lh_store_close(s);
@@ -281,7 +308,7 @@ static void append_deep_batch(struct lh_store *s, int depth)
 
 static struct lh_store *open_with_metrics(struct lh_metrics *m)
 {
-    struct lh_store_opts o = {.dir = storedir, .dedup_window_ns = 3600 * SEC, .metrics = m};
+    struct lh_store_opts o = {.dir = storedir, .metrics = m};
     struct lh_store *s = NULL;
     char err[512] = "";
     int rc = lh_store_open(&o, &s, err, sizeof err);
@@ -336,7 +363,7 @@ static void deep_case(int depth, int unreadable)
     ck_assert_uint_eq(st.batches, 3);
     ck_assert_uint_eq(st.unreadable_events, (uint64_t)unreadable);
     ck_assert_int_eq(file_size(path), size);
-    ck_assert(lh_store_has_chunk(s, "b", 1, lh_now_ns()));
+    ck_assert(stored(s, "b"));
     ck_assert_int_eq(metric(m, "loghaul_collector_store_unreadable_events_total", NULL),
                      unreadable);
     ck_assert_int_eq(metric(m, "loghaul_collector_store_damaged_records_total",
@@ -422,8 +449,8 @@ static void middle_case(int64_t off, const void *bytes, size_t n)
     ck_assert_uint_eq(st.corrupt, 1);
     ck_assert_uint_eq(st.batches, 2);
     ck_assert_int_eq(file_size(path), size);
-    ck_assert(lh_store_has_chunk(s, "c", 1, lh_now_ns()));
-    ck_assert(!lh_store_has_chunk(s, "b", 1, lh_now_ns()));
+    ck_assert(stored(s, "c"));
+    ck_assert(!stored(s, "b"));
     struct seen seen;
     scan_all(s, &seen);
     ck_assert_uint_eq(seen.n, 4);
@@ -551,7 +578,7 @@ END_TEST
 
 START_TEST(damage_in_an_older_segment_hides_nothing_after_it)
 {
-    struct lh_store *s = open_store(1024, 0, 0, 3600 * SEC);
+    struct lh_store *s = open_store(1024, 0, 0);
     for (int b = 0; b < 10; b++)
         append_batch(s, b, 8, SEC, NULL, lh_now_ns());
     lh_store_close(s);
@@ -561,7 +588,7 @@ START_TEST(damage_in_an_older_segment_hides_nothing_after_it)
     int fd = open(first, O_RDWR);
     ck_assert_int_eq(pwrite(fd, "\xff\xff\xff\xff", 4, 0), 4);
     close(fd);
-    s = open_store(1024, 0, 0, 3600 * SEC);
+    s = open_store(1024, 0, 0);
     struct seen seen;
     scan_all(s, &seen);
     /* Only the first batch is lost; the first segment's others are read. */
@@ -576,25 +603,37 @@ START_TEST(damage_in_an_older_segment_hides_nothing_after_it)
 }
 END_TEST
 
-START_TEST(dedup_set_survives_reopen)
+/* The tail hands out the chunk ids of what the store holds, across a
+ * reopen, and from a position on only what was appended from there. */
+START_TEST(tail_lists_stored_chunks)
 {
     int64_t now = lh_now_ns();
-    struct lh_store *s = open_store(0, 0, 0, 60 * SEC);
-    ck_assert(!lh_store_has_chunk(s, "fresh", 5, now));
+    struct lh_store *s = open_store(0, 0, 0);
+    ck_assert(!stored(s, "fresh"));
+    struct lh_store_pos mid;
     append_batch(s, 0, 1, SEC, "fresh", now);
-    append_batch(s, 1, 1, SEC, "stale", now - 120 * SEC);
-    ck_assert(lh_store_has_chunk(s, "fresh", 5, now));
-    ck_assert(!lh_store_has_chunk(s, "fres", 4, now));
+    ck_assert_int_eq(lh_store_tail(s, NULL, NULL, NULL, &mid), 0);
+    append_batch(s, 1, 1, SEC, "older", now - 120 * SEC);
+    append_batch(s, 2, 1, SEC, NULL, now);
+    ck_assert(stored(s, "fresh") && stored(s, "older"));
+    ck_assert(!stored(s, "fres"));
     lh_store_close(s);
 
-    s = open_store(0, 0, 0, 60 * SEC);
-    struct lh_store_stats st;
-    lh_store_stats(s, &st);
-    ck_assert_uint_eq(st.chunks, 1);
-    ck_assert(lh_store_has_chunk(s, "fresh", 5, now));
-    ck_assert(!lh_store_has_chunk(s, "stale", 5, now));
-    /* Past the window the id is forgotten. */
-    ck_assert(!lh_store_has_chunk(s, "fresh", 5, now + 61 * SEC));
+    s = open_store(0, 0, 0);
+    ck_assert(stored(s, "fresh") && stored(s, "older"));
+    struct tail_ids t = {0};
+    struct lh_store_pos end;
+    ck_assert_int_eq(lh_store_tail(s, &mid, tail_id, &t, &end), 0);
+    ck_assert_int_eq(t.n, 2);
+    ck_assert_str_eq(t.ids[0], "older");
+    ck_assert_str_eq(t.ids[1], "");
+    ck_assert(t.recv[0] == now - 120 * SEC);
+    /* nothing past the end; a position beyond it is refused */
+    t.n = 0;
+    ck_assert_int_eq(lh_store_tail(s, &end, tail_id, &t, &end), 0);
+    ck_assert_int_eq(t.n, 0);
+    struct lh_store_pos past = {end.segment, end.offset + 1};
+    ck_assert_int_eq(lh_store_tail(s, &past, tail_id, &t, &end), LH_ENOENT);
     lh_store_close(s);
 }
 END_TEST
@@ -602,7 +641,7 @@ END_TEST
 START_TEST(segments_roll)
 {
     int64_t now = lh_now_ns();
-    struct lh_store *s = open_store(1024, 0, 0, 3600 * SEC);
+    struct lh_store *s = open_store(1024, 0, 0);
     for (int b = 0; b < 10; b++)
         append_batch(s, b, 8, SEC, NULL, now);
     struct lh_store_stats st;
@@ -611,7 +650,7 @@ START_TEST(segments_roll)
     ck_assert_int_eq(count_segments(), (int)st.segments);
     lh_store_close(s);
 
-    s = open_store(1024, 0, 0, 3600 * SEC);
+    s = open_store(1024, 0, 0);
     struct seen seen;
     scan_all(s, &seen);
     ck_assert_uint_eq(seen.n, 80);
@@ -624,7 +663,7 @@ END_TEST
 START_TEST(retention_drops_oldest_by_size)
 {
     int64_t now = lh_now_ns();
-    struct lh_store *s = open_store(1024, 3000, 0, 3600 * SEC);
+    struct lh_store *s = open_store(1024, 3000, 0);
     for (int b = 0; b < 10; b++)
         append_batch(s, b, 8, SEC, NULL, now);
     struct lh_store_stats before, after;
@@ -648,7 +687,7 @@ END_TEST
 START_TEST(retention_drops_old_segments_by_age)
 {
     int64_t now = lh_now_ns();
-    struct lh_store *s = open_store(1024, 0, 3600 * SEC, 3600 * SEC);
+    struct lh_store *s = open_store(1024, 0, 3600 * SEC);
     for (int b = 0; b < 4; b++)
         append_batch(s, b, 8, SEC, NULL, now - 7200 * SEC);
     for (int b = 4; b < 8; b++)
@@ -685,7 +724,7 @@ int main(void)
     tcase_add_test(tc, scan_stops_when_asked);
     tcase_add_test(tc, torn_tail_is_truncated);
     tcase_add_test(tc, corrupt_tail_is_truncated);
-    tcase_add_test(tc, dedup_set_survives_reopen);
+    tcase_add_test(tc, tail_lists_stored_chunks);
     tcase_add_test(tc, segments_roll);
     tcase_add_test(tc, retention_drops_oldest_by_size);
     tcase_add_test(tc, retention_drops_old_segments_by_age);

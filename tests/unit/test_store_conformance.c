@@ -77,7 +77,7 @@ static void teardown(void)
 static struct lh_store *open_impl(int i, int64_t max_age_ns, int64_t max_size)
 {
     struct lh_store_opts o = {.impl = impls[i].ops, .dir = storedir,
-                              .dedup_window_ns = 3600 * SEC, .max_age_ns = max_age_ns,
+                              .max_age_ns = max_age_ns,
                               .max_size = max_size, .segment_size = UNIT};
     struct lh_store *s = NULL;
     char err[512] = "";
@@ -247,6 +247,16 @@ static void assert_exactly(const struct got *g, int lo, int hi)
     }
 }
 
+/* A scan of everything now gives exactly events lo..hi-1. */
+static void assert_holds(struct lh_store *s, int lo, int hi)
+{
+    struct got *g = calloc(1, sizeof *g);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(scan_now(s, &all_req, g), 0);
+    assert_exactly(g, lo, hi);
+    free(g);
+}
+
 /* ---- append ------------------------------------------------------------- */
 
 START_TEST(append_completes_once_and_refuses_at_once)
@@ -260,9 +270,7 @@ START_TEST(append_completes_once_and_refuses_at_once)
     struct done d = {0};
     ck_assert_int_eq(lh_store_append(s, &b, on_done, &d), LH_EINVAL);
     ck_assert_int_eq(d.calls, 0);
-    struct got g = {0};
-    ck_assert_int_eq(scan_now(s, &all_req, &g), 0);
-    assert_exactly(&g, 0, 3);
+    assert_holds(s, 0, 3);
     lh_store_close(s);
 }
 END_TEST
@@ -273,14 +281,12 @@ START_TEST(scan_delivers_every_event_once_in_range)
 {
     struct lh_store *s = open_impl(_i, 0, 0);
     append_batches(s, 0, 20, lh_now_ns());
-    struct got g = {0};
-    ck_assert_int_eq(scan_now(s, &all_req, &g), 0);
-    assert_exactly(&g, 0, 200);
+    assert_holds(s, 0, 200);
 
     /* Inclusive bounds, on times that several events share. */
     const int64_t from = time_of(3), to = time_of(5);
     struct lh_store_scan_req r = {.from_ns = from, .to_ns = to};
-    memset(&g, 0, sizeof g);
+    struct got g = {0};
     ck_assert_int_eq(scan_now(s, &r, &g), 0);
     size_t want = 0;
     for (int k = 0; k < 200; k++)
@@ -403,9 +409,7 @@ START_TEST(snapshot_holds_still_while_appends_go_on)
         ck_assert_int_eq(scan_req(snap, &all_req, g), 0);
         assert_exactly(g, 0, 100);
     }
-    memset(g, 0, sizeof *g);
-    ck_assert_int_eq(scan_now(s, &all_req, g), 0);
-    assert_exactly(g, 0, 400);
+    assert_holds(s, 0, 400);
     lh_store_release(snap);
     free(g);
     lh_store_close(s);
@@ -489,16 +493,11 @@ START_TEST(reopen_keeps_everything)
     append_batches(s, 0, 25, lh_now_ns());
     lh_store_close(s);
     s = open_impl(_i, 0, 0);
-    struct got *g = calloc(1, sizeof *g);
-    ck_assert_int_eq(scan_now(s, &all_req, g), 0);
-    assert_exactly(g, 0, 250);
+    assert_holds(s, 0, 250);
     append_batches(s, 25, 1, lh_now_ns());
     lh_store_close(s);
     s = open_impl(_i, 0, 0);
-    memset(g, 0, sizeof *g);
-    ck_assert_int_eq(scan_now(s, &all_req, g), 0);
-    assert_exactly(g, 0, 260);
-    free(g);
+    assert_holds(s, 0, 260);
     lh_store_close(s);
 }
 END_TEST
@@ -510,15 +509,11 @@ START_TEST(torn_tail_loses_only_the_unfinished_append)
     lh_store_close(s);
     impls[_i].tear(storedir);
     s = open_impl(_i, 0, 0);
-    struct got g = {0};
-    ck_assert_int_eq(scan_now(s, &all_req, &g), 0);
-    assert_exactly(&g, 0, 50);
+    assert_holds(s, 0, 50);
     append_batches(s, 5, 1, lh_now_ns());
     lh_store_close(s);
     s = open_impl(_i, 0, 0);
-    memset(&g, 0, sizeof g);
-    ck_assert_int_eq(scan_now(s, &all_req, &g), 0);
-    assert_exactly(&g, 0, 60);
+    assert_holds(s, 0, 60);
     lh_store_close(s);
 }
 END_TEST
