@@ -5,9 +5,14 @@
 #include <string.h>
 
 #include "collector/outputs/output.h"
+#include "collector/store/store.h"
 #include "common/base/util.h"
 
 #define MiB (1024LL * 1024)
+/* A frame's records as stored are one store record: past the store's
+ * limit (less room for the batch head) a frame could never be acked and
+ * its sender would resend it forever. */
+#define LH_FWD_STORED_MAX (LH_STORE_MAX_RECORD - MiB)
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
@@ -44,11 +49,12 @@ static const struct lh_cfg_field forward_fields[] = {
      .help = "server hostname sent in PONG (default: collector.name)"},
     {.key = "max_frame", .type = LH_CFG_SIZE,
      .offset = offsetof(struct lh_forward_listen_cfg, max_frame), .defval = "64MiB",
-     .min = 16, .max = 1024 * MiB, .help = "largest Forward frame accepted"},
+     .min = 16, .max = LH_FWD_STORED_MAX, .help = "largest Forward frame accepted"},
     {.key = "max_decompressed", .type = LH_CFG_SIZE,
      .offset = offsetof(struct lh_forward_listen_cfg, max_decompressed), .defval = "64MiB",
-     .min = 16, .max = 4096 * MiB,
-     .help = "largest inflated gzip payload of one frame, and of its records as stored"},
+     .min = 16, .max = LH_FWD_STORED_MAX,
+     .help = "largest inflated gzip payload of one frame, and of its records as stored (at "
+             "most 1023MiB: the store's largest record is 1GiB)"},
     {.key = "handshake_timeout", .type = LH_CFG_DURATION,
      .offset = offsetof(struct lh_forward_listen_cfg, handshake_timeout_ms), .defval = "30s",
      .min = 100, .max = 3600 * 1000,

@@ -239,7 +239,8 @@ def check_config(binary, path):
 def check_config_refuses_values_wrong_on_their_face(run):
     """--check-config fails, at the value, on what could never start:
     ports out of range, a URL that is not http(s), an unknown strftime
-    conversion; and warns about a token file others can read."""
+    conversion, a max_decompressed past the store's record limit; and
+    warns about a token file others can read."""
     token = run.path("token")
     with open(token, "w") as f:
         f.write("s3cret\n")
@@ -255,6 +256,9 @@ def check_config_refuses_values_wrong_on_their_face(run):
         (lhtest.COLLECTOR, {"outputs": [{"type": "http", "match": "*",
                                          "url": "http://es:0/_bulk"}]},
          r"port 0 of 'http://es:0/_bulk' is out of range"),
+        # The store's largest record is 1 GiB: a frame staging more is never acked.
+        (lhtest.COLLECTOR, {"listen": {"forward": {"max_decompressed": "2GiB"}}},
+         r"max_decompressed: value 2GiB out of range \(16\.\.1023MiB\)"),
     ]
     agent = {"agent": {"data_dir": run.path("a"), "http": ""},
              "inputs": [{"type": "file", "tag": "t", "paths": [run.path("x.log")]}],
