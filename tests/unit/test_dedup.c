@@ -89,6 +89,15 @@ static void commit_batch(struct lh_store *s, struct lh_dedup *d, const char *chu
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* A restart: both closed, then opened again. */
+static void reopen(struct lh_store **s, struct lh_dedup **d, int64_t window_ns)
+{
+    lh_dedup_close(*d);
+    lh_store_close(*s);
+    *s = open_store();
+    *d = open_dedup(*s, window_ns);
+}
+
 static bool has(struct lh_dedup *d, const char *chunk)
 {
     return lh_dedup_has(d, chunk, strlen(chunk), lh_now_ns());
@@ -101,10 +110,7 @@ START_TEST(survives_restart)
     commit_batch(s, d, "a", 2);
     commit_batch(s, d, "b", 2);
     ck_assert(has(d, "a") && has(d, "b") && !has(d, "c"));
-    lh_dedup_close(d);
-    lh_store_close(s);
-    s = open_store();
-    d = open_dedup(s, HOUR);
+    reopen(&s, &d, HOUR);
     ck_assert(has(d, "a") && has(d, "b") && !has(d, "c"));
     ck_assert_uint_eq(lh_dedup_count(d), 2);
     lh_dedup_close(d);
@@ -122,10 +128,7 @@ START_TEST(crash_after_store_before_index)
     struct lh_dedup *d = open_dedup(s, HOUR);
     commit_batch(s, d, "a", 2);
     commit_batch(s, d, "b", 1);
-    lh_dedup_close(d);
-    lh_store_close(s);
-    s = open_store();
-    d = open_dedup(s, HOUR);
+    reopen(&s, &d, HOUR);
     ck_assert_msg(has(d, "b"), "stored before the crash, missing from the index");
     ck_assert(has(d, "a"));
     ck_assert_msg(!has(d, "never-stored"), "only what the store holds is known");
@@ -219,11 +222,8 @@ START_TEST(window_survives_reopen)
     msgpack_sbuffer_destroy(&sb);
     ck_assert(lh_dedup_has(d, "fresh", 5, now));
     ck_assert(!lh_dedup_has(d, "fres", 4, now));
-    lh_dedup_close(d);
-    lh_store_close(s);
 
-    s = open_store();
-    d = open_dedup(s, 60 * SEC);
+    reopen(&s, &d, 60 * SEC);
     ck_assert_uint_eq(lh_dedup_count(d), 1);
     ck_assert(lh_dedup_has(d, "fresh", 5, now));
     ck_assert(!lh_dedup_has(d, "stale", 5, now));
