@@ -15,7 +15,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
-#include <fnmatch.h>
 #include <jansson.h>
 #include <limits.h>
 #include <msgpack.h>
@@ -129,23 +128,24 @@ struct out_http {
     struct event *done_ev;
     int last_status;            /* of the request under way, read in done_ev */
     bool bulk_errors;
-    msgpack_sbuffer text;
     struct lh_coll_output_metrics m;
     struct lh_metric *sent;
 };
 
 /* ---- rendering ----------------------------------------------------------- */
 
-/* The batch's body in o->text: NDJSON, with an index action before each
- * record for es_bulk. */
-static int render(struct out_http *o, const struct lh_coll_batch *b)
+/* The batch's body: NDJSON, with an index action before each record for
+ * es_bulk. */
+static int http_render(void *ud, const struct lh_coll_batch *b, const char *id,
+                       msgpack_sbuffer *out)
 {
+    struct out_http *o = ud;
     if (o->cfg->format != FMT_ES_BULK)
-        return lh_coll_batch_ndjson(b, NULL, &o->text);
+        return lh_coll_batch_ndjson(b, NULL, out);
     json_t *a = json_pack("{s{ss}}", "index", "_index", o->cfg->index);
     char *action = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
-    int rc = action ? lh_coll_batch_ndjson(b, action, &o->text) : LH_ENOMEM;
+    int rc = action ? lh_coll_batch_ndjson(b, action, out) : LH_ENOMEM;
     free(action);
     return rc;
 }
@@ -271,30 +271,17 @@ static int http_deliver(void *ud, struct lh_coll_spool_item *it, char *payload, 
 
 static int http_write(void *state, const struct lh_coll_batch *b)
 {
-    struct out_http *o = state;
-    if (b->n_events == 0 || fnmatch(o->cfg->match, b->tag, 0) != 0)
-        return LH_OK;
-    int rc = render(o, b);
-    if (rc != 0) {
-        lh_metric_add(o->m.errors, 1);
-        return rc;
-    }
-    return lh_coll_spool_append(o->sp, b, NULL, o->text.data, o->text.size);
+    return lh_coll_spool_write(((struct out_http *)state)->sp, b);
 }
 
 static int open_spool(struct out_http *o, const struct lh_coll_output_ctx *ctx, size_t index,
                       char *err, size_t errlen)
 {
-    char dir[PATH_MAX], why[512] = "";
-    snprintf(dir, sizeof dir, "%s/outputs/http-%zu", ctx->data_dir, index);
-    struct lh_coll_spool_opts so = {.type = "http", .dir = dir, .max_size = o->cfg->max_size,
+    struct lh_coll_spool_opts so = {.type = "http", .max_size = o->cfg->max_size,
                                     .max_in_flight = 1, .backoff_min_ms = BACKOFF_MIN_MS,
-                                    .backoff_max_ms = BACKOFF_MAX_MS, .deliver = http_deliver,
-                                    .ud = o};
-    int rc = lh_coll_spool_open(o->base, ctx->metrics, &so, &o->sp, why, sizeof why);
-    if (rc != 0)
-        snprintf(err, errlen, "http output (line %d): spool: %s", o->cfg->item.line, why);
-    return rc;
+                                    .backoff_max_ms = BACKOFF_MAX_MS, .match = o->cfg->match,
+                                    .render = http_render, .deliver = http_deliver, .ud = o};
+    return lh_coll_spool_open(ctx, index, o->cfg->item.line, &so, &o->sp, err, errlen);
 }
 
 static int http_create(const struct lh_cfg_item *item, const struct lh_coll_output_ctx *ctx,
@@ -306,7 +293,6 @@ static int http_create(const struct lh_cfg_item *item, const struct lh_coll_outp
     *state = o;
     o->cfg = (const struct http_cfg *)item;
     o->base = ctx->base;
-    msgpack_sbuffer_init(&o->text);
     int rc = parse_url(o->cfg->url, &o->tls, o->host, sizeof o->host, &o->port, &o->path);
     if (rc == 0)
         rc = lh_coll_output_metrics(ctx->metrics, "http", &o->m);
@@ -346,7 +332,6 @@ static void http_destroy(void *state)
         event_free(o->done_ev);
     lh_coll_spool_close(o->sp);
     SSL_CTX_free(o->ssl_ctx);
-    msgpack_sbuffer_destroy(&o->text);
     free(o->path);
     free(o);
 }

@@ -10,7 +10,6 @@
  * report. A chunk with a failed report is produced again after a backoff:
  * delivery to Kafka is at least once. Delivery reports are served from a timer on the
  * loop (rd_kafka_poll with no wait). */
-#include <fnmatch.h>
 #include <librdkafka/rdkafka.h>
 #include <limits.h>
 #include <stdio.h>
@@ -87,8 +86,6 @@ struct out_kafka {
     struct kslot slots[IN_FLIGHT_CHUNKS];
     bool closing;               /* reports served by the final flush only count */
     struct event *poll;
-    msgpack_sbuffer text;
-    struct lh_coll_output_metrics m;
 };
 
 /* Every message of s has a report: the chunk is consumed, or produced
@@ -144,14 +141,16 @@ static void produce(struct out_kafka *o, struct kslot *s, const char *topic, cha
     }
 }
 
+static bool kafka_ready(void *ud)
+{
+    struct out_kafka *o = ud;
+    return !o->closing && free_slot(o);
+}
+
 static int kafka_deliver(void *ud, struct lh_coll_spool_item *it, char *data, size_t len)
 {
     struct out_kafka *o = ud;
-    struct kslot *s = free_slot(o);
-    if (o->closing || !s) {
-        free(data);
-        return LH_AGAIN;
-    }
+    struct kslot *s = free_slot(o); /* kafka_ready said there is one */
     char *nl = memchr(data, '\n', len);
     if (!nl) {
         free(data);
@@ -176,9 +175,11 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The spool payload: topic line, then the batch as NDJSON. */
-static int render(struct out_kafka *o, const struct lh_coll_batch *b)
+static int kafka_render(void *ud, const struct lh_coll_batch *b, const char *id,
+                        msgpack_sbuffer *out)
 {
-    int rc = lh_coll_batch_ndjson(b, NULL, &o->text);
+    struct out_kafka *o = ud;
+    int rc = lh_coll_batch_ndjson(b, NULL, out);
     const char *t = strstr(o->cfg->topic, "${tag}");
     char topic[512];
     int n = t ? snprintf(topic, sizeof topic, "%.*s%s%s", (int)(t - o->cfg->topic),
@@ -188,26 +189,18 @@ static int render(struct out_kafka *o, const struct lh_coll_batch *b)
         rc = LH_EINVAL;
     if (rc != 0)
         return rc;
-    size_t body = o->text.size;
-    if (msgpack_sbuffer_write(&o->text, topic, (size_t)n + 1) != 0)
+    size_t body = out->size;
+    if (msgpack_sbuffer_write(out, topic, (size_t)n + 1) != 0)
         return LH_ENOMEM;
-    memmove(o->text.data + n + 1, o->text.data, body);
-    memcpy(o->text.data, topic, (size_t)n);
-    o->text.data[n] = '\n';
+    memmove(out->data + n + 1, out->data, body);
+    memcpy(out->data, topic, (size_t)n);
+    out->data[n] = '\n';
     return LH_OK;
 }
 
 static int kafka_write(void *state, const struct lh_coll_batch *b)
 {
-    struct out_kafka *o = state;
-    if (b->n_events == 0 || fnmatch(o->cfg->match, b->tag, 0) != 0)
-        return LH_OK;
-    int rc = render(o, b);
-    if (rc != 0) {
-        lh_metric_add(o->m.errors, 1);
-        return rc;
-    }
-    return lh_coll_spool_append(o->sp, b, NULL, o->text.data, o->text.size);
+    return lh_coll_spool_write(((struct out_kafka *)state)->sp, b);
 }
 
 static rd_kafka_t *new_producer(const struct kafka_cfg *cfg, void *opaque, char *err,
@@ -238,16 +231,12 @@ static rd_kafka_t *new_producer(const struct kafka_cfg *cfg, void *opaque, char 
 static int open_spool(struct out_kafka *o, const struct lh_coll_output_ctx *ctx, size_t index,
                       char *err, size_t errlen)
 {
-    char dir[PATH_MAX], why[512] = "";
-    snprintf(dir, sizeof dir, "%s/outputs/kafka-%zu", ctx->data_dir, index);
-    struct lh_coll_spool_opts so = {.type = "kafka", .dir = dir, .max_size = o->cfg->max_size,
+    struct lh_coll_spool_opts so = {.type = "kafka", .max_size = o->cfg->max_size,
                                     .max_in_flight = IN_FLIGHT_CHUNKS,
                                     .backoff_min_ms = BACKOFF_MS, .backoff_max_ms = BACKOFF_MS,
-                                    .deliver = kafka_deliver, .ud = o};
-    int rc = lh_coll_spool_open(ctx->base, ctx->metrics, &so, &o->sp, why, sizeof why);
-    if (rc != 0)
-        snprintf(err, errlen, "kafka output (line %d): spool: %s", o->cfg->item.line, why);
-    return rc;
+                                    .match = o->cfg->match, .render = kafka_render,
+                                    .deliver = kafka_deliver, .ready = kafka_ready, .ud = o};
+    return lh_coll_spool_open(ctx, index, o->cfg->item.line, &so, &o->sp, err, errlen);
 }
 
 static int kafka_create(const struct lh_cfg_item *item, const struct lh_coll_output_ctx *ctx,
@@ -258,11 +247,9 @@ static int kafka_create(const struct lh_cfg_item *item, const struct lh_coll_out
         return LH_ENOMEM;
     *state = o;
     o->cfg = (const struct kafka_cfg *)item;
-    msgpack_sbuffer_init(&o->text);
-    int rc = lh_coll_output_metrics(ctx->metrics, "kafka", &o->m);
     o->poll = event_new(ctx->base, -1, EV_PERSIST, on_poll, o);
     static const struct timeval every = {0, 50 * 1000};
-    if (rc != 0 || !o->poll || event_add(o->poll, &every) != 0) {
+    if (!o->poll || event_add(o->poll, &every) != 0) {
         snprintf(err, errlen, "kafka output: out of memory");
         return LH_ENOMEM;
     }
@@ -271,7 +258,8 @@ static int kafka_create(const struct lh_cfg_item *item, const struct lh_coll_out
         snprintf(err, errlen, "kafka output (line %d): %s", item->line, why);
         return LH_ECONFIG;
     }
-    if ((rc = open_spool(o, ctx, index, err, errlen)) != 0)
+    int rc = open_spool(o, ctx, index, err, errlen);
+    if (rc != 0)
         return rc;
     lh_coll_spool_kick(o->sp);
     return LH_OK;
@@ -291,7 +279,6 @@ static void kafka_destroy(void *state)
     if (o->poll)
         event_free(o->poll);
     lh_coll_spool_close(o->sp);
-    msgpack_sbuffer_destroy(&o->text);
     free(o);
 }
 

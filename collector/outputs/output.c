@@ -5,10 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/chunkq/chunkq.h"
 #include "common/base/err.h"
-#include "common/codec/forward.h"
-#include "common/base/log.h"
 #include "common/codec/record.h"
 
 static const struct lh_coll_output_ops *const all_ops[] = {
@@ -66,23 +63,6 @@ int lh_coll_batch_ndjson(const struct lh_coll_batch *b, const char *before, msgp
     }
     msgpack_unpacked_destroy(&ev);
     return rc;
-}
-
-int lh_coll_spool(struct lh_chunkq *q, const char *dir, const struct lh_coll_batch *b,
-                  const char *id, const void *payload, size_t len, struct lh_chunk **out)
-{
-    char fresh[LH_CHUNK_ID_LEN + 1];
-    if (lh_chunkq_full(q, len)) {
-        LH_WARN("output", "spool %s is full (max_size): a batch is refused, its sender will "
-                          "retry", dir);
-        return LH_ETOOBIG;
-    }
-    int rc = id ? LH_OK : lh_fwd_chunk_id(fresh);
-    struct lh_chunk_meta m = {.id = id ? id : fresh, .tag = b->tag, .tag_len = strlen(b->tag),
-                              .n_records = (uint32_t)b->n_events};
-    if (rc == 0)
-        rc = lh_chunkq_append(q, &m, payload, len, NULL, NULL, out);
-    return rc == 0 ? lh_chunkq_sync(q) : rc;
 }
 
 int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,

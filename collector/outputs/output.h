@@ -71,15 +71,6 @@ int lh_coll_output_metrics(struct lh_metrics *metrics, const char *type,
  * 0, LH_ENOMEM or LH_EPROTO. */
 int lh_coll_batch_ndjson(const struct lh_coll_batch *b, const char *before, msgpack_sbuffer *out);
 
-/* Appends payload (a rendered batch) to an output's spool q (kept under
- * dir) with chunk id id (NULL: a fresh one) and fsyncs it: once it returns
- * 0 the batch may be acked upstream. LH_ETOOBIG when the spool is full
- * (logged), or the queue's error. */
-struct lh_chunkq;
-struct lh_chunk;
-int lh_coll_spool(struct lh_chunkq *q, const char *dir, const struct lh_coll_batch *b,
-                  const char *id, const void *payload, size_t len, struct lh_chunk **out);
-
 struct lh_coll_outputs;
 
 /* Builds every output of list (items borrowed for the outputs' life). 0

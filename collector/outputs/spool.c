@@ -1,5 +1,6 @@
 #include "collector/outputs/spool.h"
 
+#include <fnmatch.h>
 #include <limits.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
@@ -32,6 +33,7 @@ struct lh_coll_spool {
     unsigned fails;              /* backoffs in a row, reset by an OK */
     bool pumping, again;         /* a kick or answer from inside deliver() */
     struct event *retry, *tick;
+    msgpack_sbuffer text;        /* the batch being spooled, rendered */
     struct lh_coll_output_metrics m;
     struct lh_metric *delivered, *retries, *dropped;
 };
@@ -155,7 +157,7 @@ static int deliver_one(struct lh_coll_spool *sp)
     struct item *it = sp->n_in_flight < sp->o.max_in_flight && !evtimer_pending(sp->retry, NULL)
                           ? first_waiting(sp)
                           : NULL;
-    if (!it)
+    if (!it || (sp->o.ready && !sp->o.ready(sp->o.ud)))
         return LH_AGAIN;
     char *payload = NULL;
     int rc = lh_chunkq_read(sp->q, it->pub.chunk, &payload);
@@ -235,23 +237,20 @@ size_t lh_coll_spool_in_flight(const struct lh_coll_spool *sp)
 
 /* ---- appending ----------------------------------------------------------- */
 
-static int append(struct lh_coll_spool *sp, const struct lh_coll_batch *b, const char *id,
-                  const void *payload, size_t len)
+static int append(struct lh_coll_spool *sp, const struct lh_coll_batch *b, const char *id)
 {
-    char fresh[LH_CHUNK_ID_LEN + 1];
-    if (lh_chunkq_full(sp->q, len)) {
+    if (lh_chunkq_full(sp->q, sp->text.size)) {
         LH_WARN(sp->log, "spool %s is full (max_size): a batch is refused, its sender will "
-                           "retry", sp->dir);
+                         "retry", sp->dir);
         return LH_ETOOBIG;
     }
-    int rc = id ? LH_OK : lh_fwd_chunk_id(fresh);
-    struct item *it = rc == 0 ? calloc(1, sizeof *it) : NULL;
-    if (rc == 0 && !it)
-        rc = LH_ENOMEM;
-    struct lh_chunk_meta m = {.id = id ? id : fresh, .tag = b->tag, .tag_len = strlen(b->tag),
+    struct item *it = calloc(1, sizeof *it);
+    if (!it)
+        return LH_ENOMEM;
+    struct lh_chunk_meta m = {.id = id, .tag = b->tag, .tag_len = strlen(b->tag),
                               .n_records = (uint32_t)b->n_events};
-    if (rc == 0)
-        rc = lh_chunkq_append(sp->q, &m, payload, len, NULL, NULL, &it->pub.chunk);
+    int rc = lh_chunkq_append(sp->q, &m, sp->text.data, sp->text.size, NULL, NULL,
+                              &it->pub.chunk);
     if (rc == 0 && (rc = lh_chunkq_sync(sp->q)) != 0)
         lh_chunkq_ack(sp->q, it->pub.chunk); /* not acked upstream: its sender resends it */
     if (rc != 0) {
@@ -262,10 +261,17 @@ static int append(struct lh_coll_spool *sp, const struct lh_coll_batch *b, const
     return LH_OK;
 }
 
-int lh_coll_spool_append(struct lh_coll_spool *sp, const struct lh_coll_batch *b,
-                         const char *id, const void *payload, size_t len)
+int lh_coll_spool_write(struct lh_coll_spool *sp, const struct lh_coll_batch *b)
 {
-    int rc = append(sp, b, id, payload, len);
+    if (b->n_events == 0 || fnmatch(sp->o.match, b->tag, 0) != 0)
+        return LH_OK;
+    char id[LH_CHUNK_ID_LEN + 1];
+    sp->text.size = 0;
+    int rc = lh_fwd_chunk_id(id);
+    if (rc == 0)
+        rc = sp->o.render(sp->o.ud, b, id, &sp->text);
+    if (rc == 0)
+        rc = append(sp, b, id);
     if (rc != 0) {
         lh_metric_add(sp->m.errors, 1);
         return rc;
@@ -316,34 +322,36 @@ static int metrics(struct lh_coll_spool *sp, struct lh_metrics *reg)
     return rc == 0 && sp->delivered && sp->retries && sp->dropped ? LH_OK : LH_ENOMEM;
 }
 
-int lh_coll_spool_open(struct event_base *base, struct lh_metrics *reg,
+int lh_coll_spool_open(const struct lh_coll_output_ctx *ctx, size_t index, int line,
                        const struct lh_coll_spool_opts *o, struct lh_coll_spool **out,
                        char *err, size_t errlen)
 {
+    char why[512] = "out of memory";
     struct lh_coll_spool *sp = calloc(1, sizeof *sp);
     if (!sp) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "%s output (line %d): out of memory", o->type, line);
         return LH_ENOMEM;
     }
     sp->o = *o;
+    msgpack_sbuffer_init(&sp->text);
     snprintf(sp->type, sizeof sp->type, "%s", o->type);
     snprintf(sp->log, sizeof sp->log, "out_%s", sp->type);
-    snprintf(sp->dir, sizeof sp->dir, "%s", o->dir);
+    snprintf(sp->dir, sizeof sp->dir, "%s/outputs/%s-%zu", ctx->data_dir, sp->type, index);
     sp->o.type = sp->type;
-    sp->o.dir = sp->dir;
-    sp->retry = evtimer_new(base, on_retry, sp);
-    sp->tick = event_new(base, -1, EV_PERSIST, on_tick, sp);
+    sp->retry = evtimer_new(ctx->base, on_retry, sp);
+    sp->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, sp);
     static const struct timeval every = {SYNC_EVERY_S, 0};
-    int rc = sp->retry && sp->tick && event_add(sp->tick, &every) == 0 ? metrics(sp, reg)
-                                                                       : LH_ENOMEM;
-    if (rc != 0) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
+    int rc = sp->retry && sp->tick && event_add(sp->tick, &every) == 0
+                 ? metrics(sp, ctx->metrics)
+                 : LH_ENOMEM;
     struct lh_chunkq_opts qo = {.dir = sp->dir, .max_size = o->max_size, .on_chunk = on_replay,
                                 .ud = sp};
-    if ((rc = lh_chunkq_open(&qo, &sp->q, err, errlen)) != 0)
+    if (rc == 0)
+        rc = lh_chunkq_open(&qo, &sp->q, why, sizeof why);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s output (line %d): spool: %s", sp->type, line, why);
         goto fail;
+    }
     if (sp->n)
         LH_INFO(sp->log, "spool %s: %zu batches to send from the last run", sp->dir, sp->n);
     *out = sp;
@@ -367,5 +375,6 @@ void lh_coll_spool_close(struct lh_coll_spool *sp)
         free(it);
     }
     lh_chunkq_close(sp->q);
+    msgpack_sbuffer_destroy(&sp->text);
     free(sp);
 }

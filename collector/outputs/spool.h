@@ -3,8 +3,8 @@
  * output's deliver() and consumed only when the output answers
  * LH_FLUSH_OK.
  *
- * An append fsyncs the batch before it returns, so the upstream ack may
- * promise it. At open, every unconsumed batch of the last run is queued
+ * A write renders the batch through the output's render() and fsyncs it
+ * before it returns, so the upstream ack may promise it. At open, every unconsumed batch of the last run is queued
  * again, oldest first. Batches go out in spool order, at most
  * max_in_flight awaiting an answer:
  *   LH_FLUSH_OK     delivered: consumed (loghaul_collector_output_delivered_total)
@@ -22,6 +22,8 @@
 #define LH_COLLECTOR_SPOOL_H
 
 #include <event2/event.h>
+#include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,22 +53,31 @@ typedef int (*lh_coll_deliver_fn)(void *ud, struct lh_coll_spool_item *it, char 
                                   size_t len);
 
 struct lh_coll_spool_opts {
-    const char *type;            /* the output's type: metric label and log name */
-    const char *dir;             /* the chunkq's, created when missing */
+    const char *type;            /* the output's type: metric label, log name, directory */
     int64_t max_size;            /* spool bound; past it appends are refused */
     size_t max_in_flight;        /* deliveries awaiting an answer, >= 1 */
     int64_t backoff_min_ms;      /* the first retry waits in [min/2, min] */
     int64_t backoff_max_ms;      /* ... doubling up to [max/2, max] */
+    const char *match;           /* fnmatch(3) glob on the tag, borrowed */
+    /* The batch as this output spools it, in out (emptied first); id is
+     * its fresh chunk id (LH_CHUNK_ID_LEN characters), for an output that
+     * sends it. 0, or an LH_E* code: the batch is refused. */
+    int (*render)(void *ud, const struct lh_coll_batch *b, const char *id, msgpack_sbuffer *out);
     lh_coll_deliver_fn deliver;
+    /* Whether deliver() would take a batch now (NULL: always), asked
+     * before a batch is read back from disk. An output not ready may start
+     * getting ready here (connecting) and kicks the spool once it is. */
+    bool (*ready)(void *ud);
     void *ud;
 };
 
 struct lh_coll_spool;
 
-/* Opens the spool and queues what the last run left, delivering nothing
- * yet (the output kicks once it is ready). 0 with *out, or an LH_E* code
- * with err set. */
-int lh_coll_spool_open(struct event_base *base, struct lh_metrics *metrics,
+/* Opens the spool of output number index of its type (the one at config
+ * line line), ctx->data_dir/outputs/TYPE-INDEX, and queues what the last
+ * run left, delivering nothing yet (the output kicks once it is ready). 0
+ * with *out, or an LH_E* code with err set. */
+int lh_coll_spool_open(const struct lh_coll_output_ctx *ctx, size_t index, int line,
                        const struct lh_coll_spool_opts *o, struct lh_coll_spool **out,
                        char *err, size_t errlen);
 /* Frees every item, in flight or not (the output dropped its references
@@ -74,12 +85,12 @@ int lh_coll_spool_open(struct event_base *base, struct lh_metrics *metrics,
  * NULL is fine. */
 void lh_coll_spool_close(struct lh_coll_spool *sp);
 
-/* Appends payload (the batch b rendered) with chunk id id (NULL: a fresh
- * one), fsyncs it and queues it for delivery; once it returns 0 the batch
- * may be acked upstream. LH_ETOOBIG when the spool is full (logged), or the
- * queue's error; each failure counts in output_errors_total. */
-int lh_coll_spool_append(struct lh_coll_spool *sp, const struct lh_coll_batch *b,
-                         const char *id, const void *payload, size_t len);
+/* Spools a batch: one with no events or a tag match does not take is
+ * skipped (0); else it is rendered, fsync'd and queued for delivery, and
+ * once this returns 0 it may be acked upstream. LH_ETOOBIG when the spool
+ * is full (logged), render's or the queue's error; each failure counts in
+ * output_errors_total (the upstream sender retries). */
+int lh_coll_spool_write(struct lh_coll_spool *sp, const struct lh_coll_batch *b);
 
 /* The output's answer for a batch it took (see lh_coll_deliver_fn). */
 void lh_coll_spool_answer(struct lh_coll_spool *sp, struct lh_coll_spool_item *it,

@@ -46,6 +46,9 @@ struct fake {
     char got[MAXN][16];           /* payloads taken */
     int64_t at_ms[MAXN];
     size_t n_got, n_calls;
+    char rendered_id[LH_CHUNK_ID_LEN + 1], delivered_id[LH_CHUNK_ID_LEN + 1];
+    bool not_ready;               /* what the ready hook says */
+    size_t n_ready_asked;
     struct lh_coll_spool_item *held[MAXN];
     char held_name[MAXN][16];
     size_t n_held;
@@ -65,6 +68,7 @@ static int fake_deliver(void *ud, struct lh_coll_spool_item *it, char *payload, 
         return LH_AGAIN;
     if (what == 'e')
         return LH_EIO;
+    snprintf(f->delivered_id, sizeof f->delivered_id, "%s", it->chunk->id);
     snprintf(f->got[f->n_got], sizeof f->got[0], "%s", name);
     f->at_ms[f->n_got++] = lh_mono_ms();
     if (what == 'h') {
@@ -76,6 +80,25 @@ static int fake_deliver(void *ud, struct lh_coll_spool_item *it, char *payload, 
                                     : what == 'r' ? LH_FLUSH_RETRY
                                                   : LH_FLUSH_FAIL);
     return LH_OK;
+}
+
+/* The batch's events are the payload; a tag "tbad" does not render. */
+static int fake_render(void *ud, const struct lh_coll_batch *b, const char *id,
+                       msgpack_sbuffer *out)
+{
+    struct fake *f = ud;
+    ck_assert_uint_eq(strlen(id), LH_CHUNK_ID_LEN);
+    snprintf(f->rendered_id, sizeof f->rendered_id, "%s", id);
+    if (strcmp(b->tag, "tbad") == 0)
+        return LH_EPROTO;
+    return msgpack_sbuffer_write(out, b->events, b->events_len) == 0 ? LH_OK : LH_ENOMEM;
+}
+
+static bool fake_ready(void *ud)
+{
+    struct fake *f = ud;
+    f->n_ready_asked++;
+    return !f->not_ready;
 }
 
 static void fake_init(struct fake *f)
@@ -95,13 +118,15 @@ static void fake_answers(struct fake *f, const char *pattern)
 static void fake_open(struct fake *f, const char *pattern, size_t window, int64_t min_ms,
                       int64_t max_ms, int64_t max_size)
 {
-    char dir[PATH_MAX + 8], err[256] = "";
-    snprintf(dir, sizeof dir, "%s/q", tmpdir);
+    char err[256] = "";
     fake_answers(f, pattern);
-    struct lh_coll_spool_opts o = {.type = "fake", .dir = dir, .max_size = max_size,
+    struct lh_coll_output_ctx ctx = {.base = f->base, .metrics = f->metrics, .data_dir = tmpdir};
+    struct lh_coll_spool_opts o = {.type = "fake", .max_size = max_size,
                                    .max_in_flight = window, .backoff_min_ms = min_ms,
-                                   .backoff_max_ms = max_ms, .deliver = fake_deliver, .ud = f};
-    ck_assert_msg(lh_coll_spool_open(f->base, f->metrics, &o, &f->sp, err, sizeof err) == 0,
+                                   .backoff_max_ms = max_ms, .match = "t*",
+                                   .render = fake_render, .deliver = fake_deliver,
+                                   .ready = fake_ready, .ud = f};
+    ck_assert_msg(lh_coll_spool_open(&ctx, 0, 1, &o, &f->sp, err, sizeof err) == 0,
                   "open: %s", err);
 }
 
@@ -133,11 +158,12 @@ static void fake_free(struct fake *f)
     event_base_free(f->base);
 }
 
-/* Appends payload name as a batch of n records. */
+/* Spools a batch of n records that renders as name. */
 static int put(struct fake *f, const char *name, size_t n)
 {
-    struct lh_coll_batch b = {.tag = "t", .n_events = n};
-    return lh_coll_spool_append(f->sp, &b, NULL, name, strlen(name));
+    struct lh_coll_batch b = {.tag = "t", .events = name, .events_len = strlen(name),
+                              .n_events = n};
+    return lh_coll_spool_write(f->sp, &b);
 }
 
 /* Appends p0 .. p(n-1), one record each. */
@@ -296,6 +322,44 @@ START_TEST(a_refused_handover_is_retried_and_not_ready_waits_for_a_kick)
 }
 END_TEST
 
+START_TEST(a_write_spools_only_matching_rendered_batches_under_their_id)
+{
+    struct fake f;
+    fake_start(&f, "h", 1, 10, 40, 1 << 20);
+    struct lh_coll_batch other = {.tag = "x", .events = "px", .events_len = 2, .n_events = 1};
+    struct lh_coll_batch empty = {.tag = "t", .events = "", .n_events = 0};
+    struct lh_coll_batch bad = {.tag = "tbad", .events = "pb", .events_len = 2, .n_events = 1};
+    ck_assert_int_eq(lh_coll_spool_write(f.sp, &other), 0);
+    ck_assert_int_eq(lh_coll_spool_write(f.sp, &empty), 0);
+    ck_assert_int_eq(lh_coll_spool_write(f.sp, &bad), LH_EPROTO);
+    ck_assert_uint_eq(lh_coll_spool_queued(f.sp), 0);
+    ck_assert_int_eq(metric(&f, "loghaul_collector_output_errors_total"), 1);
+    ck_assert_int_eq(metric(&f, "loghaul_collector_output_batches_total"), 0);
+    ck_assert_int_eq(put(&f, "p0", 1), 0);
+    static const char *const want[] = {"p0"};
+    expect_got(&f, want, 1);
+    ck_assert_str_eq(f.delivered_id, f.rendered_id); /* the frame's id is the chunk's */
+    fake_free(&f);
+}
+END_TEST
+
+START_TEST(nothing_is_read_or_handed_over_until_the_output_is_ready)
+{
+    struct fake f;
+    fake_start(&f, "", 2, 10, 40, 1 << 20);
+    f.not_ready = true;
+    put_seq(&f, 3);
+    ck_assert_uint_eq(f.n_calls, 0);
+    ck_assert_uint_eq(f.n_ready_asked, 3); /* each append asks */
+    f.not_ready = false;
+    ck_assert_uint_eq(f.n_calls, 0); /* until the kick */
+    lh_coll_spool_kick(f.sp);
+    static const char *const want[] = {"p0", "p1", "p2"};
+    expect_got(&f, want, 3);
+    fake_free(&f);
+}
+END_TEST
+
 START_TEST(requeue_hands_the_window_back_in_order)
 {
     struct fake f;
@@ -317,8 +381,8 @@ END_TEST
 /* Flips a byte of the first segment file where it holds needle. */
 static void damage(const char *needle)
 {
-    char dir[PATH_MAX + 8], path[2 * PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/q", tmpdir);
+    char dir[PATH_MAX + 32], path[2 * PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/outputs/fake-0", tmpdir);
     DIR *d = opendir(dir);
     struct dirent *e;
     ck_assert_ptr_nonnull(d);
@@ -362,9 +426,10 @@ START_TEST(a_full_spool_refuses_and_counts)
     fake_start(&f, "a", 1, 10, 40, 64 << 10);
     static char big[48 << 10];
     memset(big, 'x', sizeof big - 1);
-    struct lh_coll_batch b = {.tag = "t", .n_events = 1};
-    ck_assert_int_eq(lh_coll_spool_append(f.sp, &b, NULL, big, sizeof big), 0);
-    ck_assert_int_eq(lh_coll_spool_append(f.sp, &b, NULL, big, sizeof big), LH_ETOOBIG);
+    struct lh_coll_batch b = {.tag = "t", .events = big, .events_len = sizeof big,
+                              .n_events = 1};
+    ck_assert_int_eq(lh_coll_spool_write(f.sp, &b), 0);
+    ck_assert_int_eq(lh_coll_spool_write(f.sp, &b), LH_ETOOBIG);
     ck_assert_uint_eq(lh_coll_spool_queued(f.sp), 1);
     ck_assert_int_eq(metric(&f, "loghaul_collector_output_errors_total"), 1);
     ck_assert_int_eq(metric(&f, "loghaul_collector_output_batches_total"), 1);
@@ -384,6 +449,8 @@ static Suite *suite(void)
     tcase_add_test(t, backoff_doubles_to_its_bound_with_jitter);
     tcase_add_test(t, a_failing_delivery_waits_its_backoff);
     tcase_add_test(t, a_refused_handover_is_retried_and_not_ready_waits_for_a_kick);
+    tcase_add_test(t, a_write_spools_only_matching_rendered_batches_under_their_id);
+    tcase_add_test(t, nothing_is_read_or_handed_over_until_the_output_is_ready);
     tcase_add_test(t, requeue_hands_the_window_back_in_order);
     tcase_add_test(t, a_damaged_batch_is_dropped_and_counted);
     tcase_add_test(t, a_full_spool_refuses_and_counts);
