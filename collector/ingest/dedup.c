@@ -198,6 +198,8 @@ static int compact(struct lh_dedup *d)
 int lh_dedup_add(struct lh_dedup *d, const char *chunk, size_t len, int64_t recv_ns,
                  const struct lh_store_pos *from)
 {
+    if (chunk && len > LH_STORE_MAX_CHUNK_ID)
+        return LH_EINVAL;
     int rc = remember(d, chunk, len, recv_ns);
     if (pos_before(&d->pos, from))
         d->pos = *from;

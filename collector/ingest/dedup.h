@@ -82,7 +82,8 @@ bool lh_dedup_has(const struct lh_dedup *d, const char *chunk, size_t len, int64
  * now (the position where the oldest batch not yet recorded went; {0, 0}
  * with the store off). Call it only once the batch is durable. The set
  * takes the id in every case; a failed index write (logged, counted) only
- * makes the next open read more of the store's tail. 0 or LH_ENOMEM. */
+ * makes the next open read more of the store's tail. 0, LH_EINVAL (chunk
+ * longer than LH_STORE_MAX_CHUNK_ID) or LH_ENOMEM. */
 int lh_dedup_add(struct lh_dedup *d, const char *chunk, size_t len, int64_t recv_ns,
                  const struct lh_store_pos *from);
 
