@@ -22,6 +22,7 @@ daemon's survival and memory, judged by the caller.
 import argparse
 import json
 import os
+import resource
 import socket
 import ssl
 import sys
@@ -270,6 +271,27 @@ def fwd_idle_flood(ctx, n=200):
         close(s)
 
 
+def fwd_tiny_conns(ctx, n=1600, hold=4):
+    """Many connections that each send one byte of a frame and wait: they
+    must not take the memory budget from senders making progress."""
+    socks = []
+    for _ in range(n):
+        try:
+            s = tcp(ctx.fwd, 2)
+            s.sendall(b"\x16" if ctx.tls else b"\x93")
+            socks.append(s)
+        except OSError:
+            break
+    time.sleep(min(hold, max(0, ctx.left())))
+    for s in socks:
+        close(s)
+
+
+def fwd_big_records(ctx):
+    """A few 500 KB records, so slow_query has something costly to match."""
+    fwd_records(ctx, [{"message": "big " + ("zz%d " % i) * 100000} for i in range(8)])
+
+
 # ---------------------------------------------------------------- HTTP
 
 def http_send(addr, head, body_len=0, stop_after=10, chunk=1 * MiB):
@@ -355,6 +377,30 @@ def bad_queries(ctx):
     api(ctx, "/api/v1/search", q="x | stats count by level")
 
 
+def slow_query(ctx):
+    """A query whose every record costs thousands of word matches."""
+    q = "NOT (" + " OR ".join("zq%d" % i for i in range(3000)) + ")"
+    api(ctx, "/api/v1/search", q=q, limit=10)
+
+
+def tails_never_read(ctx, n=100, hold=5):
+    """Live tails whose clients never read: what they queue must be bounded
+    in total, not only per client."""
+    socks = []
+    for _ in range(n):
+        try:
+            s = tcp(ctx.http, 2)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"GET /api/v1/tail?q= HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        except OSError:
+            break
+    fwd_records(ctx, [{"message": "tail feed " + "y" * 200000} for _ in range(20)])
+    time.sleep(min(hold, max(0, ctx.left())))
+    for s in socks:
+        close(s)
+
+
 # ---------------------------------------------------------------- syslog
 
 def syslog_attacks(ctx):
@@ -378,6 +424,8 @@ ATTACKS = [
     ("fwd_preauth_big", fwd_preauth_big), ("fwd_half_frames", fwd_half_frames),
     ("fwd_too_big", fwd_too_big), ("fwd_deep", fwd_deep), ("fwd_bytes", fwd_bytes),
     ("fwd_gzip_bomb", fwd_gzip_bomb), ("fwd_idle_flood", fwd_idle_flood),
+    ("fwd_tiny_conns", fwd_tiny_conns), ("fwd_big_records", fwd_big_records),
+    ("slow_query", slow_query), ("tails_never_read", tails_never_read),
     ("collector_http", lambda c: http_attacks(c, c.http)),
     ("agent_http", lambda c: http_attacks(c, c.agent_http)),
     ("bad_queries", bad_queries), ("syslog", syslog_attacks),
@@ -396,6 +444,8 @@ def main():
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--report")
     a = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
     ctx = Ctx(a)
     rounds = 0
     while ctx.left() > 0:
