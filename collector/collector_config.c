@@ -60,6 +60,11 @@ static const struct lh_cfg_field forward_fields[] = {
      .min = 100, .max = 3600 * 1000,
      .help = "a connection that has not finished TLS and the shared-key handshake by then "
              "is closed (idle connections after it are left alone)"},
+    {.key = "frame_timeout", .type = LH_CFG_DURATION,
+     .offset = offsetof(struct lh_forward_listen_cfg, frame_timeout_ms), .defval = "30s",
+     .min = 100, .max = 3600 * 1000,
+     .help = "a connection holding part of a frame that receives nothing more for this long "
+             "is closed (the frame is not acked; between frames a connection may idle)"},
     {.key = "max_connections", .type = LH_CFG_INT,
      .offset = offsetof(struct lh_forward_listen_cfg, max_connections), .defval = "4096",
      .min = 1, .max = 1000000,

@@ -29,6 +29,7 @@ struct lh_forward_listen_cfg {
     int64_t max_frame;       /* bytes */
     int64_t max_decompressed;
     int64_t handshake_timeout_ms; /* TLS + shared-key handshake must finish by then */
+    int64_t frame_timeout_ms; /* a frame begun and not growing for this long is dropped */
     int64_t max_connections; /* past it, accepting waits (the kernel's backlog holds) */
     int64_t max_connection_memory; /* bytes one connection may hold (its frame buffers) */
     int64_t max_memory;      /* bytes all connections together; past it reading pauses */

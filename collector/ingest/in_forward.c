@@ -31,18 +31,25 @@
  * bytes. Anything bigger is refused before it is buffered. */
 #define PREAUTH_MAX (64 * 1024)
 /* With connections waiting for memory and none released for this long, the
- * largest holder is closed (on_stall). */
+ * holders that received nothing for longest are closed (on_stall). */
 #define STALL_MS 1000
-/* A connection between frames keeps at most this much buffer: idle
- * connections hold next to nothing of the memory budget. */
-#define KEEP_BUF (64 * 1024)
+/* A frame buffer starts this small and doubles with what it holds; between
+ * frames a connection holds none, so idle connections (or ones that sent a
+ * byte) hold next to nothing of the memory budget. */
+#define MIN_BUF 512
 
 static const char *const reason_names[N_REASONS] = {
-    "malformed", "too_big", "protocol", "handshake", "tls", "store", "too_deep", "memory"};
+    "malformed", "too_big", "protocol", "handshake", "tls", "store", "too_deep", "memory",
+    "frame_timeout"};
 
 /* ---- memory budget ------------------------------------------------------ */
 
 static const struct timeval stall_tv = {STALL_MS / 1000, (STALL_MS % 1000) * 1000};
+
+static struct timeval ms_tv(int64_t ms)
+{
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
 
 /* What c holds: its frame buffer and what libevent has read for it. */
 static size_t conn_usage(const struct conn *c)
@@ -84,12 +91,14 @@ static void mem_forget(struct conn *c)
     mem_account(c, 0);
 }
 
-/* Stops reading c until memory is released. */
-static void conn_pause(struct conn *c)
+/* Stops reading c until memory is released; want is the growth it waits
+ * for. */
+static void conn_pause(struct conn *c, size_t want)
 {
     struct lh_in_forward *f = c->f;
 
     c->paused = true;
+    c->want = want;
     f->n_paused++;
     bufferevent_disable(c->bev, EV_READ);
     lh_metric_add(f->m.pauses, 1);
@@ -133,6 +142,8 @@ static void conn_free(struct conn *c)
         c->t->c = NULL; /* its done acks nothing and frees it */
     if (c->hs_timer)
         event_free(c->hs_timer);
+    if (c->frame_timer)
+        event_free(c->frame_timer);
     if (c->bev)
         bufferevent_free(c->bev);
     free(c->buf);
@@ -220,7 +231,7 @@ static int frame_too_big(struct conn *c, size_t max)
 static size_t grown_cap(const struct conn *c, size_t more)
 {
     size_t need = c->len + more, top = frame_limit(c) + READ_STEP;
-    size_t cap = c->cap ? c->cap : KEEP_BUF;
+    size_t cap = c->cap ? c->cap : MIN_BUF;
 
     while (cap < need)
         cap *= 2;
@@ -244,11 +255,11 @@ static void compact(struct conn *c, size_t off)
 {
     memmove(c->buf, c->buf + off, c->len - off);
     c->len -= off;
-    if (c->len == 0 && c->cap > KEEP_BUF) {
+    if (c->len == 0) {
         free(c->buf);
         c->buf = NULL;
         c->cap = 0;
-    } else if (c->cap > KEEP_BUF && c->len < c->cap / 4) {
+    } else if (c->cap > MIN_BUF && c->len < c->cap / 4) {
         uint8_t *g = realloc(c->buf, c->cap / 2);
         if (g) {
             c->buf = g;
@@ -295,18 +306,56 @@ static int drain_frames(struct conn *c)
     return 0;
 }
 
+/* ---- frame timeout ------------------------------------------------------ */
+
+/* c holds part of a frame and waits for its sender. While c is paused or
+ * its commit is out, the wait is the collector's, not the sender's. */
+static bool frame_owed(const struct conn *c)
+{
+    return c->len > 0 && !c->closing && !c->paused && !c->t;
+}
+
+/* One timer per connection, armed when a frame is owed and re-armed from
+ * its own expiry for what is left, so reading does not touch it. */
+static void frame_watch(struct conn *c)
+{
+    if (frame_owed(c) && !evtimer_pending(c->frame_timer, NULL)) {
+        struct timeval tv = ms_tv(c->f->cfg->frame_timeout_ms);
+        evtimer_add(c->frame_timer, &tv);
+    }
+}
+
+static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    int64_t limit = c->f->cfg->frame_timeout_ms, quiet = lh_mono_ms() - c->last_rx_ms;
+    if (!frame_owed(c))
+        return; /* frame_watch arms it again when one is */
+    if (quiet < limit) {
+        struct timeval tv = ms_tv(limit - quiet);
+        evtimer_add(c->frame_timer, &tv);
+        return;
+    }
+    lh_infwd_fault(c, R_FRAME_TIMEOUT, "%zu bytes of a frame, then nothing for %lld ms "
+                   "(frame_timeout); dropped, not acked", c->len, (long long)limit);
+}
+
+/* ---- reading, continued ------------------------------------------------- */
+
 /* Moves what libevent read into the frame buffer and handles the frames
- * completed, while the memory budget lets the buffer grow. */
+ * completed, while the memory budget lets the buffer grow. Called when
+ * bytes arrived or reading resumes: either is progress for c. */
 static void conn_read(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t avail;
+    c->last_rx_ms = lh_mono_ms();
     mem_sync(c);
     while (!c->closing && !c->paused && !c->t && (avail = evbuffer_get_length(in)) > 0) {
         size_t step = avail < READ_STEP ? avail : READ_STEP;
         size_t cap = grown_cap(c, step);
         if (cap > c->cap && c->f->held + (cap - c->cap) > (size_t)c->f->cfg->max_memory) {
-            conn_pause(c);
+            conn_pause(c, cap - c->cap);
             return;
         }
         if (reserve(c, cap) != 0) {
@@ -322,6 +371,7 @@ static void conn_read(struct conn *c)
             return;
         mem_sync(c);
     }
+    frame_watch(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -378,22 +428,62 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Who may be closed for memory: not a connection already going, nor one
+ * whose commit is out (that memory comes back when it is done). */
+static bool stall_victim(const struct conn *c)
+{
+    return !c->closing && !c->t && c->held > 0;
+}
+
+static int by_last_rx(const void *a, const void *b)
+{
+    const struct conn *x = *(struct conn *const *)a, *y = *(struct conn *const *)b;
+    return (x->last_rx_ms > y->last_rx_ms) - (x->last_rx_ms < y->last_rx_ms);
+}
+
+/* Closes the holders that received a byte least recently until the
+ * smallest growth a paused connection waits for fits: a sender delivering
+ * bytes goes last, whatever it holds. */
+static void close_stalest(struct lh_in_forward *f)
+{
+    size_t n = 0, want = SIZE_MAX, max = (size_t)f->cfg->max_memory;
+    for (struct conn *c = f->conns; c; c = c->next) {
+        if (c->paused && c->want < want)
+            want = c->want;
+        n += stall_victim(c);
+    }
+    if (want == SIZE_MAX || f->held + want <= max || n == 0) {
+        event_active(f->resume_ev, EV_TIMEOUT, 0); /* room after all */
+        return;
+    }
+    struct conn **v = malloc(n * sizeof *v);
+    if (!v)
+        return; /* the next stall tries again */
+    n = 0;
+    for (struct conn *c = f->conns; c; c = c->next)
+        if (stall_victim(c))
+            v[n++] = c;
+    qsort(v, n, sizeof *v, by_last_rx);
+    int64_t now = lh_mono_ms();
+    size_t n_paused = f->n_paused;
+    for (size_t i = 0; i < n && f->held + want > max; i++)
+        lh_infwd_fault(v[i], R_MEMORY, "max_memory (%lld bytes) full for %d ms with %zu "
+                       "connections waiting; this one received nothing for longest (%lld ms, "
+                       "%zu bytes held, its frame not acked)", (long long)max, STALL_MS,
+                       n_paused, (long long)(now - v[i]->last_rx_ms), v[i]->held);
+    free(v);
+}
+
 /* Connections wait for memory and none was released for STALL_MS: every
- * holder may itself be waiting (half-sent frames), so the largest one is
- * closed. Its frame was not acked; a real sender sends it again. */
+ * holder may itself be waiting (half-sent frames), so some are closed.
+ * Their frames were not acked; a real sender sends them again. */
 static void on_stall(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_in_forward *f = arg;
-    struct conn *big = NULL;
     if (f->n_paused == 0)
         return;
-    for (struct conn *c = f->released ? NULL : f->conns; c; c = c->next)
-        if (!c->closing && (!big || c->held > big->held))
-            big = c;
-    if (big)
-        lh_infwd_fault(big, R_MEMORY, "max_memory (%lld bytes) full for %d ms with %zu connections "
-              "waiting; this one holds the most (%zu bytes, its frame not acked)",
-              (long long)f->cfg->max_memory, STALL_MS, f->n_paused, big->held);
+    if (!f->released)
+        close_stalest(f);
     f->released = false;
     if (f->n_paused > 0)
         evtimer_add(f->stall_ev, &stall_tv);
@@ -478,9 +568,11 @@ static int conn_start(struct conn *c)
     lh_mp_scan_init(&c->scan);
     c->authed = c->f->cfg->shared_key == NULL;
     c->tls_done = c->f->ssl_ctx == NULL;
+    c->last_rx_ms = lh_mono_ms();
+    if (!(c->frame_timer = evtimer_new(c->f->base, on_frame_timeout, c)))
+        return LH_ENOMEM;
     if (!c->authed || !c->tls_done) {
-        int64_t ms = c->f->cfg->handshake_timeout_ms;
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        struct timeval tv = ms_tv(c->f->cfg->handshake_timeout_ms);
         if (!(c->hs_timer = evtimer_new(c->f->base, on_handshake_timeout, c)) ||
             evtimer_add(c->hs_timer, &tv) != 0)
             return LH_ENOMEM;

@@ -20,6 +20,7 @@
 
 enum reason {
     R_MALFORMED, R_TOO_BIG, R_PROTOCOL, R_HANDSHAKE, R_TLS, R_STORE, R_TOO_DEEP, R_MEMORY,
+    R_FRAME_TIMEOUT,
     N_REASONS
 };
 
@@ -61,8 +62,9 @@ struct lh_in_forward {
     /* The memory budget (max_memory): bytes every connection holds (frame
      * buffers and libevent's input). A connection that would grow past it
      * stops reading until memory is released; with connections waiting and
-     * nothing released for STALL_MS, the largest holder is closed: waiting
-     * holders (half-sent frames) would otherwise wait for each other forever. */
+     * nothing released for STALL_MS, the holders that received a byte least
+     * recently are closed: waiting holders (half-sent frames) would otherwise
+     * wait for each other forever, and a sender delivering goes last. */
     size_t held;
     size_t n_paused;
     bool released;             /* memory released since the stall timer was armed */
@@ -96,6 +98,9 @@ struct conn {
     bool wake;                 /* t is done: on_wake settles it */
     bool unscanned;            /* c->buf holds bytes past t's frame, not scanned yet */
     size_t held;               /* what this connection counts in f->held */
+    size_t want;               /* paused: the growth it waits for */
+    int64_t last_rx_ms;        /* bytes last arrived, or reading resumed (monotonic) */
+    struct event *frame_timer; /* checks a partial frame still grows (frame_timeout) */
     struct lh_fwd_helo helo;
 };
 

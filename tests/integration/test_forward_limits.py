@@ -10,6 +10,7 @@ Run alone: LH_BIN_DIR=build LH_SRC_DIR=. python3 tests/integration/test_forward_
 
 import json
 import os
+import resource
 import socket
 import struct
 import sys
@@ -170,11 +171,11 @@ def twenty_half_sent_60mib_frames(run):
     try:
         wait_until(lambda: (col.metric("loghaul_collector_forward_read_pauses_total") or 0) > 0,
                    30, "a read pause")
-        # Every holder waits for bytes that never come: the largest ones are
+        # Every holder waits for bytes that never come: the stalest ones are
         # closed so that a good client still gets through.
         wait_until(lambda: acked(col, "besidehalves"), 40, "a good batch to be acked")
         check(col.proc.alive(), "collector died")
-        # Paused holders release nothing: the stall timer closes the largest.
+        # Paused holders release nothing: the stall timer closes the stalest.
         wait_until(lambda: rejected(col, "memory") >= 1, 15, "a holder closed for memory")
         held = col.metric("loghaul_collector_forward_memory_bytes") or 0
         check(held <= 100 * MIB, "memory gauge %.0f MiB over max_memory" % (held / MIB))
@@ -186,6 +187,140 @@ def twenty_half_sent_60mib_frames(run):
             c.close()
         for t in threads:
             t.join(10)
+
+
+def raise_nofile(need):
+    """The test's descriptor limit (and so the collector's, inherited) to at
+    least need."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    check(hard == resource.RLIM_INFINITY or hard >= need,
+          "this test needs %d descriptors; the hard limit is %d" % (need, hard))
+    if soft != resource.RLIM_INFINITY and soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+def one_mib_batch(word, i):
+    now = time.time_ns()
+    return [(now + k, {"message": "%s %d %d %s" % (word, i, k, "x" * 1000)}) for k in range(1000)]
+
+
+def timed_ack(c, word, i):
+    """Sends a 1 MiB batch on c; the seconds its ack took, None when c closed."""
+    t0 = time.monotonic()
+    try:
+        ack, chunk = c.send_batch("limits.t", one_mib_batch(word, i))
+    except OSError:  # reset or broken pipe: the collector closed c
+        return None
+    return time.monotonic() - t0 if ack == {"ack": chunk} else None
+
+
+@test
+def one_byte_connections_do_not_starve_a_sender(run):
+    n = 1600
+    raise_nofile(n + 400)
+    col = start(run)
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", col.forward_port), timeout=10)
+            s.sendall(b"\x93")  # the head of a 3-element array: a frame begun
+            socks.append(s)
+        wait_until(lambda: (col.metric("loghaul_collector_connections_active") or 0) >= n, 30,
+                   "%d connections accepted" % n)
+        wait_until(lambda: (col.metric("loghaul_collector_bytes_in_total") or 0) >= n or
+                   (col.metric("loghaul_collector_forward_read_pauses_total") or 0) > 0, 30,
+                   "their bytes read")
+        held = col.metric("loghaul_collector_forward_memory_bytes") or 0
+        check(held < 4 * MIB, "%d one-byte frames hold %.1f MiB of max_memory"
+              % (n, held / MIB))
+        c = connect(col, timeout=30)
+        took = []
+        try:
+            for i in range(6):
+                took.append(timed_ack(c, "beside1600", i))
+                check(took[-1] is not None, "1 MiB batch %d not acked: %r" % (i, took))
+        finally:
+            c.close()
+        check(max(took) < 5, "1 MiB batches acked after %r s" % took)
+        check(rejected(col, "memory") == 0, "connections closed for memory")
+        print("  %d one-byte connections hold %.0f KiB; 1 MiB acks in %s s"
+              % (n, held / 1024, ", ".join("%.2f" % t for t in took)))
+    finally:
+        for s in socks:
+            s.close()
+    # Closed before the collector stops, so that its exit does not race
+    # libevent's deferred frees of 1600 connections (ASan counts those).
+    wait_until(lambda: (col.metric("loghaul_collector_connections_active") or 0) == 0, 30,
+               "the connections to close")
+
+
+@test
+def a_stalled_half_frame_is_closed_after_frame_timeout(run):
+    col = start(run, extra={"listen": {"forward": {"frame_timeout": "1s"}}})
+    idle = connect(col)
+    check(idle.send_batch("limits.t", entries("beforeidle"))[0] is not None, "no ack")
+    stalled = connect(col)
+    frame = ForwardClient.packed_forward("limits.t", entries("stalled"), "stalled-chunk")
+    send_all(stalled, frame[:len(frame) // 2])
+    # A frame sent slowly, but never quiet for a whole frame_timeout, is fine.
+    slow = connect(col)
+    frame = ForwardClient.packed_forward("limits.t", entries("slow"), "slow-chunk")
+    pieces = 8
+    step = len(frame) // pieces + 1
+    for i in range(pieces):
+        send_all(slow, frame[i * step:(i + 1) * step])
+        time.sleep(0.4)  # 8 x 0.4 s: longer than frame_timeout in all
+    check(slow.read_obj() == {"ack": "slow-chunk"}, "the slow but steady frame was not acked")
+    slow.close()
+    check(stalled.is_closed(10), "a half frame quiet past frame_timeout was not closed")
+    stalled.close()
+    col.proc.wait_log(r"then nothing for 1000 ms \(frame_timeout\)", 5)
+    check(rejected(col, "frame_timeout") == 1, "the close was not counted as frame_timeout")
+    # Between frames a connection may idle for as long as it likes.
+    check(not idle.is_closed(2), "an idle connection (no partial frame) was closed")
+    ack, chunk = idle.send_batch("limits.t", entries("afteridle"))
+    idle.close()
+    check(ack == {"ack": chunk}, "the idle connection's next batch: %r" % (ack,))
+    check(api_search(col, "stalled") == [], "the stalled frame reached the store")
+
+
+def holder(col, size):
+    """A connection holding size bytes of a PackedForward frame it never ends."""
+    c = connect(col, timeout=30)
+    head = b"\x93\xa1t\xc6" + struct.pack(">I", 3 * size)
+    chunk = b"\x92\xd7\x00" + b"\x00" * 8 + b"\x80"
+    send_all(c, head + chunk * (size // len(chunk)))
+    return c
+
+
+@test
+def the_stall_breaker_spares_the_sender_delivering(run):
+    budgets = {"max_frame": "2MiB", "max_decompressed": "2MiB",
+               "max_connection_memory": "3MiB", "max_memory": "4MiB"}
+    col = start(run, extra={"listen": {"forward": budgets}})
+    # Seven holders of 400 KiB frame buffers each fill 3.5 MiB of the 4 MiB,
+    # each less than a sender of 1 MiB batches holds while it delivers.
+    holders = []
+    try:
+        for _ in range(7):
+            holders.append(holder(col, 400 * 1024))
+        wait_until(lambda: (col.metric("loghaul_collector_forward_memory_bytes") or 0)
+                   >= 3.4 * MIB, 20, "the holders' bytes read")
+        c = connect(col, timeout=30)
+        try:
+            took = [timed_ack(c, "besideholders", i) for i in range(3)]
+        finally:
+            c.close()
+        check(None not in took, "the delivering sender was closed: %r" % (took,))
+        check(rejected(col, "memory") >= 1, "no holder was closed for memory")
+        closed = sum(1 for h in holders if h.is_closed(0.2))
+        check(closed >= 1, "no idle holder was closed")
+        col.proc.wait_log(r"this one received nothing for longest", 5)
+        print("  1 MiB acks in %s s beside 7 stalled holders (%d closed)"
+              % (", ".join("%.2f" % t for t in took), closed))
+    finally:
+        for h in holders:
+            h.close()
 
 
 def nested(depth, word):

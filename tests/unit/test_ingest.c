@@ -128,7 +128,7 @@ static void rig_up(bool store_on, bool later)
     ck_assert_int_eq(lh_commit_new(&copts, &R.commit), 0);
     R.cfg = (struct lh_forward_listen_cfg){
         .address = "127.0.0.1:0", .max_frame = 1 << 20, .max_decompressed = 1 << 20,
-        .handshake_timeout_ms = 5000, .max_connections = 16,
+        .handshake_timeout_ms = 5000, .frame_timeout_ms = 5000, .max_connections = 16,
         .max_connection_memory = 8 << 20, .max_memory = 64 << 20};
     int rc = lh_in_forward_new(R.base, &R.cfg, R.commit, R.metrics, &R.fwd, err, sizeof err);
     ck_assert_msg(rc == 0, "listener: %s", err);
