@@ -263,7 +263,7 @@ struct lh_metric *lh_pipeline_dropped(struct lh_pipeline *pl, const char *reason
 static int output_new(struct lh_pipeline *pl, const struct lh_cfg_item *item, char *err,
                       size_t errlen)
 {
-    const struct lh_output_ops *ops = lh_output_ops_find(item);
+    const struct lh_output_ops *ops = lh_output_ops_find(pl->ctx.plugins, item);
     struct lh_output *out = calloc(1, sizeof *out);
     if (!ops || !out) {
         free(out);
@@ -498,7 +498,7 @@ int lh_pipeline_save(struct lh_pipeline *pl)
 static int input_new(struct lh_pipeline *pl, const struct lh_cfg_item *item, char *err,
                      size_t errlen)
 {
-    const struct lh_input_ops *ops = lh_input_ops_find(item);
+    const struct lh_input_ops *ops = lh_input_ops_find(pl->ctx.plugins, item);
     struct input *in = calloc(1, sizeof *in);
     if (!ops || !in) {
         free(in);
@@ -523,6 +523,8 @@ int lh_pipeline_new(const struct lh_agent_ctx *ctx, const struct lh_cfg_list *in
     *out = pl;
     pl->ctx = *ctx;
     pl->ctx.pl = pl;
+    if (!pl->ctx.plugins)
+        pl->ctx.plugins = &lh_agent_plugins;
     pl->buffer_bytes = lh_metrics_get(ctx->metrics, LH_METRIC_GAUGE, "loghaul_agent_buffer_bytes",
                                       NULL, "Bytes held by outputs (memory and disk buffers), "
                                       "not yet delivered");

@@ -47,6 +47,7 @@
 struct lh_pipeline;
 struct lh_output;
 struct lh_route;
+struct lh_plugins;
 
 /* The small context every plugin gets (no god struct). */
 struct lh_agent_ctx {
@@ -58,6 +59,9 @@ struct lh_agent_ctx {
     struct lh_pipeline *pl;
     const char *data_dir;        /* agent.data_dir: outputs keep buffers under it */
     const struct lh_cfg_list *filters; /* the `filters:` list (borrowed; may be NULL) */
+    /* Where lh_pipeline_new finds each item's hooks; NULL: lh_agent_plugins.
+     * A test passes fakes of its own without touching registry.c. */
+    const struct lh_plugins *plugins;
 };
 
 /* Batch limits of an output. */
@@ -133,12 +137,22 @@ struct lh_output_cfg {
     char *match;                     /* fnmatch(3) glob on the tag */
 };
 
-/* registry.c: the config loader's type tables, and the hooks of a loaded
- * item (matched by its schema). */
+/* The hooks of a set of plugins, each list NULL-terminated. */
+struct lh_plugins {
+    const struct lh_input_ops *const *inputs;
+    const struct lh_output_ops *const *outputs;
+};
+
+/* registry.c: the config loader's type tables and every plugin's hooks.
+ * The find functions give the hooks of a loaded item (matched by its
+ * schema) in p, NULL when p has none. */
 extern const struct lh_cfg_plugin_type lh_input_types[];
 extern const struct lh_cfg_plugin_type lh_output_types[];
-const struct lh_input_ops *lh_input_ops_find(const struct lh_cfg_item *item);
-const struct lh_output_ops *lh_output_ops_find(const struct lh_cfg_item *item);
+extern const struct lh_plugins lh_agent_plugins;
+const struct lh_input_ops *lh_input_ops_find(const struct lh_plugins *p,
+                                             const struct lh_cfg_item *item);
+const struct lh_output_ops *lh_output_ops_find(const struct lh_plugins *p,
+                                               const struct lh_cfg_item *item);
 
 /* The plugins (one file each). */
 extern const struct lh_cfg_schema lh_in_file_schema;

@@ -27,18 +27,22 @@ static const struct lh_output_ops *const outputs[] = {
     NULL,
 };
 
-const struct lh_input_ops *lh_input_ops_find(const struct lh_cfg_item *item)
+const struct lh_plugins lh_agent_plugins = {inputs, outputs};
+
+const struct lh_input_ops *lh_input_ops_find(const struct lh_plugins *p,
+                                             const struct lh_cfg_item *item)
 {
-    for (size_t i = 0; inputs[i]; i++)
-        if (inputs[i]->schema == item->schema)
-            return inputs[i];
+    for (size_t i = 0; p->inputs[i]; i++)
+        if (p->inputs[i]->schema == item->schema)
+            return p->inputs[i];
     return NULL;
 }
 
-const struct lh_output_ops *lh_output_ops_find(const struct lh_cfg_item *item)
+const struct lh_output_ops *lh_output_ops_find(const struct lh_plugins *p,
+                                               const struct lh_cfg_item *item)
 {
-    for (size_t i = 0; outputs[i]; i++)
-        if (outputs[i]->schema == item->schema)
-            return outputs[i];
+    for (size_t i = 0; p->outputs[i]; i++)
+        if (p->outputs[i]->schema == item->schema)
+            return p->outputs[i];
     return NULL;
 }
