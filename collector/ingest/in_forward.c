@@ -131,13 +131,9 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     lh_metric_add(f->m.conns_active, -1);
-    f->n_conns--;
+    if (f->gate)
+        lh_net_gate_closed(f->gate);
     mem_forget(c);
-    if (f->full && f->lev) {
-        f->full = false;
-        evconnlistener_enable(f->lev);
-        LH_INFO(FWD_LOG, "below max_connections again: accepting");
-    }
     if (c->t)
         c->t->c = NULL; /* its done acks nothing and frees it */
     if (c->hs_timer)
@@ -610,12 +606,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     f->conns = c;
     lh_metric_add(f->m.conns_total, 1);
     lh_metric_add(f->m.conns_active, 1);
-    if (++f->n_conns >= (size_t)f->cfg->max_connections && !f->full) {
-        f->full = true;
-        evconnlistener_disable(f->lev);
-        LH_WARN(FWD_LOG, "%zu connections open (max_connections): new ones wait until one "
-                "closes", f->n_conns);
-    }
+    lh_net_gate_opened(f->gate);
     LH_DEBUG(FWD_LOG, "connection from %s", c->peer);
     if (conn_start(c) != 0)
         lh_infwd_fault(c, R_HANDSHAKE, "cannot start the connection");
@@ -704,8 +695,8 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
         goto fail;
     }
     evconnlistener_set_error_cb(f->lev, on_accept_error);
-    /* max_connections stays this file's (f->full); the gate only backs off. */
     const struct lh_net_gate_cfg gc = {.what = "forward", .reg = metrics,
+                                       .max_conns = (size_t)cfg->max_connections,
                                        .prefix = "loghaul_collector"};
     if (lh_net_gate_new(base, f->lev, &gc, &f->gate) != 0) {
         snprintf(err, errlen, "out of memory");

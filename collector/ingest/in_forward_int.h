@@ -49,11 +49,11 @@ struct lh_in_forward {
     const struct lh_forward_listen_cfg *cfg;
     struct lh_commit *commit;
     struct evconnlistener *lev;
-    struct lh_net_gate *gate;  /* pauses accepting after a failed accept() */
+    /* Decides when the listener accepts: max_connections, and a pause
+     * after a failed accept(). NULL once shut down. */
+    struct lh_net_gate *gate;
     SSL_CTX *ssl_ctx;          /* NULL: plain TCP */
     struct conn *conns;        /* owned; each freed by conn_free */
-    size_t n_conns;
-    bool full;                 /* at max_connections: the listener is disabled */
     struct fwd_metrics m;
     /* Frames are handled one at a time on this thread: one staging buffer
      * serves every connection, and keeping it spares an allocation (and

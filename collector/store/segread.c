@@ -234,5 +234,6 @@ int lh_batch_next(struct lh_batch *b, msgpack_zone *zone, struct lh_store_event 
         return rc;
     msgpack_zone_clear(zone);
     msgpack_object o;
+    ev->bytes = e;
     return unpack_exact(p, e, zone, &o) == LH_OK ? decode_event(&o, ev) : LH_ECORRUPT;
 }

@@ -566,8 +566,8 @@ static int seg_scan(struct lh_store_snap *base, const struct lh_store_scan_req *
 {
     struct segsnap *sn = (struct segsnap *)base;
     struct segstore *s = (struct segstore *)base->store;
-    struct walk w = {.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE), .cb = cb, .ud = ud,
-                     .filter = {.req = req}};
+    struct walk w = {.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE), .cb = cb, .ud = ud};
+    lh_store_filter_init(&w.filter, req);
     if (!w.zone)
         return LH_ENOMEM;
     int rc = 0;

@@ -57,11 +57,17 @@
 /* A record longer than this is corrupt (no batch can be that large). */
 #define LH_STORE_MAX_RECORD (1024LL * 1024 * 1024)
 #define LH_STORE_MAX_CHUNK_ID 1024
-/* Scans read the clock for their deadline every this many events only, so
- * it costs nothing per event; one event costs at most a few milliseconds
- * (the regex bounds), so a deadline is kept to within a fraction of a
- * second. */
-#define LH_STORE_CLOCK_EVERY 64
+/* Scans read the clock for their deadline by cost, not by count: each
+ * event charges its stored size plus LH_STORE_EVENT_COST, the query's
+ * matcher charges its own work (lh_query_budget: bytes searched, terms,
+ * keys, regex runs), and the clock is read each LH_STORE_CLOCK_COST units,
+ * also in the middle of matching one event. A unit is about a byte
+ * searched (a nanosecond), so a deadline is kept to within milliseconds
+ * whatever the records' sizes and the query's shape (a regex run is the
+ * coarsest step: 16 of them at their match limit, ~0.1 s), while a scan of
+ * small records reads the clock once per thousands of them. */
+#define LH_STORE_CLOCK_COST (1u << 20)
+#define LH_STORE_EVENT_COST 256
 
 /* ---- the interface ------------------------------------------------------ */
 
@@ -126,6 +132,7 @@ struct lh_store_event {
     int64_t time_ns;
     const msgpack_object *fields;  /* a map */
     uint64_t seq;                  /* storage order within the snapshot */
+    size_t bytes;                  /* its stored size, what reading it cost */
 };
 
 /* Where a consumer keeping the `limit` first events stands, written by it

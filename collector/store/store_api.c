@@ -57,10 +57,28 @@ int lh_store_tail(struct lh_store *s, const struct lh_store_pos *from, lh_store_
     return s->ops->tail(s, from, cb, ud, end);
 }
 
+static bool past_deadline(void *ud)
+{
+    const struct lh_store_filter *f = ud;
+    return lh_mono_ms() > f->req->deadline_ms;
+}
+
+void lh_store_filter_init(struct lh_store_filter *f, const struct lh_store_scan_req *req)
+{
+    *f = (struct lh_store_filter){.req = req};
+    if (req->deadline_ms) {
+        f->budget.every = LH_STORE_CLOCK_COST;
+        f->budget.spent = past_deadline;
+        f->budget.ud = f;
+    } else {
+        f->budget.every = f->budget.left = UINT64_MAX;
+    }
+}
+
 int lh_store_filter_test(struct lh_store_filter *f, const struct lh_store_event *ev)
 {
     const struct lh_store_scan_req *r = f->req;
-    if (r->deadline_ms && ++f->n % LH_STORE_CLOCK_EVERY == 0 && lh_mono_ms() > r->deadline_ms)
+    if (lh_query_charge(&f->budget, LH_STORE_EVENT_COST + ev->bytes))
         return LH_ETIMEDOUT;
     if (ev->time_ns < r->from_ns || ev->time_ns > r->to_ns)
         return 0;
@@ -71,5 +89,5 @@ int lh_store_filter_test(struct lh_store_filter *f, const struct lh_store_event 
         return 1;
     struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
                                  .time_ns = ev->time_ns, .fields = ev->fields};
-    return lh_query_match(r->query, &qr) ? 1 : lh_query_status(r->query, NULL);
+    return lh_query_match_within(r->query, &qr, &f->budget);
 }

@@ -14,6 +14,7 @@ struct qparser {
     struct qlex lex;
     struct qtok cur;
     int depth;
+    int terms;
     bool has_regex;
 };
 
@@ -216,6 +217,9 @@ static int parse_primary(struct qparser *p, struct qnode **out)
         return parse_group(p, out);
     if (p->cur.kind != QT_WORD && p->cur.kind != QT_PHRASE && p->cur.kind != QT_FIELD)
         return unexpected(p);
+    if (++p->terms > LH_QUERY_MAX_TERMS)
+        return qerr(p->lex.err, p->cur.pos, "query has too many terms (more than %d)",
+                    LH_QUERY_MAX_TERMS);
     struct qnode *n = node_new(p->cur.kind == QT_FIELD ? QN_FIELD : QN_TEXT);
     if (n == NULL)
         return LH_ENOMEM;
@@ -455,6 +459,7 @@ int lh_query_parse(const char *text, struct lh_query **out, struct lh_query_erro
         return LH_ENOMEM;
     if ((rc = parse_query(&p, q)) != 0 || (p.has_regex && (rc = regex_scratch(q)) != 0))
         goto fail;
+    q->n_terms = (size_t)p.terms;
     qtok_clear(&p.cur);
     *out = q;
     return 0;

@@ -36,6 +36,11 @@ struct lh_query;
 
 #define LH_QUERY_MAX_LEN 65536 /* bytes of query text */
 #define LH_QUERY_MAX_DEPTH 64  /* nesting of '(', NOT and '-' */
+/* Words, phrases and field terms in one query: what a record costs to
+ * match grows with them, and a live tail matches every new record without
+ * a time budget. The common bound of such systems (Elasticsearch's
+ * max_clause_count was 1024 for years). */
+#define LH_QUERY_MAX_TERMS 1024
 
 struct lh_query_error {
     char msg[256];
@@ -61,6 +66,43 @@ void lh_query_free(struct lh_query *q);
  * at a time (the store runs each query on one thread). Distinct queries are
  * independent. */
 bool lh_query_match(const struct lh_query *q, const struct lh_query_record *r);
+
+/* Matching within a budget, so the caller can stop a long match: the
+ * matcher charges units of work as it goes (a byte of text searched, a
+ * term, map key or list element looked at, a regex run) and each time
+ * `every` more were charged asks spent(ud) whether to stop, in the middle
+ * of one record too: a large query over a large record costs at most
+ * about `every` units past the moment spent first says yes. The caller
+ * sets every, spent (NULL: never) and ud and zeroes the rest; left 0 asks
+ * at the first charge. One budget may be shared by many matches (a scan)
+ * and charged by the caller for its own work too. */
+struct lh_query_budget {
+    uint64_t every;
+    bool (*spent)(void *ud);
+    void *ud;
+    uint64_t left;  /* units before spent is asked again */
+    bool stopped;   /* spent said stop; every charge from then on says so */
+};
+
+/* The slow path of lh_query_charge: asks spent. */
+bool lh_query_budget_poll(struct lh_query_budget *b);
+
+/* Charges units to b: true when b is spent. One compare in the common
+ * case, so it can be charged per item. */
+static inline bool lh_query_charge(struct lh_query_budget *b, uint64_t units)
+{
+    if (b->left > units) {
+        b->left -= units;
+        return false;
+    }
+    return lh_query_budget_poll(b);
+}
+
+/* lh_query_match within b: 1 (matches), 0 (does not), LH_ETIMEDOUT once b
+ * is spent, before or during this record (its answer is unknown), or
+ * lh_query_status's code. */
+int lh_query_match_within(const struct lh_query *q, const struct lh_query_record *r,
+                          struct lh_query_budget *b);
 
 /* 0 while every regex match so far was decided. LH_ETOOBIG once a regex
  * match hit PCRE2's bounds (match limit, JIT stack, depth or heap): that

@@ -44,7 +44,10 @@ struct qneedle {
 bool qtext_is_word(unsigned char c);
 /* Fills nd from raw text (takes a lowered copy). 0 or LH_ENOMEM. */
 int qneedle_init(struct qneedle *nd, const char *s, size_t n, bool prefix);
-bool qneedle_find(const struct qneedle *nd, const char *hay, size_t n);
+/* True when nd occurs in hay[0..n) starting at an offset in [from, to);
+ * the bytes around it are read from all of hay, so long text can be
+ * searched a window at a time. */
+bool qneedle_find(const struct qneedle *nd, const char *hay, size_t n, size_t from, size_t to);
 
 /* ---- tokens ------------------------------------------------------------- */
 
@@ -133,6 +136,7 @@ struct qnode {
 
 struct lh_query {
     struct qnode *root;
+    size_t n_terms; /* words, phrases and field terms */
     bool stats;
     char **by; /* owned, n_by names */
     size_t n_by;

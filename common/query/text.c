@@ -148,7 +148,7 @@ static bool ci_equal(const unsigned char *h, const unsigned char *lowered, size_
 
 /* Boundaries only matter where the needle's edge is a word character: a
  * phrase like "(x)" needs none, "x" must not sit inside "xyz". */
-bool qneedle_find(const struct qneedle *nd, const char *hay, size_t n)
+bool qneedle_find(const struct qneedle *nd, const char *hay, size_t n, size_t from, size_t to)
 {
     const unsigned char *h = (const unsigned char *)hay;
     const unsigned char *t = (const unsigned char *)nd->text;
@@ -157,7 +157,9 @@ bool qneedle_find(const struct qneedle *nd, const char *hay, size_t n)
         return true;
     if (nd->len > n)
         return false;
-    for (size_t i = 0; i + nd->len <= n; i++) {
+    if (to > n - nd->len + 1)
+        to = n - nd->len + 1;
+    for (size_t i = from; i < to; i++) {
         if (lower(h[i]) != t[0])
             continue;
         if (nd->word_start && i > 0 && qtext_is_word(h[i - 1]))

@@ -1,8 +1,10 @@
 """Query bounds (issue 10, item 5): a regex that backtracks catastrophically
 fails its query at once with an error naming it, instead of costing
 milliseconds per record; a query that is merely slow is stopped by
-`search.query_timeout` with a 503 naming the setting; ingestion goes on
-right after either.
+`search.query_timeout` with a 503 naming the setting, however few and
+large its records (the budget is read by cost, not per so many records);
+ingestion goes on right after either, and during it once the budget is
+spent; a query of more terms than the maximum is refused with 400.
 
 Run alone: LH_BIN_DIR=build LH_SRC_DIR=. python3 tests/integration/test_query_limits.py
 """
@@ -12,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -118,6 +121,91 @@ def slow_query_hits_the_time_budget(run):
     status, text, _ = get(col, "/api/v1/search", q="host:late", limit=10)
     check(status == 200 and text.count("after the query") == 3,
           "records shipped after the 503s are stored and found: %r" % text)
+
+
+def big_query(n_terms):
+    """NOT (zq0 OR … zq<n-1>): every term is searched through every record."""
+    return "NOT (" + " OR ".join("zq%d" % i for i in range(n_terms)) + ")"
+
+
+def server_read_everything(port):
+    """True once no byte sent on our connection from `port` waits unread in
+    the collector's socket (/proc/net/tcp: its rx_queue), so it has read
+    the request and is answering it."""
+    me = ":%04X" % port
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[2].endswith(me):
+                return int(fields[4].split(":")[1], 16) == 0
+    return False
+
+
+@test
+def few_large_records_keep_the_budget(run):
+    """16 records of 500 KB under a 1000-term query: ~8 GB of text to search,
+    seconds on the loop. The budget used to be read once per 64 records,
+    so this scan never read it (it ran to the end and answered 200) and a
+    batch sent meanwhile waited for all of it. Now a 503 within ~1 s, and
+    the batch is acked right after."""
+    certs = run.certs()
+    col = start(run, timeout="1s")
+    text = ("lorem ipsum dolor " * 30000)[:500000]
+    base = time.time_ns() - 60 * 10**9
+    for b in range(2):
+        ship(col, certs, [(base + (b * 8 + k) * 1000, {"message": text + str(b * 8 + k)})
+                          for k in range(8)])
+    host, port = col.http.rsplit(":", 1)
+    path = "/api/v1/search?" + urllib.parse.urlencode({"q": big_query(1000), "limit": 5})
+    answer = {}
+
+    def query(conn):
+        t0 = time.monotonic()
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        answer["got"] = (resp.status, resp.read().decode("utf-8", "replace"),
+                         time.monotonic() - t0)
+
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.connect()
+    th = threading.Thread(target=query, args=(conn,))
+    th.start()
+    try:
+        lhtest.wait_until(lambda: "got" in answer or
+                          server_read_everything(conn.sock.getsockname()[1]), 10,
+                          "the collector read the query")
+        t0 = time.monotonic()
+        c = ForwardClient("127.0.0.1", col.forward_port, lhtest.client_tls_context(certs),
+                          server_hostname="127.0.0.1", timeout=120)
+        try:
+            ack, chunk = c.send_batch("limits.t", [(time.time_ns(), {"message": "meanwhile"})])
+        finally:
+            c.close()
+        took = time.monotonic() - t0
+    finally:
+        th.join(130)
+        conn.close()
+    check(ack == {"ack": chunk}, "the batch sent during the query is acked: %r" % ack)
+    check(took < 3, "the batch sent during the query took %.1fs to be acked" % took)
+    status, body, qtook = answer["got"]
+    check(status == 503 and "search.query_timeout" in error_of(body).get("error", ""),
+          "the query answers 503 naming the budget: %d after %.1fs %r"
+          % (status, qtook, body[:200]))
+    check(qtook < 3, "the 503 came %.1fs after the query, with a 1s budget" % qtook)
+    for path2 in ("/api/v1/histogram", "/api/v1/stats"):
+        q = big_query(1000) + (" | stats count" if path2.endswith("stats") else "")
+        status, body, qtook = get(col, path2, q=q)
+        check(status == 503 and qtook < 3, "%s: %d after %.1fs" % (path2, status, qtook))
+    ingest_recovers(col, certs)
+
+    status, body, _ = get(col, "/api/v1/search", q=big_query(1025))
+    err = error_of(body)
+    check(status == 400 and err.get("error") == "query has too many terms (more than 1024)",
+          "a query over the term limit is refused, naming it: %d %r" % (status, body[:200]))
+    check(err.get("position") == len(big_query(1025)) - len("zq1024)"),
+          "the position is the first term too many: %r" % err)
+    status, body, _ = get(col, "/api/v1/search", q="meanwhile", limit=5)
+    check(status == 200 and body.count("meanwhile") == 1, "the batch is stored: %r" % body)
 
 
 @test

@@ -23,6 +23,7 @@
 #include "common/base/err.h"
 #include "common/base/util.h"
 #include "common/codec/record.h"
+#include "common/net/net.h"
 #include "tests/unit/lh_check.h"
 
 #define HOUR (3600 * LH_NS_PER_SEC)
@@ -422,9 +423,9 @@ START_TEST(connection_gone_before_done)
     wait_pending();
     ck_assert_uint_eq(R.store.n_pending, 1);
     client_close(&c);
-    for (int i = 0; i < 200 && R.fwd->n_conns > 0; i++)
+    for (int i = 0; i < 200 && R.fwd->conns; i++)
         turn();
-    ck_assert_uint_eq(R.fwd->n_conns, 0);
+    ck_assert_ptr_null(R.fwd->conns);
     complete_one(&R.store, 0);
     settle(NULL);
     /* durable all the same: a resend is acked without a second copy */
@@ -455,6 +456,37 @@ START_TEST(listener_freed_before_done)
 }
 END_TEST
 
+/* max_connections has one owner, the accept gate: a pause after a failed
+ * accept() that ends while the listener is full does not let one more in. */
+START_TEST(max_connections_hold_across_an_accept_pause)
+{
+    rig_up(true, false);
+    struct client c[17];
+    for (int i = 0; i < 16; i++) {
+        char chunk[16];
+        snprintf(chunk, sizeof chunk, "open-%d", i);
+        client_open(&c[i]);
+        send_frame(c[i].fd, chunk);
+        wait_acks(&c[i], 1);
+        ck_assert_int_eq(c[i].acks, 1);
+    }
+    errno = EMFILE;
+    lh_net_gate_accept_failed(R.fwd->gate);
+    for (int i = 0; i < 40; i++) /* past LH_NET_ACCEPT_RETRY_MS */
+        turn();
+    client_open(&c[16]);
+    send_frame(c[16].fd, "waiting");
+    wait_acks(&c[16], 1);
+    ck_assert_int_eq(c[16].acks, 0);
+    client_close(&c[0]);
+    wait_acks(&c[16], 1);
+    ck_assert_int_eq(c[16].acks, 1);
+    for (int i = 1; i < 17; i++)
+        client_close(&c[i]);
+    rig_down();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ingest");
@@ -468,6 +500,7 @@ static Suite *suite(void)
     tcase_add_test(tc, resend_during_commit_shares_its_outcome);
     tcase_add_test(tc, connection_gone_before_done);
     tcase_add_test(tc, listener_freed_before_done);
+    tcase_add_test(tc, max_connections_hold_across_an_accept_pause);
     suite_add_tcase(s, tc);
     return s;
 }

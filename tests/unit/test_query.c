@@ -571,14 +571,15 @@ START_TEST(length_limit)
     struct lh_query_error err;
 
     ck_assert_ptr_nonnull(text);
-    /* "timeout OR timeout OR …": a 64 KiB flat chain parses and matches. */
-    size_t n = 0;
-    while (n + 11 <= LH_QUERY_MAX_LEN) {
-        memcpy(text + n, "timeout OR ", 11);
-        n += 11;
+    /* "timeout    OR timeout    OR …": a 64 KiB flat chain of the most
+     * terms a query may have parses and matches. */
+    const size_t unit = LH_QUERY_MAX_LEN / LH_QUERY_MAX_TERMS;
+    memset(text, ' ', LH_QUERY_MAX_LEN);
+    for (size_t n = 0; n + unit <= LH_QUERY_MAX_LEN; n += unit) {
+        memcpy(text + n, "timeout", 7);
+        if (n + unit < LH_QUERY_MAX_LEN)
+            memcpy(text + n + unit - 3, "OR", 2);
     }
-    memset(text + n, ' ', LH_QUERY_MAX_LEN - n);
-    memcpy(text + n - 4, "x   ", 4);
     text[LH_QUERY_MAX_LEN] = '\0';
     ck_assert_int_eq(lh_query_parse(text, &q, &err), 0);
     ck_assert(lh_query_match(q, &R1.r));
@@ -587,6 +588,45 @@ START_TEST(length_limit)
     text[LH_QUERY_MAX_LEN + 1] = '\0';
     bad(text, "query too long (more than 65536 bytes)", LH_QUERY_MAX_LEN);
     free(text);
+}
+END_TEST
+
+/* prefix, then "zq0<tail> OR zq1<tail> OR … zq<n-1><tail>", then suffix,
+ * in a buffer the caller frees. */
+static char *or_terms(const char *prefix, int n, const char *tail, const char *suffix)
+{
+    size_t len = strlen(prefix) + strlen(suffix) + (size_t)n * (strlen(tail) + 16) + 1, at;
+    char *s = malloc(len);
+
+    ck_assert_ptr_nonnull(s);
+    at = (size_t)snprintf(s, len, "%s", prefix);
+    for (int i = 0; i < n; i++)
+        at += (size_t)snprintf(s + at, len - at, "%szq%d%s", i ? " OR " : "", i, tail);
+    snprintf(s + at, len - at, "%s", suffix);
+    return s;
+}
+
+static char *or_chain(const char *prefix, int n, const char *suffix)
+{
+    return or_terms(prefix, n, "", suffix);
+}
+
+START_TEST(term_limit)
+{
+    char *s = or_chain("NOT (", LH_QUERY_MAX_TERMS, ")");
+    yes(s);
+    free(s);
+    s = or_chain("", LH_QUERY_MAX_TERMS + 1, "");
+    const char *last = strrchr(s, ' ') + 1;
+    bad(s, "query has too many terms (more than 1024)", (int)(last - s));
+    free(s);
+    /* Parentheses, NOT and operators are not terms; `*` is one. */
+    s = or_chain("level:* OR ", LH_QUERY_MAX_TERMS - 1, "");
+    yes(s);
+    free(s);
+    s = or_chain("* ", LH_QUERY_MAX_TERMS, "");
+    bad(s, "query has too many terms (more than 1024)", (int)(strrchr(s, ' ') + 1 - s));
+    free(s);
 }
 END_TEST
 
@@ -778,6 +818,163 @@ START_TEST(regex_stack_bound)
 }
 END_TEST
 
+/* ---- the cost budget ------------------------------------------------------ */
+
+struct polls {
+    int calls;
+    int stop_at; /* spent says stop from this call on; 0: never */
+};
+
+static bool count_poll(void *ud)
+{
+    struct polls *p = ud;
+    return ++p->calls >= p->stop_at && p->stop_at != 0;
+}
+
+static void pack_many_keys(msgpack_packer *pk)
+{
+    char k[16];
+
+    msgpack_pack_map(pk, 200000);
+    for (int i = 0; i < 200000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        kv_int(pk, k, i);
+    }
+}
+
+static void pack_long_list(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 1);
+    lh_pack_cstr(pk, "nums");
+    msgpack_pack_array(pk, 500000);
+    for (int i = 0; i < 500000; i++)
+        msgpack_pack_int(pk, i);
+}
+
+/* Each shape of large record under a large query costs seconds to match
+ * whole (a thousand terms, each reading megabytes, or hundreds of
+ * thousands of keys or elements): the budget is asked in the middle of
+ * that one record, the match stops when it says so, and asks nothing
+ * again. */
+START_TEST(budget_stops_a_match_midway)
+{
+    struct rec text, keys, list;
+    rec_message(&text, "lorem ipsum ", 1 << 18, "");
+    rec_build(&keys, "t", pack_many_keys);
+    rec_build(&list, "t", pack_long_list);
+    const struct {
+        const struct rec *rec;
+        const char *tail;
+    } cases[] = {{&text, ""}, {&keys, ":1"}, {&list, ""}};
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text_q = or_terms("NOT (", 1000, cases[i].tail, ")");
+        struct lh_query *q;
+        ck_assert_int_eq(lh_query_parse(text_q, &q, NULL), 0);
+        struct polls p = {.stop_at = 3};
+        struct lh_query_budget b = {.every = 1 << 20, .spent = count_poll, .ud = &p};
+        double t0 = mono_s();
+        ck_assert_int_eq(lh_query_match_within(q, &cases[i].rec->r, &b), LH_ETIMEDOUT);
+        ck_assert_msg(mono_s() - t0 < 1.0, "case %zu: stopped after %.3fs", i, mono_s() - t0);
+        ck_assert_int_eq(p.calls, 3);
+        ck_assert(b.stopped);
+        /* Spent stays spent, without asking again. */
+        ck_assert_int_eq(lh_query_match_within(q, &R1.r, &b), LH_ETIMEDOUT);
+        ck_assert_int_eq(p.calls, 3);
+        lh_query_free(q);
+        free(text_q);
+    }
+    rec_free(&text);
+    rec_free(&keys);
+    rec_free(&list);
+}
+END_TEST
+
+/* Long text is searched a window at a time: a word straddling a window's
+ * edge is found, and the bytes on either side of it still decide its
+ * boundaries. */
+START_TEST(long_text_across_windows)
+{
+    static const size_t len = 200000, edge = 64 * 1024;
+
+    for (size_t at = edge - 8; at <= edge + 8; at++) {
+        char *msg = malloc(len + 1);
+        ck_assert_ptr_nonnull(msg);
+        memset(msg, ' ', len);
+        msg[len] = '\0';
+        memcpy(msg + at, "needle", 6);
+        struct rec rc;
+        rec_message(&rc, msg, 1, "");
+        expect_on(&rc, "needle", true);
+        expect_on(&rc, "needl*", true);
+        rec_free(&rc);
+        msg[at - 1] = 'x';
+        rec_message(&rc, msg, 1, "");
+        expect_on(&rc, "needle", false);
+        expect_on(&rc, "xneedle", true);
+        rec_free(&rc);
+        msg[at - 1] = ' ';
+        msg[at + 6] = 's';
+        rec_message(&rc, msg, 1, "");
+        expect_on(&rc, "needle", false);
+        expect_on(&rc, "needle*", true);
+        rec_free(&rc);
+        free(msg);
+    }
+}
+END_TEST
+
+/* Small records are charged little: thousands of matches between two
+ * questions, so a scan does not read the clock per record. */
+START_TEST(budget_asks_rarely_for_small_records)
+{
+    struct lh_query *q;
+    struct polls p = {0};
+    struct lh_query_budget b = {.every = 1 << 20, .spent = count_poll, .ud = &p};
+
+    ck_assert_int_eq(lh_query_parse("timeout level:error -host:db-*", &q, NULL), 0);
+    for (int i = 0; i < 10000; i++) {
+        ck_assert_int_eq(lh_query_match_within(q, &R1.r, &b), 1);
+        ck_assert_int_eq(lh_query_match_within(q, &R2.r, &b), 0);
+    }
+    ck_assert_int_ge(p.calls, 1); /* the first charge asks */
+    ck_assert_int_le(p.calls, 10);
+    lh_query_free(q);
+}
+END_TEST
+
+/* A regex run may cost milliseconds whatever the text's length, so even
+ * over short values it is charged enough that the budget is asked at
+ * least every few dozen runs. */
+START_TEST(budget_charges_regex_runs_their_worst)
+{
+    static const int n = 1000;
+    struct rec r;
+    struct lh_query *q;
+    struct polls p = {0};
+    struct lh_query_budget b = {.every = 1 << 20, .spent = count_poll, .ud = &p};
+    msgpack_packer pk;
+    size_t off = 0;
+
+    msgpack_sbuffer_init(&r.sb);
+    msgpack_packer_init(&pk, &r.sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    lh_pack_cstr(&pk, "tags");
+    msgpack_pack_array(&pk, (size_t)n);
+    for (int i = 0; i < n; i++)
+        lh_pack_cstr(&pk, "a");
+    msgpack_unpacked_init(&r.u);
+    ck_assert_int_eq(msgpack_unpack_next(&r.u, r.sb.data, r.sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    r.r = (struct lh_query_record){.tag = "t", .tag_len = 1, .fields = &r.u.data};
+    ck_assert_int_eq(lh_query_parse("tags:~\"b\"", &q, NULL), 0);
+    ck_assert_int_eq(lh_query_match_within(q, &r.r, &b), 0);
+    ck_assert_int_ge(p.calls, n / 32);
+    lh_query_free(q);
+    rec_free(&r);
+}
+END_TEST
+
 /* Far-off times are valid bounds, clamped to the nanosecond range. */
 START_TEST(time_terms_clamp)
 {
@@ -825,6 +1022,11 @@ static Suite *query_suite(void)
     tcase_add_test(tc, too_many_stats_fields);
     tcase_add_test(tc, length_limit);
     tcase_add_test(tc, depth_limit);
+    tcase_add_test(tc, term_limit);
+    tcase_add_test(tc, budget_stops_a_match_midway);
+    tcase_add_test(tc, budget_asks_rarely_for_small_records);
+    tcase_add_test(tc, long_text_across_windows);
+    tcase_add_test(tc, budget_charges_regex_runs_their_worst);
     tcase_add_test(tc, random_garbage_never_crashes);
     tcase_add_test(tc, catastrophic_regex_is_bounded_and_reported);
     tcase_add_test(tc, regex_stack_bound);

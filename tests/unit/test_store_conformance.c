@@ -114,12 +114,15 @@ static void on_done(void *ud, int status)
     d->status = status;
 }
 
-/* Appends events first..first+n-1 as one batch received at recv_ns. */
-static void append_events(struct lh_store *s, int first, int n, int64_t recv_ns)
+/* Appends events first..first+n-1 as one batch received at recv_ns, each
+ * with a field of pad bytes when pad is not 0. */
+static void append_padded(struct lh_store *s, int first, int n, int64_t recv_ns, size_t pad)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     char tag[16], msg[32];
+    char *padding = pad ? calloc(1, pad) : NULL;
+    ck_assert(pad == 0 || padding != NULL);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     for (int k = first; k < first + n; k++) {
@@ -128,14 +131,19 @@ static void append_events(struct lh_store *s, int first, int n, int64_t recv_ns)
         msgpack_pack_array(&pk, 3);
         lh_pack_cstr(&pk, tag);
         lh_pack_time(&pk, time_of(k));
-        msgpack_pack_map(&pk, 3);
+        msgpack_pack_map(&pk, pad ? 4 : 3);
         lh_pack_cstr(&pk, "message");
         lh_pack_cstr(&pk, msg);
         lh_pack_cstr(&pk, "level");
         lh_pack_cstr(&pk, is_error(k) ? "error" : "info");
         lh_pack_cstr(&pk, "n");
         msgpack_pack_int(&pk, k);
+        if (pad) {
+            lh_pack_cstr(&pk, "pad");
+            lh_pack_strn(&pk, padding, pad);
+        }
     }
+    free(padding);
     char chunk[32];
     snprintf(chunk, sizeof chunk, "chunk-%d", first);
     const struct lh_store_batch b = {chunk, strlen(chunk), recv_ns, sb.data, sb.size,
@@ -147,6 +155,11 @@ static void append_events(struct lh_store *s, int first, int n, int64_t recv_ns)
     ck_assert_int_eq(d.calls, 1);
     ck_assert_int_eq(d.status, 0);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static void append_events(struct lh_store *s, int first, int n, int64_t recv_ns)
+{
+    append_padded(s, first, n, recv_ns, 0);
 }
 
 static void append_batches(struct lh_store *s, int from_batch, int n_batches, int64_t recv_ns)
@@ -169,6 +182,7 @@ struct got {
     size_t nbest;
     struct lh_store_cut cut;
     int stop_at;             /* non-zero: stop with 9 after this many */
+    bool stall;              /* the first event takes until past req's deadline */
 };
 
 static bool before(const struct got *g, size_t a, size_t b)
@@ -206,6 +220,10 @@ static int collect(void *ud, const struct lh_store_event *ev)
     ck_assert_int_eq(ev->tag[2] - '0', g->n[g->count] % 3);
     if (g->keep)
         keep_best(g, g->count);
+    for (int i = 0; g->stall && g->count == 0 && lh_mono_ms() <= g->req->deadline_ms; i++) {
+        ck_assert_int_lt(i, 10000);
+        usleep(1000);
+    }
     g->count++;
     return g->stop_at && (int)g->count >= g->stop_at ? 9 : 0;
 }
@@ -382,13 +400,34 @@ END_TEST
 START_TEST(scan_past_its_deadline_times_out)
 {
     struct lh_store *s = open_impl(_i, 0, 0);
-    append_batches(s, 0, 4 * LH_STORE_CLOCK_EVERY / PER_BATCH, lh_now_ns());
+    append_batches(s, 0, 256 / PER_BATCH, lh_now_ns());
     struct lh_store_scan_req r = all_req;
     r.deadline_ms = lh_mono_ms() - 1;
     ck_assert_int_gt(r.deadline_ms, 0);
     struct got g = {0};
     ck_assert_int_eq(scan_now(s, &r, &g), LH_ETIMEDOUT);
-    ck_assert_uint_le(g.count, LH_STORE_CLOCK_EVERY);
+    /* The clock is read before the first event is tested. */
+    ck_assert_uint_eq(g.count, 0);
+    lh_store_close(s);
+}
+END_TEST
+
+/* The deadline is read by cost, not by count: past it, a scan of large
+ * events stops within LH_STORE_CLOCK_COST of their bytes, not after some
+ * number of them (once every 64 events, 20 events of 256 KiB were all
+ * read and delivered). */
+START_TEST(scan_reads_the_clock_by_cost)
+{
+    enum { PAD = 256 * 1024, N = 20 };
+    struct lh_store *s = open_impl(_i, 0, 0);
+    for (int b = 0; b < N / 5; b++)
+        append_padded(s, b * 5, 5, lh_now_ns(), PAD);
+    struct lh_store_scan_req r = all_req;
+    r.deadline_ms = lh_mono_ms() + 500; /* well after the first event is read */
+    struct got g = {.stall = true};
+    ck_assert_int_eq(scan_now(s, &r, &g), LH_ETIMEDOUT);
+    ck_assert_uint_ge(g.count, 1);
+    ck_assert_uint_le(g.count, 2 + LH_STORE_CLOCK_COST / PAD);
     lh_store_close(s);
 }
 END_TEST
@@ -594,6 +633,7 @@ int main(void)
     tcase_add_loop_test(tc, scan_with_order_and_limit_gives_the_first, 0, N_IMPLS);
     tcase_add_loop_test(tc, scan_stops_when_the_callback_says, 0, N_IMPLS);
     tcase_add_loop_test(tc, scan_past_its_deadline_times_out, 0, N_IMPLS);
+    tcase_add_loop_test(tc, scan_reads_the_clock_by_cost, 0, N_IMPLS);
     tcase_add_loop_test(tc, snapshot_holds_still_while_appends_go_on, 0, N_IMPLS);
     tcase_add_loop_test(tc, retention_leaves_what_a_snapshot_holds, 0, N_IMPLS);
     tcase_add_loop_test(tc, retention_by_age_drops_only_old_batches, 0, N_IMPLS);
