@@ -23,7 +23,8 @@ struct pending {
     struct lh_commit *c;
     struct pending *prev, *next;  /* submission order */
     struct lh_coll_batch b;
-    char *buf;                    /* the copy: tag, chunk, events */
+    char *buf;                    /* the copy: tag, events */
+    size_t buf_len;
     int64_t recv_ns;
     struct lh_store_pos from;     /* where the store put it, or later */
     lh_commit_done_cb done;
@@ -40,6 +41,7 @@ struct lh_commit {
     struct lh_commit_sink *sinks;
     size_t n_sinks;
     struct pending *head, *tail;  /* owned; oldest first */
+    size_t held;                  /* bytes of the pendings' copies */
     struct lh_metric *records_in, *stored, *dedup_hits;
 };
 
@@ -72,6 +74,11 @@ void lh_commit_free(struct lh_commit *c)
         return;
     free(c->sinks);
     free(c);
+}
+
+size_t lh_commit_held(const struct lh_commit *c)
+{
+    return c->held;
 }
 
 int lh_commit_add_sink(struct lh_commit *c, const struct lh_commit_sink *s)
@@ -128,6 +135,8 @@ static void finish(struct pending *p)
         p->next->prev = p->prev;
     else
         c->tail = p->prev;
+    c->held -= p->buf_len;
+    free(p->buf);
     p->done(p->arg, p->status);
     for (struct waiter *w = p->waiters, *next; w; w = next) {
         next = w->next;
@@ -136,7 +145,6 @@ static void finish(struct pending *p)
         w->done(w->arg, p->status);
         free(w);
     }
-    free(p->buf);
     free(p);
 }
 
@@ -156,8 +164,10 @@ static void keep_copy(struct pending *p)
 {
     struct lh_coll_batch *b = &p->b;
     size_t tag_len = strlen(b->tag);
-    p->buf = malloc(tag_len + 1 + b->events_len);
+    p->buf_len = tag_len + 1 + b->events_len;
+    p->buf = malloc(p->buf_len);
     if (!p->buf) {
+        p->buf_len = 0;
         LH_WARN(COMMIT_LOG, "out of memory: live tails miss a batch of %zu records",
                 b->n_events);
         b->events = NULL;
@@ -167,6 +177,7 @@ static void keep_copy(struct pending *p)
     memcpy(p->buf + tag_len + 1, b->events, b->events_len);
     b->tag = p->buf;
     b->events = p->buf + tag_len + 1;
+    p->c->held += p->buf_len;
 }
 
 /* ---- submit ------------------------------------------------------------- */

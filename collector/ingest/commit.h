@@ -68,6 +68,11 @@ int lh_commit_add_sink(struct lh_commit *c, const struct lh_commit_sink *s);
  * sender resends). Called exactly once. */
 typedef void (*lh_commit_done_cb)(void *arg, int status);
 
+/* Bytes of the batches copied for a store that completes later, until it
+ * does: the listener counts them against its memory budget. Each copy is
+ * freed before its done runs. */
+size_t lh_commit_held(const struct lh_commit *c);
+
 /* Commits b (borrowed for the call: what a later completion needs is
  * copied), received at recv_ns. A batch without events is done at once
  * and recorded nowhere. */

@@ -57,9 +57,16 @@ static size_t conn_usage(const struct conn *c)
     return c->cap + (c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0);
 }
 
+/* What counts against max_memory: the connections' bytes and the batches
+ * commit keeps for a store completing later. */
+static size_t budget_used(const struct lh_in_forward *f)
+{
+    return f->held + lh_commit_held(f->commit);
+}
+
 void lh_infwd_mem_gauge(struct lh_in_forward *f)
 {
-    lh_metric_set(f->m.memory, (int64_t)(f->held + f->stage.alloc));
+    lh_metric_set(f->m.memory, (int64_t)(budget_used(f) + f->stage.alloc));
 }
 
 /* Accounts held bytes going from c->held to now; a release wakes the
@@ -350,7 +357,7 @@ static void conn_read(struct conn *c)
     while (!c->closing && !c->paused && !c->t && (avail = evbuffer_get_length(in)) > 0) {
         size_t step = avail < READ_STEP ? avail : READ_STEP;
         size_t cap = grown_cap(c, step);
-        if (cap > c->cap && c->f->held + (cap - c->cap) > (size_t)c->f->cfg->max_memory) {
+        if (cap > c->cap && budget_used(c->f) + (cap - c->cap) > (size_t)c->f->cfg->max_memory) {
             conn_pause(c, cap - c->cap);
             return;
         }
@@ -383,7 +390,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_in_forward *f = arg;
-    for (struct conn *c = f->conns, *next; c && f->held < (size_t)f->cfg->max_memory; c = next) {
+    for (struct conn *c = f->conns, *next; c && budget_used(f) < (size_t)f->cfg->max_memory;
+         c = next) {
         next = c->next;
         if (!c->paused)
             continue;
@@ -410,7 +418,8 @@ static void read_on(struct conn *c)
 }
 
 /* Commits done after their submit returned: acked, then reading goes on.
- * Settling may free that connection only. */
+ * Settling may free that connection only. Their copies are freed by now:
+ * memory for the connections waiting. */
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_in_forward *f = arg;
@@ -421,6 +430,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         c->wake = false;
         if (lh_infwd_settle(c) == 0)
             read_on(c);
+    }
+    lh_infwd_mem_gauge(f);
+    if (f->n_paused > 0) {
+        f->released = true;
+        event_active(f->resume_ev, EV_TIMEOUT, 0);
     }
 }
 
@@ -448,7 +462,7 @@ static void close_stalest(struct lh_in_forward *f)
             want = c->want;
         n += stall_victim(c);
     }
-    if (want == SIZE_MAX || f->held + want <= max || n == 0) {
+    if (want == SIZE_MAX || budget_used(f) + want <= max || n == 0) {
         event_active(f->resume_ev, EV_TIMEOUT, 0); /* room after all */
         return;
     }
@@ -462,7 +476,7 @@ static void close_stalest(struct lh_in_forward *f)
     qsort(v, n, sizeof *v, by_last_rx);
     int64_t now = lh_mono_ms();
     size_t n_paused = f->n_paused;
-    for (size_t i = 0; i < n && f->held + want > max; i++)
+    for (size_t i = 0; i < n && budget_used(f) + want > max; i++)
         lh_infwd_fault(v[i], R_MEMORY, "max_memory (%lld bytes) full for %d ms with %zu "
                        "connections waiting; this one received nothing for longest (%lld ms, "
                        "%zu bytes held, its frame not acked)", (long long)max, STALL_MS,
@@ -632,7 +646,8 @@ static int register_metrics(struct lh_in_forward *f, struct lh_metrics *reg)
                                      NULL, "Forward connections open");
     m->memory = lh_metrics_get(reg, LH_METRIC_GAUGE, "loghaul_collector_forward_memory_bytes",
                                NULL, "bytes Forward connections hold (frame buffers, socket "
-                               "input, staging), against listen.forward.max_memory");
+                               "input, staging, batches kept for the store), against "
+                               "listen.forward.max_memory");
     m->pauses = lh_metrics_get(reg, LH_METRIC_COUNTER,
                                "loghaul_collector_forward_read_pauses_total", NULL,
                                "times a Forward connection stopped reading for max_memory");

@@ -168,8 +168,24 @@ static int connect_client(void)
     return fd;
 }
 
+/* Writes all of data, turning the loop while the socket is full. */
+static void send_all(int fd, const char *data, size_t len)
+{
+    for (int i = 0; len > 0 && i < 1000; i++) {
+        ssize_t n = send(fd, data, len, MSG_DONTWAIT);
+        if (n < 0) {
+            ck_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+            turn();
+            continue;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    ck_assert_uint_eq(len, 0);
+}
+
 /* A Message-mode frame [tag, time, {message}, {chunk}]. */
-static void send_frame(int fd, const char *chunk)
+static void send_message(int fd, const char *chunk, const char *message)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -180,12 +196,17 @@ static void send_frame(int fd, const char *chunk)
     msgpack_pack_int64(&pk, 1700000000);
     msgpack_pack_map(&pk, 1);
     lh_pack_cstr(&pk, "message");
-    lh_pack_cstr(&pk, "hello");
+    lh_pack_cstr(&pk, message);
     msgpack_pack_map(&pk, 1);
     lh_pack_cstr(&pk, "chunk");
     lh_pack_cstr(&pk, chunk);
-    ck_assert_int_eq(write(fd, sb.data, sb.size), (ssize_t)sb.size);
+    send_all(fd, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static void send_frame(int fd, const char *chunk)
+{
+    send_message(fd, chunk, "hello");
 }
 
 /* What the client has received so far: acks counted into *acks; true
@@ -487,6 +508,46 @@ START_TEST(max_connections_hold_across_an_accept_pause)
 }
 END_TEST
 
+/* A batch commit copies for a store completing later counts against
+ * max_memory until the store is done: another connection waits for it. */
+START_TEST(a_copy_for_a_later_store_counts_against_max_memory)
+{
+    rig_up(true, true);
+    char *big = malloc(900 * 1024), *small = malloc(200 * 1024);
+    ck_assert(big && small);
+    memset(big, 'b', 900 * 1024 - 1);
+    big[900 * 1024 - 1] = '\0';
+    memset(small, 's', 200 * 1024 - 1);
+    small[200 * 1024 - 1] = '\0';
+    struct client a, b;
+    client_open(&a);
+    send_message(a.fd, "big", big);
+    wait_pending();
+    ck_assert_uint_eq(R.store.n_pending, 1);
+    ck_assert_uint_ge(lh_commit_held(R.commit), 900 * 1024);
+    R.cfg.max_memory = 1 << 20; /* read at each use: room for the copy, not for b too */
+    client_open(&b);
+    send_message(b.fd, "small", small);
+    for (int i = 0; i < 30; i++)
+        turn();
+    ck_assert_uint_eq(R.store.n_pending, 1);
+    complete_one(&R.store, 0);
+    ck_assert_uint_eq(lh_commit_held(R.commit), 0);
+    wait_acks(&a, 1);
+    ck_assert_int_eq(a.acks, 1);
+    wait_pending();
+    ck_assert_uint_eq(R.store.n_pending, 1);
+    complete_one(&R.store, 0);
+    wait_acks(&b, 1);
+    ck_assert_int_eq(b.acks, 1);
+    client_close(&a);
+    client_close(&b);
+    free(big);
+    free(small);
+    rig_down();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ingest");
@@ -501,6 +562,7 @@ static Suite *suite(void)
     tcase_add_test(tc, connection_gone_before_done);
     tcase_add_test(tc, listener_freed_before_done);
     tcase_add_test(tc, max_connections_hold_across_an_accept_pause);
+    tcase_add_test(tc, a_copy_for_a_later_store_counts_against_max_memory);
     suite_add_tcase(s, tc);
     return s;
 }
