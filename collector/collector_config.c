@@ -202,6 +202,16 @@ static const struct lh_cfg_field search_fields[] = {
      .offset = offsetof(struct lh_search_section, query_timeout_ms), .defval = "30s",
      .min = 100, .max = 3600 * 1000,
      .help = "a search, histogram or stats query scanning longer answers 503"},
+    {.key = "max_tails", .type = LH_CFG_INT,
+     .offset = offsetof(struct lh_search_section, max_tails), .defval = "64",
+     .min = 1, .max = 100000,
+     .help = "live tail streams open at once (and at most half of "
+             "listen.http.max_connections); past it a tail answers 503"},
+    {.key = "tail_max_memory", .type = LH_CFG_SIZE,
+     .offset = offsetof(struct lh_search_section, tail_max_memory), .defval = "32MiB",
+     .min = MiB, .max = 64 * 1024 * MiB,
+     .help = "bytes all live tails keep queued for their clients; past it the tail with the "
+             "most queued is cut off"},
     {0},
 };
 

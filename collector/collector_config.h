@@ -59,6 +59,8 @@ struct lh_store_section {
 
 struct lh_search_section {
     int64_t query_timeout_ms; /* a query scanning longer answers 503 */
+    int64_t max_tails;        /* live tails at once (at most half the HTTP connections) */
+    int64_t tail_max_memory;  /* bytes all live tails keep queued */
 };
 
 struct lh_collector_config {

@@ -120,6 +120,8 @@ static void restart_needed(const struct lh_collector_config *a,
     add_name(buf, len, !same_peers(&a->peers, &b->peers), "peers");
     add_name(buf, len, a->search.query_timeout_ms != b->search.query_timeout_ms,
              "search.query_timeout");
+    add_name(buf, len, a->search.max_tails != b->search.max_tails ||
+             a->search.tail_max_memory != b->search.tail_max_memory, "search tail limits");
 }
 
 static void reload_with(struct collector *col, const struct lh_collector_config *next)
@@ -204,6 +206,22 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 }
 
 /* ---- start -------------------------------------------------------------- */
+
+/* Tails hold their HTTP connections for as long as they run: at most half
+ * of them, so that queries and /healthz always find one. */
+static void set_tail_limits(struct collector *col)
+{
+    const struct lh_search_section *s = &col->cfg.search;
+    size_t http_max = (size_t)col->cfg.listen.http.limits.max_connections;
+    size_t max = (size_t)s->max_tails, half = http_max / 2 ? http_max / 2 : 1;
+    if (max > half) {
+        LH_WARN(MAIN_LOG, "search.max_tails (%zu) held to %zu, half of "
+                "listen.http.max_connections (%zu), so that queries still get connections",
+                max, half, http_max);
+        max = half;
+    }
+    lh_tail_set_limits(lh_http_api_tail(col->api), max, (size_t)s->tail_max_memory);
+}
 
 static void on_retention(evutil_socket_t fd, short what, void *arg)
 {
@@ -313,8 +331,10 @@ static int start(struct collector *col)
         rc = LH_ENOMEM;
     if (rc == 0)
         rc = lh_http_api_set_peers(col->api, col->cfg.peers.v, col->cfg.peers.n, err, sizeof err);
-    if (rc == 0)
+    if (rc == 0) {
         lh_http_api_set_query_timeout(col->api, col->cfg.search.query_timeout_ms);
+        set_tail_limits(col);
+    }
     free(token);
     if (rc != 0) {
         LH_ERROR(MAIN_LOG, "%s", err[0] ? err : lh_strerror(rc));

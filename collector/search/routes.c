@@ -525,8 +525,12 @@ static void on_tail(struct lh_routes *r, struct evhttp_request *req, struct para
     struct lh_query *q = p->query;
     p->query = NULL; /* the stream owns it now */
     int rc = lh_tail_start(r->tail, req, q);
-    if (rc == LH_ETOOBIG)
-        lh_reply_error(req, 400, "too many live tail clients", -1);
+    if (rc == LH_ETOOBIG) {
+        /* It is not kept waiting for a connection's read_timeout either. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        lh_reply_error(req, 503, "too many live tails open (search.max_tails): try again "
+                       "later", -1);
+    }
     else if (rc != 0)
         lh_reply_error(req, 500, lh_strerror(rc), -1);
 }

@@ -18,6 +18,8 @@
 #define TAIL_LOG "tail"
 /* A client whose queue does not shrink for this long is gone or stuck. */
 #define TAIL_WRITE_TIMEOUT_S 60
+/* Room kept for a {"dropped": N} line ahead of a record. */
+#define DROPPED_LINE_MAX 32
 
 struct client {
     struct lh_tail *t;
@@ -27,13 +29,17 @@ struct client {
     struct evbuffer *batch;   /* lines of the batch being published */
     uint64_t dropped;         /* not yet announced */
     bool ending;              /* its query failed: the stream ends at the flush */
+    bool cut;                 /* cut off for max_memory once the record is offered */
     LIST_ENTRY(client) link;
 };
 
 struct lh_tail {
     LIST_HEAD(, client) clients;
     size_t n_clients;
-    struct lh_metric *gauge, *drops;
+    size_t max_clients, max_memory;
+    size_t queued;            /* all clients' queues, while a batch is published */
+    size_t n_cut;             /* clients marked cut, not yet closed */
+    struct lh_metric *gauge, *drops, *cuts;
 };
 
 int lh_tail_new(struct lh_metrics *metrics, struct lh_tail **out)
@@ -42,16 +48,27 @@ int lh_tail_new(struct lh_metrics *metrics, struct lh_tail **out)
     if (!t)
         return LH_ENOMEM;
     LIST_INIT(&t->clients);
+    t->max_clients = LH_TAIL_MAX_CLIENTS;
+    t->max_memory = LH_TAIL_MAX_MEMORY;
     t->gauge = lh_metrics_get(metrics, LH_METRIC_GAUGE, "loghaul_collector_tail_clients", NULL,
                               "live tail streams open");
     t->drops = lh_metrics_get(metrics, LH_METRIC_COUNTER, "loghaul_collector_tail_dropped_total",
                               NULL, "records not sent to a live tail client that read too slowly");
-    if (!t->gauge || !t->drops) {
+    t->cuts = lh_metrics_get(metrics, LH_METRIC_COUNTER, "loghaul_collector_tail_cut_total", NULL,
+                             "live tails cut off, the one with the most queued, when "
+                             "search.tail_max_memory was full");
+    if (!t->gauge || !t->drops || !t->cuts) {
         free(t);
         return LH_ENOMEM;
     }
     *out = t;
     return 0;
+}
+
+void lh_tail_set_limits(struct lh_tail *t, size_t max_clients, size_t max_memory)
+{
+    t->max_clients = max_clients;
+    t->max_memory = max_memory;
 }
 
 static void client_free(struct client *c)
@@ -93,7 +110,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 
 int lh_tail_start(struct lh_tail *t, struct evhttp_request *req, struct lh_query *q)
 {
-    if (t->n_clients >= LH_TAIL_MAX_CLIENTS) {
+    if (t->n_clients >= t->max_clients) {
         lh_query_free(q);
         return LH_ETOOBIG;
     }
@@ -155,9 +172,69 @@ static void fail_query(struct client *c)
     c->ending = true;
 }
 
+/* Marks the client with the most queued to be cut off (closed after the
+ * record being offered): its queue no longer counts. */
+static struct client *cut_largest(struct lh_tail *t)
+{
+    struct client *c, *big = NULL;
+    size_t most = 0;
+    LIST_FOREACH(c, &t->clients, link) {
+        if (c->cut || c->ending)
+            continue;
+        size_t q = queued(c);
+        if (!big || q > most) {
+            big = c;
+            most = q;
+        }
+    }
+    if (big) {
+        big->cut = true;
+        t->n_cut++;
+        t->queued -= most < t->queued ? most : t->queued;
+    }
+    return big;
+}
+
+/* Makes room for need more bytes under max_memory; false when c itself
+ * was cut off for it. */
+static bool make_room(struct lh_tail *t, struct client *c, size_t need)
+{
+    while (t->queued + need > t->max_memory) {
+        struct client *v = cut_largest(t);
+        if (!v || v == c)
+            return false;
+    }
+    return true;
+}
+
+/* Closes the clients cut off: the end of a stream they do not read would
+ * wait behind all they have queued, so the connection goes, and with it
+ * the memory. */
+static void close_cut(struct lh_tail *t)
+{
+    struct client *c = LIST_FIRST(&t->clients), *next;
+    for (; c; c = next) {
+        next = LIST_NEXT(c, link);
+        if (!c->cut)
+            continue;
+        struct evhttp_connection *evcon = c->evcon;
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evcon, &addr, &port);
+        LH_WARN(TAIL_LOG, "cutting off the live tail of %s:%u: search.tail_max_memory (%zu "
+                "bytes) is full and it has the most queued (%zu bytes; it reads too slowly)",
+                addr ? addr : "?", (unsigned)port, t->max_memory, queued(c));
+        lh_metric_add(t->cuts, 1);
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        client_free(c);
+        evhttp_connection_free(evcon);
+    }
+    t->n_cut = 0;
+}
+
 static void offer(struct client *c, struct event_view *ev)
 {
-    if (c->ending)
+    if (c->ending || c->cut)
         return;
     if (c->q) {
         struct lh_query_record qr = {.tag = ev->tag, .tag_len = ev->tag_len,
@@ -177,6 +254,9 @@ static void offer(struct client *c, struct event_view *ev)
         lh_metric_add(c->t->drops, 1);
         return;
     }
+    if (!make_room(c->t, c, ev->json_len + 1 + DROPPED_LINE_MAX))
+        return;
+    size_t before = evbuffer_get_length(c->batch);
     if (c->dropped && evbuffer_add_printf(c->batch, "{\"dropped\":%llu}\n",
                                           (unsigned long long)c->dropped) > 0)
         c->dropped = 0;
@@ -185,6 +265,7 @@ static void offer(struct client *c, struct event_view *ev)
         c->dropped++;
         lh_metric_add(c->t->drops, 1);
     }
+    c->t->queued += evbuffer_get_length(c->batch) - before;
 }
 
 static bool decode_event(const msgpack_object *o, struct event_view *ev)
@@ -208,6 +289,8 @@ static void publish_event(struct lh_tail *t, const msgpack_object *o)
     LIST_FOREACH(c, &t->clients, link)
         offer(c, &ev);
     free(ev.json);
+    if (t->n_cut)
+        close_cut(t);
 }
 
 static void flush_all(struct lh_tail *t)
@@ -229,6 +312,10 @@ void lh_tail_publish(struct lh_tail *t, const char *events, size_t len, size_t n
 {
     if (t->n_clients == 0)
         return;
+    struct client *c;
+    t->queued = 0;
+    LIST_FOREACH(c, &t->clients, link)
+        t->queued += queued(c);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;

@@ -241,6 +241,89 @@ def live_tail(run):
     check(col.proc.alive(), "collector alive after clients left")
 
 
+def status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
+
+
+def tail_request(col, timeout=10):
+    """A socket that asked for /api/v1/tail and reads nothing (a small
+    receive buffer, so the collector keeps what it cannot send)."""
+    host, port = col.http.rsplit(":", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(timeout)
+    s.connect((host, int(port)))
+    s.sendall(b"GET /api/v1/tail?q=* HTTP/1.1\r\nHost: t\r\n\r\n")
+    return s
+
+
+@test
+def tails_that_never_read_are_bounded(run):
+    """260 tails that never read (more than listen.http.max_connections,
+    256) while 40 MiB of records arrive: tails past search.max_tails answer
+    503, the queued bytes stay under search.tail_max_memory (the tail with
+    the most queued is cut off), a tail that reads keeps its records, and
+    /healthz and a search answer meanwhile."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 1024:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    cfg = lhtest.collector_config(run, "collector", tls=False)
+    path = lhtest.write_config(run.path("collector.yaml"), cfg)
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"
+    p = run.start("collector", [lhtest.COLLECTOR, "-c", path], env=env)
+    col = lhtest.Collector(p, p.wait_log(r"forward listening on (\S+)").group(1),
+                           p.wait_log(r"http listening on (\S+)").group(1))
+    wait_until(lambda: lhtest.http_get(col.url + "/healthz")[0] == 200, 20, "/healthz")
+    reader = TailStream(col, "marker")
+    socks = []
+    try:
+        for _ in range(260):
+            socks.append(tail_request(col))
+        wait_until(lambda: metric_now(col, "loghaul_collector_tail_clients") == 64, 20,
+                   "64 tails open (search.max_tails)")
+        extra = tail_request(col)
+        head = extra.recv(4096).decode("latin-1")
+        extra.close()
+        check(head.startswith("HTTP/1.1 503") and "max_tails" in head,
+              "a tail past search.max_tails: %r" % head[:300])
+        before = status_kib(col.proc.pid, "VmHWM")
+        fc = ForwardClient("127.0.0.1", col.forward_port, timeout=60)
+        try:
+            for b in range(40):
+                now = time.time_ns()
+                ack, chunk = fc.send_batch("tail.mem", [(now + k, {"message": "%d %d %s" % (
+                    b, k, "y" * 1000)}) for k in range(1000)])
+                check(ack == {"ack": chunk}, "batch %d not acked: %r" % (b, ack))
+            ack, chunk = fc.send_batch("tail.mem", [(time.time_ns(), {"message": "marker"})])
+            check(ack == {"ack": chunk}, "the marker was not acked")
+        finally:
+            fc.close()
+        peak = status_kib(col.proc.pid, "VmHWM")
+        check(lhtest.http_get(col.url + "/healthz", timeout=5)[0] == 200,
+              "/healthz with the tails open")
+        st, rows = api(col, "/api/v1/search", q="marker")
+        check(st == 200, "a search with the tails open: %d" % st)
+        wait_until(lambda: any(x.get("message") == "marker" for x in reader.lines), 10,
+                   "the reading tail to get the marker")
+        cut = metric_now(col, "loghaul_collector_tail_cut_total")
+        check(cut >= 1, "no tail was cut off")
+        col.proc.wait_log(r"cutting off the live tail of .*search.tail_max_memory", 5)
+        print("  VmHWM %.1f MiB before the records, %.1f MiB after; %d tails cut off"
+              % (before / 1024, peak / 1024, cut))
+        # search.tail_max_memory (32 MiB) on top of Forward's decoding.
+        check(peak < 160 * 1024, "VmHWM %.0f MiB with non-reading tails" % (peak / 1024))
+    finally:
+        for s in socks:
+            s.close()
+        reader.close()
+
+
 @test
 def tail_cli(run):
     certs = run.certs()
