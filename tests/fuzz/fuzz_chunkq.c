@@ -7,7 +7,6 @@
  * syncs and closes, then opens again: what comes back must be exactly the
  * chunks not acked plus the new one. Never a crash, a leak or a hang; the
  * temporary directory is made once per process. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -20,48 +19,10 @@
 
 #include "common/chunkq/chunkq.h"
 #include "common/base/log.h"
+#include "tests/fuzz/fuzz_dir.h"
 
 #define F_FIX_SUM 1
 #define MAX_REPLAY 4096
-
-static void clear_dir(const char *dir);
-static void remove_dir(void);
-
-static const char *queue_dir(void)
-{
-    static char dir[PATH_MAX];
-    if (!dir[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/fuzz_chunkq-XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(dir))
-            abort();
-        atexit(remove_dir);
-        lh_log_set_level(LH_LOG_ERROR);
-    }
-    return dir;
-}
-
-static void clear_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[PATH_MAX + 300];
-    if (!d)
-        abort();
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        unlink(path);
-    }
-    closedir(d);
-}
-
-static void remove_dir(void)
-{
-    clear_dir(queue_dir());
-    rmdir(queue_dir());
-}
 
 static void write_file(const char *dir, const char *ext, const uint8_t *p, size_t n)
 {
@@ -157,7 +118,7 @@ static void append_one(struct lh_chunkq *q)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct replay r;
-    const char *dir = queue_dir();
+    const char *dir = lh_fuzz_dir("fuzz_chunkq");
     if (size < 3)
         return 0;
     size_t ack_len = (size_t)data[1] << 8 | data[2];
@@ -170,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(seg, data + 3 + ack_len, seg_len);
     if (data[0] & F_FIX_SUM)
         fix_sums(seg, seg_len);
-    clear_dir(dir);
+    lh_fuzz_dir_clear(dir);
     write_file(dir, "seg", seg, seg_len);
     if (ack_len)
         write_file(dir, "ack", data + 3, ack_len);

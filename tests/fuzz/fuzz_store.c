@@ -8,7 +8,6 @@
  * torn tail, the same events plus the appended one, and the same bytes.
  * Never a crash, a leak or a hang; the temporary directory is made once per
  * process. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -22,49 +21,11 @@
 #include "collector/store/store.h"
 #include "tests/unit/lh_store_test.h"
 #include "common/base/log.h"
+#include "tests/fuzz/fuzz_dir.h"
 #include "common/codec/record.h"
 
 #define F_FIX_CRC 1
 #define F_SPLIT 2
-
-static void clear_dir(const char *dir);
-static void remove_dir(void);
-
-static const char *store_dir(void)
-{
-    static char dir[PATH_MAX];
-    if (!dir[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/fuzz_store-XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(dir))
-            abort();
-        atexit(remove_dir);
-        lh_log_set_level(LH_LOG_ERROR);
-    }
-    return dir;
-}
-
-static void clear_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[PATH_MAX + 300];
-    if (!d)
-        abort();
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        unlink(path);
-    }
-    closedir(d);
-}
-
-static void remove_dir(void)
-{
-    clear_dir(store_dir());
-    rmdir(store_dir());
-}
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -150,7 +111,7 @@ static void append_one(struct lh_store *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *dir = store_dir();
+    const char *dir = lh_fuzz_dir("fuzz_store");
     if (size < 3)
         return 0;
     uint8_t flags = data[0];
@@ -162,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(body, data + 3, n);
     if (flags & F_FIX_CRC)
         fix_crcs(body, n);
-    clear_dir(dir);
+    lh_fuzz_dir_clear(dir);
     if (flags & F_SPLIT) {
         split = split < n ? split : n;
         write_seg(dir, 1, body, split);
