@@ -675,6 +675,15 @@ def delivery_agent_config(run, log, ports, **out):
     return cfg
 
 
+def status_kib(pid, key):
+    """A /proc/PID/status value in KiB (VmHWM: the peak RSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
+
+
 def kill9(run, proc):
     """SIGKILL: the process is gone without any cleanup."""
     proc.popen.send_signal(signal.SIGKILL)

@@ -18,7 +18,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lhtest  # noqa: E402
-from lhtest import ForwardClient, check, cli, test, wait_until  # noqa: E402
+from lhtest import ForwardClient, check, cli, status_kib, test, wait_until  # noqa: E402
 
 
 def ship(col, certs, tag, entries):
@@ -239,14 +239,6 @@ def live_tail(run):
     wait_until(lambda: metric_now(col, "loghaul_collector_tail_clients") == 0, 10,
                "tail clients gone after they closed")
     check(col.proc.alive(), "collector alive after clients left")
-
-
-def status_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
 
 
 def tail_request(col, timeout=10):

@@ -20,7 +20,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lhtest  # noqa: E402
-from lhtest import ForwardClient, check, test, wait_until  # noqa: E402
+from lhtest import ForwardClient, check, status_kib, test, wait_until  # noqa: E402
 
 MIB = 1024 * 1024
 # The defaults (max_memory 96 MiB, 2 x max_decompressed 64 MiB for one
@@ -43,14 +43,6 @@ def start(run, name="collector", **kw):
     col = lhtest.Collector(p, fwd, http)
     wait_until(lambda: lhtest.http_get(col.url + "/healthz")[0] == 200, 20, "/healthz")
     return col
-
-
-def status_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
 
 
 def hwm(col):

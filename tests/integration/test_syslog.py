@@ -19,7 +19,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lhtest import (AGENT, CLI, COLLECTOR, agent_config, check, check_exactly_once,  # noqa: E402
                     client_tls_context, fixed_collector_config, free_port, metric, run, seq_line, start_agent,
-                    start_collector, test, wait_all, wait_until, write_config)
+                    start_collector, status_kib, test, wait_all, wait_until, write_config)
 
 
 def syslog_agent(r, listen, name="agent", tls=None, extra=None):
@@ -409,14 +409,6 @@ def unix_socket_appears_with_its_mode(r):
         check(mode == 0o660, "%s has mode %o, not 0660" % (path, mode))
     check(sorted(os.listdir(r.path("sockets"))) == ["d.sock", "s.sock"],
           "private directories left behind: %r" % os.listdir(r.path("sockets")))
-
-
-def status_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
 
 
 def flood_half_sent(host, port, n, size):
