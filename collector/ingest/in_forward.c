@@ -89,12 +89,17 @@ static void mem_sync(struct conn *c)
     mem_account(c, conn_usage(c));
 }
 
+static void unpause(struct conn *c)
+{
+    c->paused = false;
+    c->f->n_paused--;
+    TAILQ_REMOVE(&c->f->paused, c, pause_link);
+}
+
 static void mem_forget(struct conn *c)
 {
-    if (c->paused) {
-        c->paused = false;
-        c->f->n_paused--;
-    }
+    if (c->paused)
+        unpause(c);
     mem_account(c, 0);
 }
 
@@ -107,6 +112,7 @@ static void conn_pause(struct conn *c, size_t want)
     c->paused = true;
     c->want = want;
     f->n_paused++;
+    TAILQ_INSERT_TAIL(&f->paused, c, pause_link);
     bufferevent_disable(c->bev, EV_READ);
     lh_metric_add(f->m.pauses, 1);
     LH_DEBUG(FWD_LOG, "%s: max_memory reached (%zu bytes held), reading paused", c->peer,
@@ -385,18 +391,21 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn_read(c);
 }
 
-/* Memory was released: paused connections read again, in turn, while the
- * budget has room (libevent does not announce what it already buffered). */
+/* Memory was released: paused connections read again in the order they
+ * paused, each whose growth fits (libevent does not announce what it
+ * already buffered). First come first: a sender that waits is not passed
+ * over by newer ones until it looks idle to the stall breaker. One that
+ * pauses again goes to the back; each reads only what libevent holds
+ * already, so this ends. */
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_in_forward *f = arg;
-    for (struct conn *c = f->conns, *next; c && budget_used(f) < (size_t)f->cfg->max_memory;
-         c = next) {
-        next = c->next;
-        if (!c->paused)
+    size_t max = (size_t)f->cfg->max_memory;
+    for (struct conn *c = TAILQ_FIRST(&f->paused), *next; c && budget_used(f) < max; c = next) {
+        next = TAILQ_NEXT(c, pause_link);
+        if (budget_used(f) + c->want > max)
             continue;
-        c->paused = false;
-        f->n_paused--;
+        unpause(c);
         bufferevent_enable(c->bev, EV_READ);
         conn_read(c);
     }
@@ -690,6 +699,7 @@ int lh_in_forward_new(struct event_base *base, const struct lh_forward_listen_cf
         goto fail;
     }
     msgpack_sbuffer_init(&f->stage);
+    TAILQ_INIT(&f->paused);
     f->resume_ev = event_new(base, -1, 0, on_resume, f);
     f->stall_ev = evtimer_new(base, on_stall, f);
     f->wake_ev = event_new(base, -1, 0, on_wake, f);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "collector/ingest/commit.h"
 #include "collector/ingest/in_forward.h"
@@ -67,6 +68,7 @@ struct lh_in_forward {
      * wait for each other forever, and a sender delivering goes last. */
     size_t held;
     size_t n_paused;
+    TAILQ_HEAD(, conn) paused; /* in the order they paused: resumed first come first */
     bool released;             /* memory released since the stall timer was armed */
     struct event *resume_ev;   /* wakes paused connections, from the loop */
     struct event *stall_ev;
@@ -90,7 +92,8 @@ struct conn {
     bool tls_done;             /* TLS handshake done, or plain TCP */
     struct event *hs_timer;    /* until both handshakes are done; then NULL */
     bool closing;              /* no more reading; freed once acks are written */
-    bool paused;               /* reading stopped: waiting for memory */
+    bool paused;               /* reading stopped: waiting for memory (in f->paused) */
+    TAILQ_ENTRY(conn) pause_link;
     /* One commit at a time per connection, as the store's fsync used to
      * hold the whole loop: while t is out no frame is read. */
     struct ticket *t;

@@ -548,6 +548,55 @@ START_TEST(a_copy_for_a_later_store_counts_against_max_memory)
 }
 END_TEST
 
+/* Connections waiting for memory read again in the order they paused: a
+ * newer one does not take the room an older one waits for. */
+START_TEST(paused_connections_resume_first_come_first)
+{
+    rig_up(true, true);
+    char *msg = malloc(3000);
+    ck_assert_ptr_nonnull(msg);
+    memset(msg, 'm', 2999); /* a frame libevent reads at once */
+    msg[2999] = '\0';
+    struct client older, newer;
+    client_open(&older);
+    for (int i = 0; i < 100 && !R.fwd->conns; i++)
+        turn();
+    client_open(&newer);
+    for (int i = 0; i < 100 && !(R.fwd->conns && R.fwd->conns->next); i++)
+        turn();
+    struct conn *nc = R.fwd->conns, *oc = nc->next; /* newest first */
+    R.cfg.max_memory = 1;
+    send_message(older.fd, "o", msg);
+    for (int i = 0; i < 100 && !oc->paused; i++)
+        turn();
+    send_message(newer.fd, "n", msg);
+    for (int i = 0; i < 100 && !nc->paused; i++)
+        turn();
+    ck_assert(oc->paused && nc->paused);
+    ck_assert_uint_eq(oc->want, nc->want);
+    /* Room for one of them to read its frame (and have it held for the store). */
+    R.cfg.max_memory = (int64_t)(R.fwd->held + oc->want);
+    event_active(R.fwd->resume_ev, EV_TIMEOUT, 0);
+    for (int i = 0; i < 10; i++)
+        turn();
+    ck_assert_uint_eq(R.store.n_pending, 1);
+    complete_one(&R.store, 0);
+    wait_acks(&older, 1);
+    client_poll(&newer);
+    ck_assert_int_eq(older.acks, 1);
+    ck_assert_int_eq(newer.acks, 0);
+    R.cfg.max_memory = 64 << 20;
+    wait_pending();
+    complete_one(&R.store, 0);
+    wait_acks(&newer, 1);
+    ck_assert_int_eq(newer.acks, 1);
+    client_close(&older);
+    client_close(&newer);
+    free(msg);
+    rig_down();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ingest");
@@ -563,6 +612,7 @@ static Suite *suite(void)
     tcase_add_test(tc, listener_freed_before_done);
     tcase_add_test(tc, max_connections_hold_across_an_accept_pause);
     tcase_add_test(tc, a_copy_for_a_later_store_counts_against_max_memory);
+    tcase_add_test(tc, paused_connections_resume_first_come_first);
     suite_add_tcase(s, tc);
     return s;
 }
