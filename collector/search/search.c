@@ -81,6 +81,15 @@ static int add_hit(void *ud, const struct lh_store_event *ev)
         msgpack_pack_str_body(&pk, ev->tag, ev->tag_len) != 0 ||
         msgpack_pack_object(&pk, *ev->fields) != 0)
         return LH_ENOMEM;
+    /* msgpack's buffer starts at 8 KiB: 100,000 hits of a hundred bytes
+     * would hold most of a GiB. */
+    if (slot->rec.alloc > 2 * slot->rec.size) {
+        char *d = realloc(slot->rec.data, slot->rec.size);
+        if (d) {
+            slot->rec.data = d;
+            slot->rec.alloc = slot->rec.size;
+        }
+    }
     if (grow)
         sift_up(t, t->n++);
     else

@@ -26,6 +26,39 @@ def ship(col, certs, tag, entries):
 
 
 @test
+def a_broad_search_costs_about_its_answer(run):
+    """limit=100000 over 60,000 small records: a 12 MB answer once took the
+    collector to 263 MiB (each kept hit had an 8 KiB buffer)."""
+    cfg = lhtest.collector_config(run, "collector", tls=False)
+    path = lhtest.write_config(run.path("collector.yaml"), cfg)
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"
+    p = run.start("collector", [lhtest.COLLECTOR, "-c", path], env=env)
+    col = lhtest.Collector(p, p.wait_log(r"forward listening on (\S+)").group(1),
+                           p.wait_log(r"http listening on (\S+)").group(1))
+    wait_until(lambda: lhtest.http_get(col.url + "/healthz")[0] == 200, 20, "/healthz")
+    c = ForwardClient("127.0.0.1", col.forward_port, timeout=30)
+    try:
+        for b in range(60):
+            now = time.time_ns()
+            ack, chunk = c.send_batch("broad.t", [(now + k, {"message": "broad %d %d %s" % (
+                b, k, "q" * 100)}) for k in range(1000)])
+            check(ack == {"ack": chunk}, "batch %d not acked" % b)
+    finally:
+        c.close()
+    before = lhtest.status_kib(col.proc.pid, "VmHWM")
+    status, body = lhtest.http_get(col.url + "/api/v1/search?q=broad&limit=100000", timeout=60)
+    check(status == 200, "search: HTTP %d" % status)
+    lines = [ln for ln in body.split(b"\n") if ln.strip()]
+    check(len(lines) == 60000, "%d records answered" % len(lines))
+    peak = lhtest.status_kib(col.proc.pid, "VmHWM")
+    print("  VmHWM %.1f MiB before, %.1f MiB after a %.1f MB answer"
+          % (before / 1024, peak / 1024, len(body) / 1e6))
+    check(peak - before < 100 * 1024, "the search took VmHWM from %.0f to %.0f MiB"
+          % (before / 1024, peak / 1024))
+
+
+@test
 def two_collectors_merge_by_time(run):
     certs = run.certs()
     a = lhtest.start_collector(run, "col-a")
