@@ -264,14 +264,7 @@ def tails_that_never_read_are_bounded(run):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 1024:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
-    cfg = lhtest.collector_config(run, "collector", tls=False)
-    path = lhtest.write_config(run.path("collector.yaml"), cfg)
-    env = dict(os.environ)
-    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"
-    p = run.start("collector", [lhtest.COLLECTOR, "-c", path], env=env)
-    col = lhtest.Collector(p, p.wait_log(r"forward listening on (\S+)").group(1),
-                           p.wait_log(r"http listening on (\S+)").group(1))
-    wait_until(lambda: lhtest.http_get(col.url + "/healthz")[0] == 200, 20, "/healthz")
+    col = lhtest.start_collector(run, "collector", tls=False, env=lhtest.small_quarantine_env())
     reader = TailStream(col, "marker")
     socks = []
     try:

@@ -35,9 +35,7 @@ def start(run, name="collector", **kw):
     sits in a quarantine that would count as RSS: keep it small."""
     cfg = lhtest.collector_config(run, "collector", tls=False, **kw)
     path = lhtest.write_config(run.path("collector.yaml"), cfg)
-    env = dict(os.environ)
-    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"
-    p = run.start(name, [lhtest.COLLECTOR, "-c", path], env=env)
+    p = run.start(name, [lhtest.COLLECTOR, "-c", path], env=lhtest.small_quarantine_env())
     fwd = p.wait_log(r"forward listening on (\S+)").group(1)
     http = p.wait_log(r"http listening on (\S+)").group(1)
     col = lhtest.Collector(p, fwd, http)

@@ -29,14 +29,7 @@ def ship(col, certs, tag, entries):
 def a_broad_search_costs_about_its_answer(run):
     """limit=100000 over 60,000 small records: a 12 MB answer once took the
     collector to 263 MiB (each kept hit had an 8 KiB buffer)."""
-    cfg = lhtest.collector_config(run, "collector", tls=False)
-    path = lhtest.write_config(run.path("collector.yaml"), cfg)
-    env = dict(os.environ)
-    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"
-    p = run.start("collector", [lhtest.COLLECTOR, "-c", path], env=env)
-    col = lhtest.Collector(p, p.wait_log(r"forward listening on (\S+)").group(1),
-                           p.wait_log(r"http listening on (\S+)").group(1))
-    wait_until(lambda: lhtest.http_get(col.url + "/healthz")[0] == 200, 20, "/healthz")
+    col = lhtest.start_collector(run, "collector", tls=False, env=lhtest.small_quarantine_env())
     c = ForwardClient("127.0.0.1", col.forward_port, timeout=30)
     try:
         for b in range(60):
