@@ -93,11 +93,10 @@ static int pack_fields(msgpack_packer *pk, const struct lh_fwd_event *ev, const 
 static int stage_event(void *ud, const struct lh_fwd_event *ev)
 {
     struct stage *st = ud;
-    size_t used;
     /* The store reads each event [tag, time, fields] back with msgpack-c, so
      * the record may nest one level less than its limit: nothing is acked
-     * that cannot be read back. */
-    if (lh_mp_walk((const uint8_t *)ev->record, ev->record_len, LH_MP_MAX_DEPTH - 1, &used) != 0) {
+     * that cannot be read back. The decoder's walk measured the depth. */
+    if (ev->depth > LH_MP_MAX_DEPTH - 1) {
         st->refused = R_TOO_DEEP;
         return LH_EPROTO;
     }

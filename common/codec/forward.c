@@ -175,7 +175,8 @@ int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
 /* The checks of lh_mp_scan (every length and count bounded by the bytes left,
  * msgpack-c's depth rule) without its resumable state: this runs once per
  * entry of every packed frame. */
-int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len)
+int lh_mp_walk_depth(const uint8_t *p, size_t n, unsigned max_depth, size_t *len,
+                     unsigned *deepest)
 {
     uint64_t left[LH_MP_WALK_MAX];
     uint64_t owed = 1; /* objects not yet walked, each at least one byte */
@@ -183,6 +184,7 @@ int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len)
     size_t pos = 0;
     struct mp_head h;
 
+    *deepest = 0;
     if (max_depth > LH_MP_WALK_MAX)
         max_depth = LH_MP_WALK_MAX;
     do {
@@ -192,8 +194,12 @@ int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len)
             head_set(&h, h.hdr, h.lenw, h.kind, read_be(p + pos + 1, h.lenw));
         if (h.payload > n - pos - h.hdr)
             return LH_EPROTO;
-        if (is_container(&h) && depth == max_depth)
-            return LH_ETOOBIG;
+        if (is_container(&h)) {
+            if (depth == max_depth)
+                return LH_ETOOBIG;
+            if (depth + 1 > *deepest)
+                *deepest = depth + 1;
+        }
         pos += h.hdr + (size_t)h.payload;
         owed = owed - 1 + h.children;
         if (depth > 0)
@@ -205,6 +211,13 @@ int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len)
     } while (depth > 0);
     *len = pos;
     return 0;
+}
+
+int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len)
+{
+    unsigned deepest;
+
+    return lh_mp_walk_depth(p, n, max_depth, len, &deepest);
 }
 
 size_t lh_mp_extent(const uint8_t *p, size_t n)
@@ -352,9 +365,9 @@ static int emit(struct decoder *d, struct lh_fwd_event *ev, struct span record)
 
 /* One entry, e[0..len) exactly: [time, record] or [[time, metadata],
  * record]. The record's bytes go to the callback as they are. */
-static int decode_entry(struct decoder *d, const uint8_t *e, size_t len)
+static int decode_entry(struct decoder *d, const uint8_t *e, size_t len, unsigned depth)
 {
-    struct lh_fwd_event ev = {0};
+    struct lh_fwd_event ev = {.depth = depth};
     struct span head;
     uint64_t n;
     size_t hdr;
@@ -378,12 +391,13 @@ static int decode_entry(struct decoder *d, const uint8_t *e, size_t len)
 static int decode_entries(struct decoder *d, const uint8_t *p, size_t n)
 {
     size_t off = 0, used;
+    unsigned deepest;
     int rc = 0;
 
     while (rc == 0 && off < n) {
-        if (lh_mp_walk(p + off, n - off, LH_MP_WALK_MAX, &used) != 0)
+        if (lh_mp_walk_depth(p + off, n - off, LH_MP_WALK_MAX, &used, &deepest) != 0)
             return LH_EPROTO;
-        rc = decode_entry(d, p + off, used);
+        rc = decode_entry(d, p + off, used, deepest - 1);
         off += used;
     }
     return rc;
@@ -540,13 +554,16 @@ static int decode_body(struct decoder *d, const struct frame *fr, enum lh_fwd_mo
 {
     struct lh_fwd_event ev = {0};
     const uint8_t *bp;
-    size_t bn, hdr;
+    size_t bn, hdr, used;
     uint64_t count;
     int rc;
 
     switch (m) {
     case LH_FWD_MESSAGE:
         rc = span_time(d, fr->el[1], &ev.time_ns);
+        if (rc == 0 && lh_mp_walk_depth(fr->el[2].p, fr->el[2].n, LH_MP_WALK_MAX, &used,
+                                        &ev.depth) != 0)
+            rc = LH_EPROTO;
         return rc != 0 ? rc : emit(d, &ev, fr->el[2]);
     case LH_FWD_FORWARD:
         if (container_head(fr->el[1].p, fr->el[1].n, MP_ARRAY, &count, &hdr) != 0)

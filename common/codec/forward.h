@@ -48,6 +48,10 @@ int lh_mp_scan(struct lh_mp_scan *s, const uint8_t *buf, size_t len, size_t max,
  * most LH_MP_WALK_MAX): 0 with *len its bytes, LH_ETOOBIG when it nests
  * deeper, LH_EPROTO when there is no complete object. */
 int lh_mp_walk(const uint8_t *p, size_t n, unsigned max_depth, size_t *len);
+/* lh_mp_walk that also sets *deepest to the levels of containers the
+ * object uses (the object itself counts: a scalar is 0, {} is 1). */
+int lh_mp_walk_depth(const uint8_t *p, size_t n, unsigned max_depth, size_t *len,
+                     unsigned *deepest);
 /* lh_mp_walk at LH_MP_MAX_DEPTH: the bytes msgpack_unpack would take, or 0. */
 size_t lh_mp_extent(const uint8_t *p, size_t n);
 /* The element count and header bytes of the map header at map[0..len).
@@ -68,9 +72,13 @@ struct lh_fwd_event {
     int64_t time_ns;
     /* The record, a msgpack map: its bytes in the frame (or the inflated
      * payload), never unpacked. It nests at most LH_MP_WALK_MAX levels; a
-     * consumer that unpacks it checks the depth it can take (lh_mp_walk). */
+     * consumer that unpacks it checks the depth it can take against depth. */
     const char *record;
     size_t record_len;
+    /* Levels of containers in the record, the record itself counted, as
+     * the decoder's one walk found them; for a packed entry the entry's
+     * depth less one (its head counts too: never less than the record's). */
+    unsigned depth;
     const msgpack_object *metadata; /* Fluent Bit 2+ [[time, meta], record]; or NULL */
 };
 
